@@ -1,0 +1,279 @@
+//! `flowgate.yaml`: process settings. Parsed and validated before anything starts; every
+//! problem is reported with file, line and field. Changing it takes a graceful restart.
+
+mod duration;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::identity::{Cidr, CidrSet, ClientIpHeader, MAX_LISTS};
+use crate::problem::{Problems, Span};
+use crate::yaml::At;
+
+pub use duration::Timeout;
+
+pub const DEFAULT_PATH: &str = "config/flowgate.yaml";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The file this was read from; relative paths inside are resolved against its folder.
+    #[serde(skip)]
+    pub path: PathBuf,
+    #[serde(default = "default_listen")]
+    pub listen: Vec<SocketAddr>,
+    #[serde(default)]
+    pub tls: Vec<TlsListener>,
+    /// `/metrics`, `/healthz`, `/readyz`; `null` turns it off.
+    #[serde(default = "default_admin")]
+    pub admin: Option<At<SocketAddr>>,
+    #[serde(default = "default_trusted_proxies")]
+    pub trusted_proxies: Vec<Cidr>,
+    #[serde(default = "default_client_ip_header")]
+    pub client_ip_header: At<String>,
+    #[serde(default = "default_rules")]
+    pub rules: PathBuf,
+    #[serde(default)]
+    pub intel: IntelConfig,
+    #[serde(default)]
+    pub events: EventsConfig,
+    #[serde(default)]
+    pub privacy: PrivacyConfig,
+    /// Worker threads for the proxy; default: one per core.
+    #[serde(default)]
+    pub threads: Option<usize>,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout: Timeout,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsListener {
+    pub listen: SocketAddr,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntelConfig {
+    pub country: Option<PathBuf>,
+    pub city: Option<PathBuf>,
+    pub asn: Option<PathBuf>,
+    pub anonymous: Option<PathBuf>,
+    /// Named CIDR list files, referenced by `ip_list` conditions.
+    #[serde(default)]
+    pub lists: BTreeMap<String, PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkKind {
+    #[default]
+    File,
+    Http,
+    None,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsConfig {
+    #[serde(default)]
+    pub sink: At<SinkKind>,
+    #[serde(default)]
+    pub file: FileSinkConfig,
+    /// Events waiting for the sink; when full, new events are dropped and counted.
+    #[serde(default = "default_queue")]
+    pub queue: usize,
+    /// Query parameters copied into events; a trailing `*` matches a prefix.
+    #[serde(default = "default_query_params")]
+    pub query_params: Vec<String>,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            sink: At::new(SinkKind::File),
+            file: FileSinkConfig::default(),
+            queue: default_queue(),
+            query_params: default_query_params(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSinkConfig {
+    #[serde(default = "default_events_dir")]
+    pub dir: PathBuf,
+}
+
+impl Default for FileSinkConfig {
+    fn default() -> Self {
+        FileSinkConfig {
+            dir: default_events_dir(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyConfig {
+    #[serde(default)]
+    pub ip: At<IpPrivacy>,
+}
+
+/// How much of the visitor's address an event keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IpPrivacy {
+    /// The whole address.
+    #[default]
+    Full,
+    /// IPv4 /24, IPv6 /48.
+    Truncate,
+    /// A keyed hash (not available yet; refused at load).
+    Hash,
+    /// No address at all.
+    None,
+}
+
+fn default_listen() -> Vec<SocketAddr> {
+    vec![SocketAddr::from(([127, 0, 0, 1], 8080))]
+}
+fn default_admin() -> Option<At<SocketAddr>> {
+    Some(At::new(SocketAddr::from(([127, 0, 0, 1], 9180))))
+}
+fn default_trusted_proxies() -> Vec<Cidr> {
+    ["127.0.0.1/32", "::1/128"]
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+fn default_client_ip_header() -> At<String> {
+    At::new("x-forwarded-for".to_string())
+}
+fn default_rules() -> PathBuf {
+    PathBuf::from("../rules")
+}
+fn default_queue() -> usize {
+    65_536
+}
+fn default_events_dir() -> PathBuf {
+    PathBuf::from("../var/events")
+}
+fn default_query_params() -> Vec<String> {
+    ["utm_*", "gclid", "fbclid", "ttclid", "msclkid", "sub*"]
+        .map(String::from)
+        .to_vec()
+}
+fn default_shutdown_timeout() -> Timeout {
+    Timeout::from_secs(10)
+}
+
+impl Config {
+    /// Reads, resolves and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, Problems> {
+        let mut problems = Problems::new();
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                problems.push(path, Span::default(), "", format!("cannot read: {e}"));
+                return Err(problems);
+            }
+        };
+        let mut config: Config = match crate::yaml::parse(&text) {
+            Ok(c) => c,
+            Err(e) => {
+                problems.push_yaml(path, &e);
+                return Err(problems);
+            }
+        };
+        config.path = path.to_path_buf();
+        config.resolve_paths();
+        config.validate(&mut problems);
+        problems.into_result(config)
+    }
+
+    fn resolve_paths(&mut self) {
+        let base = self.path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let abs = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        abs(&mut self.rules);
+        for p in [
+            &mut self.intel.country,
+            &mut self.intel.city,
+            &mut self.intel.asn,
+            &mut self.intel.anonymous,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            abs(p);
+        }
+        self.intel.lists.values_mut().for_each(abs);
+        abs(&mut self.events.file.dir);
+        for t in &mut self.tls {
+            abs(&mut t.cert);
+            abs(&mut t.key);
+        }
+    }
+
+    fn validate(&self, problems: &mut Problems) {
+        let file = &self.path;
+        if self.listen.is_empty() && self.tls.is_empty() {
+            problems.push(file, Span::default(), "listen", "no listener configured");
+        }
+        if let Err(e) = ClientIpHeader::parse(&self.client_ip_header) {
+            let span = self.client_ip_header.span;
+            problems.push(file, span, "client_ip_header", e);
+        }
+        if !self.rules.is_dir() {
+            let msg = format!("{} is not a folder", self.rules.display());
+            problems.push(file, Span::default(), "rules", msg);
+        }
+        if self.intel.lists.len() > MAX_LISTS {
+            let msg = format!("at most {MAX_LISTS} lists");
+            problems.push(file, Span::default(), "intel.lists", msg);
+        }
+        for (i, t) in self.tls.iter().enumerate() {
+            for (what, p) in [("cert", &t.cert), ("key", &t.key)] {
+                if !p.is_file() {
+                    let msg = format!("{} does not exist", p.display());
+                    problems.push(file, Span::default(), format!("tls[{i}].{what}"), msg);
+                }
+            }
+        }
+        if *self.events.sink == SinkKind::Http {
+            let span = self.events.sink.span;
+            let msg = "the http sink is not available in this version; use file or none";
+            problems.push(file, span, "events.sink", msg);
+        }
+        if self.events.queue == 0 {
+            problems.push(file, Span::default(), "events.queue", "must be at least 1");
+        }
+        if *self.privacy.ip == IpPrivacy::Hash {
+            let span = self.privacy.ip.span;
+            let msg = "hash is not available in this version; use full, truncate or none";
+            problems.push(file, span, "privacy.ip", msg);
+        }
+        if self.threads == Some(0) {
+            problems.push(file, Span::default(), "threads", "must be at least 1");
+        }
+    }
+
+    pub fn trusted_proxies(&self) -> CidrSet {
+        CidrSet::new(self.trusted_proxies.iter().copied())
+    }
+
+    pub fn client_ip_source(&self) -> ClientIpHeader {
+        ClientIpHeader::parse(&self.client_ip_header).unwrap_or(ClientIpHeader::XForwardedFor)
+    }
+}

@@ -1,0 +1,125 @@
+//! Building a click event from a decision, keeping only what the operator configured.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use super::ClickEvent;
+use crate::config::{EventsConfig, IpPrivacy, PrivacyConfig};
+use crate::identity::Visitor;
+use crate::rules::request::{percent_decode, query_pairs};
+use crate::rules::{Decision, RequestFacts};
+use crate::snapshot::Snapshot;
+
+/// Longest user agent or referer kept in an event, in bytes.
+const MAX_TEXT: usize = 1024;
+
+/// What events may carry.
+#[derive(Debug, Clone)]
+pub struct EventPolicy {
+    pub ip: IpPrivacy,
+    /// Parameter names; a trailing `*` matches a prefix.
+    pub query_params: Vec<String>,
+}
+
+impl EventPolicy {
+    pub fn new(events: &EventsConfig, privacy: &PrivacyConfig) -> EventPolicy {
+        EventPolicy {
+            ip: privacy.ip.value,
+            query_params: events.query_params.clone(),
+        }
+    }
+
+    fn keeps_param(&self, name: &str) -> bool {
+        self.query_params.iter().any(|p| match p.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => name == p,
+        })
+    }
+
+    fn ip(&self, ip: IpAddr) -> Option<String> {
+        match self.ip {
+            IpPrivacy::Full => Some(ip.to_string()),
+            IpPrivacy::Truncate => Some(match ip {
+                IpAddr::V4(a) => {
+                    let [a, b, c, _] = a.octets();
+                    format!("{a}.{b}.{c}.0")
+                }
+                IpAddr::V6(a) => {
+                    let s = a.segments();
+                    std::net::Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0).to_string()
+                }
+            }),
+            IpPrivacy::Hash | IpPrivacy::None => None,
+        }
+    }
+}
+
+/// How the request ended.
+pub struct Outcome<'a> {
+    pub ts_ms: u64,
+    pub click_id: &'a str,
+    pub status: u16,
+    pub upstream: Option<SocketAddr>,
+    pub duration: Duration,
+}
+
+pub fn click_event(
+    snap: &Snapshot,
+    visitor: &Visitor,
+    decision: &Decision,
+    req: &RequestFacts,
+    outcome: &Outcome,
+    policy: &EventPolicy,
+) -> ClickEvent {
+    let route = snap.rules.route(decision.route);
+    let query: BTreeMap<String, String> = req
+        .query
+        .map(|q| {
+            query_pairs(q)
+                .filter(|(k, _)| policy.keeps_param(k))
+                .map(|(k, v)| (k.to_string(), clip(&percent_decode(v)).to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    ClickEvent {
+        ts: super::time::rfc3339(outcome.ts_ms),
+        click_id: outcome.click_id.to_string(),
+        campaign: snap.rules.campaign_id(decision).map(String::from),
+        flow: snap.rules.flow_name(decision).map(String::from),
+        route: route.name.clone(),
+        action: route.action.kind().to_string(),
+        status: outcome.status,
+        ip: policy.ip(visitor.ip),
+        country: visitor.country.map(|c| c.as_str().to_string()),
+        asn: visitor.asn,
+        as_org: visitor.as_org.as_deref().map(String::from),
+        ip_lists: snap
+            .intel
+            .list_names(visitor.ip_lists)
+            .map(String::from)
+            .collect(),
+        anonymous: visitor.anonymous.names().map(String::from).collect(),
+        bot: visitor.bot,
+        device: visitor.device.as_str().to_string(),
+        ua: req.user_agent().map(|s| clip(s).to_string()),
+        referer: req.header("referer").map(|s| clip(s).to_string()),
+        host: clip(req.hostname()).to_string(),
+        path: clip(req.path).to_string(),
+        query,
+        lang: req.primary_language().map(|l| l.to_ascii_lowercase()),
+        upstream: outcome.upstream.map(|a| a.to_string()),
+        duration_ms: outcome.duration.as_secs_f64() * 1000.0,
+    }
+}
+
+fn clip(s: &str) -> &str {
+    if s.len() <= MAX_TEXT {
+        return s;
+    }
+    let mut end = MAX_TEXT;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

@@ -1,0 +1,167 @@
+//! MaxMind DB readers: country, ASN and anonymous-IP facts for an address.
+//! Lookups decode only the fields asked for, borrowing strings from the database.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use maxminddb::{path, Reader};
+
+use crate::problem::{Problems, Span};
+
+/// An ISO 3166-1 alpha-2 code, stored inline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CountryCode([u8; 2]);
+
+impl CountryCode {
+    /// Accepts two ASCII letters in either case.
+    pub fn parse(s: &str) -> Option<CountryCode> {
+        match s.as_bytes() {
+            [a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => Some(CountryCode([
+                a.to_ascii_uppercase(),
+                b.to_ascii_uppercase(),
+            ])),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Both bytes are ASCII letters by construction.
+        std::str::from_utf8(&self.0).unwrap_or("??")
+    }
+
+    /// Position in a 26×26 table, for bitsets.
+    pub fn index(self) -> usize {
+        (self.0[0] - b'A') as usize * 26 + (self.0[1] - b'A') as usize
+    }
+
+    /// Whether ISO 3166-1 assigns this code (plus XK, which MaxMind uses for Kosovo).
+    pub fn is_assigned(self) -> bool {
+        ISO_3166_ALPHA2
+            .split_ascii_whitespace()
+            .any(|c| c.as_bytes() == self.0)
+    }
+}
+
+const ISO_3166_ALPHA2: &str = "
+AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS
+BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE
+EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM
+HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC
+LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA
+NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW
+SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO
+TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW XK";
+
+/// Anonymous-IP flags as bits (MaxMind's Anonymous-IP database, later also named lists).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Anonymous(pub u8);
+
+impl Anonymous {
+    pub const NAMES: [&'static str; 5] = ["vpn", "tor", "proxy", "hosting", "residential"];
+
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        Self::NAMES
+            .into_iter()
+            .enumerate()
+            .filter(move |(i, _)| self.0 & (1 << i) != 0)
+            .map(|(_, n)| n)
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct AnonymousRecord {
+    is_anonymous_vpn: Option<bool>,
+    is_tor_exit_node: Option<bool>,
+    is_public_proxy: Option<bool>,
+    is_hosting_provider: Option<bool>,
+    is_residential_proxy: Option<bool>,
+}
+
+/// One opened `.mmdb` file.
+pub struct Mmdb {
+    pub path: PathBuf,
+    reader: Reader<Vec<u8>>,
+}
+
+impl Mmdb {
+    /// Opens and fully verifies the database, so corruption is found at load, not per request.
+    pub fn open(path: &Path, problems: &mut Problems) -> Option<Mmdb> {
+        let opened = Reader::open_readfile(path).and_then(|r| r.verify().map(|()| r));
+        match opened {
+            Ok(reader) => Some(Mmdb {
+                path: path.to_path_buf(),
+                reader,
+            }),
+            Err(e) => {
+                let msg = format!("not a valid MaxMind database: {e}");
+                problems.push(path, Span::default(), "", msg);
+                None
+            }
+        }
+    }
+
+    pub fn database_type(&self) -> &str {
+        &self.reader.metadata().database_type
+    }
+
+    pub fn node_count(&self) -> u32 {
+        self.reader.metadata().node_count
+    }
+
+    /// Where the address is located (not where its network is registered).
+    pub fn country(&self, ip: IpAddr) -> Option<CountryCode> {
+        let found = self.reader.lookup(ip).ok()?;
+        let code = found
+            .decode_path::<&str>(&path!["country", "iso_code"])
+            .ok()
+            .flatten()
+            // The ip-location-db / DB-IP lite layout.
+            .or_else(|| {
+                found
+                    .decode_path::<&str>(&path!["country_code"])
+                    .ok()
+                    .flatten()
+            })?;
+        CountryCode::parse(code)
+    }
+
+    pub fn asn(&self, ip: IpAddr) -> (Option<u32>, Option<&str>) {
+        let Ok(found) = self.reader.lookup(ip) else {
+            return (None, None);
+        };
+        let number = found
+            .decode_path::<u32>(&path!["autonomous_system_number"])
+            .ok()
+            .flatten();
+        let org = found
+            .decode_path::<&str>(&path!["autonomous_system_organization"])
+            .ok()
+            .flatten();
+        (number, org)
+    }
+
+    pub fn anonymous(&self, ip: IpAddr) -> Anonymous {
+        let record = self
+            .reader
+            .lookup(ip)
+            .ok()
+            .and_then(|f| f.decode::<AnonymousRecord>().ok().flatten());
+        let Some(r) = record else {
+            return Anonymous::default();
+        };
+        let flags = [
+            r.is_anonymous_vpn,
+            r.is_tor_exit_node,
+            r.is_public_proxy,
+            r.is_hosting_provider,
+            r.is_residential_proxy,
+        ];
+        Anonymous(
+            flags
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.unwrap_or(false))
+                .fold(0, |acc, (i, _)| acc | (1 << i)),
+        )
+    }
+}

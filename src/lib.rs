@@ -1,0 +1,14 @@
+//! flowgate: a traffic-filtering reverse proxy. For every request it works out who the
+//! visitor is (`identity`), decides where they go (`rules`), acts on it (`proxy`) and
+//! records it (`events`). Routing state lives in immutable `snapshot`s.
+
+pub mod cli;
+pub mod config;
+pub mod events;
+pub mod identity;
+pub mod metrics;
+pub mod problem;
+pub mod proxy;
+pub mod rules;
+pub mod snapshot;
+pub mod yaml;

@@ -1,0 +1,114 @@
+//! Every Prometheus collector, registered once per process in its own registry.
+
+mod admin;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+pub use admin::AdminService;
+
+pub struct Metrics {
+    pub registry: Registry,
+    /// `campaign`, `flow`, `route`: names from the rules, never visitor data.
+    pub requests: IntCounterVec,
+    pub request_duration: Histogram,
+    /// `upstream`, `kind` (connect, timeout, ...).
+    pub upstream_errors: IntCounterVec,
+    /// `outcome`: written, sent, spooled, dropped, failed.
+    pub events: IntCounterVec,
+    pub event_queue_depth: IntGauge,
+    /// `outcome`: ok, error.
+    pub reloads: IntCounterVec,
+    pub snapshot_generation: IntGauge,
+    /// `source`: a list name or database kind.
+    pub intel_entries: IntGaugeVec,
+    pub build_info: IntGaugeVec,
+}
+
+impl Metrics {
+    pub fn new() -> prometheus::Result<Metrics> {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok::<_, prometheus::Error>(c)
+        };
+        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok::<_, prometheus::Error>(g)
+        };
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok::<_, prometheus::Error>(g)
+        };
+        let request_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "flowgate_request_duration_seconds",
+                "Time from request to response, all routes.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
+            ]),
+        )?;
+        registry.register(Box::new(request_duration.clone()))?;
+        let m = Metrics {
+            requests: counter(
+                "flowgate_requests_total",
+                "Requests by the campaign, flow and route that served them.",
+                &["campaign", "flow", "route"],
+            )?,
+            request_duration,
+            upstream_errors: counter(
+                "flowgate_upstream_errors_total",
+                "Failed upstream requests by upstream and kind.",
+                &["upstream", "kind"],
+            )?,
+            events: counter(
+                "flowgate_events_total",
+                "Click events by outcome.",
+                &["outcome"],
+            )?,
+            event_queue_depth: gauge(
+                "flowgate_event_queue_depth",
+                "Click events waiting for the sink.",
+            )?,
+            reloads: counter(
+                "flowgate_reloads_total",
+                "Snapshot reloads by outcome.",
+                &["outcome"],
+            )?,
+            snapshot_generation: gauge(
+                "flowgate_snapshot_generation",
+                "Generation of the snapshot serving traffic.",
+            )?,
+            intel_entries: gauge_vec(
+                "flowgate_intel_entries",
+                "Entries per intel source (list networks, database nodes).",
+                &["source"],
+            )?,
+            build_info: gauge_vec(
+                "flowgate_build_info",
+                "Always 1; the version label says which flowgate runs.",
+                &["version"],
+            )?,
+            registry,
+        };
+        m.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        Ok(m)
+    }
+
+    /// The Prometheus text exposition of every collector.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Encoding into a Vec fails only on malformed collectors, which we never register.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}

@@ -1,0 +1,326 @@
+//! The pingora adapter. Each request pins one snapshot, resolves the visitor, asks the rules,
+//! and acts: answer locally, redirect, or proxy to the route's upstream. `logging` records it.
+
+mod respond;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use http::Uri;
+use pingora::http::RequestHeader;
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::ErrorType;
+
+use crate::events::{self, EventPolicy, EventQueue, Outcome};
+use crate::identity::{client_ip, CidrSet, ClientIpHeader, Visitor};
+use crate::metrics::Metrics;
+use crate::rules::{Action, Decision, RequestFacts, Vars};
+use crate::snapshot::{Live, Snapshot};
+
+pub struct Gateway {
+    pub live: Arc<Live>,
+    pub trusted_proxies: CidrSet,
+    pub client_ip_header: ClientIpHeader,
+    pub events: EventQueue,
+    pub policy: EventPolicy,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Per-request state, carried between pingora's phases.
+pub struct RequestCtx {
+    start: Instant,
+    click_id: uuid::Uuid,
+    peer_ip: IpAddr,
+    snapshot: Option<Arc<Snapshot>>,
+    visitor: Option<Visitor>,
+    decision: Option<Decision>,
+    upstream: Option<SocketAddr>,
+    connect_attempts: usize,
+    /// Status of a response flowgate wrote itself (respond, redirect, error page).
+    status: Option<u16>,
+}
+
+impl RequestCtx {
+    fn click_id_str<'b>(&self, buf: &'b mut [u8; 36]) -> &'b str {
+        self.click_id.hyphenated().encode_lower(buf)
+    }
+}
+
+fn facts(req: &RequestHeader) -> RequestFacts<'_> {
+    let host = req
+        .uri
+        .host()
+        .or_else(|| req.headers.get("host").and_then(|h| h.to_str().ok()))
+        .unwrap_or("");
+    RequestFacts {
+        method: &req.method,
+        host,
+        path: req.uri.path(),
+        query: req.uri.query(),
+        headers: &req.headers,
+    }
+}
+
+impl Gateway {
+    fn upstream_of<'s>(
+        &self,
+        snap: &'s Snapshot,
+        d: &Decision,
+    ) -> Option<&'s crate::rules::Upstream> {
+        match &snap.rules.route(d.route).action {
+            Action::Proxy { upstream, .. } => snap.rules.upstreams.get(*upstream),
+            _ => None,
+        }
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            start: Instant::now(),
+            click_id: uuid::Uuid::now_v7(),
+            peer_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            snapshot: None,
+            visitor: None,
+            decision: None,
+            upstream: None,
+            connect_attempts: 0,
+            status: None,
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let snap = self.live.current();
+        ctx.peer_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map_or(ctx.peer_ip, |a| a.ip().to_canonical());
+        let req = session.req_header();
+        let ip = client_ip(
+            ctx.peer_ip,
+            &req.headers,
+            &self.trusted_proxies,
+            &self.client_ip_header,
+        );
+        let facts = facts(req);
+        let visitor = snap.intel.visitor(ip, facts.user_agent());
+        let decision = snap.rules.evaluate(&visitor, &facts);
+
+        let local = match &snap.rules.route(decision.route).action {
+            Action::Proxy { .. } => None,
+            Action::Respond {
+                status,
+                body,
+                content_type,
+            } => Some(respond::Local::page(*status, content_type, body.clone())),
+            Action::Redirect {
+                to,
+                status,
+                keep_query,
+            } => {
+                let mut buf = [0u8; 36];
+                let vars = Vars {
+                    click_id: ctx.click_id_str(&mut buf),
+                    country: visitor.country.as_ref().map(|c| c.as_str()),
+                    asn: visitor.asn,
+                    campaign: snap.rules.campaign_id(&decision).unwrap_or(""),
+                    flow: snap.rules.flow_name(&decision).unwrap_or(""),
+                    route: &snap.rules.route(decision.route).name,
+                };
+                let location = to.render(&vars, &facts, *keep_query);
+                Some(respond::Local::redirect(*status, location))
+            }
+        };
+        ctx.visitor = Some(visitor);
+        ctx.decision = Some(decision);
+        ctx.snapshot = Some(snap);
+        match local {
+            None => Ok(false),
+            Some(local) => {
+                ctx.status = Some(local.status);
+                local.write(session).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let (Some(snap), Some(decision)) = (&ctx.snapshot, &ctx.decision) else {
+            return Error::e_explain(ErrorType::InternalError, "no decision before upstream_peer");
+        };
+        let Some(up) = self.upstream_of(snap, decision) else {
+            return Error::e_explain(ErrorType::InternalError, "route has no upstream");
+        };
+        let addr = up.next_peer();
+        ctx.upstream = Some(addr);
+        let mut peer = HttpPeer::new(addr, up.tls, up.sni.clone());
+        peer.options.connection_timeout = Some(up.connect_timeout);
+        peer.options.total_connection_timeout = Some(up.connect_timeout);
+        peer.options.read_timeout = Some(up.read_timeout);
+        peer.options.write_timeout = Some(up.read_timeout);
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let (Some(snap), Some(decision), Some(visitor)) =
+            (&ctx.snapshot, &ctx.decision, &ctx.visitor)
+        else {
+            return Error::e_explain(
+                ErrorType::InternalError,
+                "no decision before upstream request",
+            );
+        };
+        if let Action::Proxy { upstream, path } = &snap.rules.route(decision.route).action {
+            if !path.is_empty() {
+                let original = upstream_request
+                    .uri
+                    .path_and_query()
+                    .map_or("/", |p| p.as_str());
+                let rewritten = format!("{path}{original}");
+                let uri: Uri = rewritten.parse().or_err(
+                    ErrorType::InternalError,
+                    "rewritten upstream path is not a URI",
+                )?;
+                upstream_request.set_uri(uri);
+            }
+            if let Some(host) = &snap.rules.upstreams[*upstream].host {
+                upstream_request.insert_header("host", host.as_str())?;
+            }
+        }
+        // Each proxy appends the address it heard from; from an untrusted peer the incoming
+        // chain is the visitor's own words and is replaced.
+        let peer = ctx.peer_ip.to_string();
+        let forwarded = match upstream_request.headers.get("x-forwarded-for") {
+            Some(prev) if self.trusted_proxies.contains(ctx.peer_ip) => {
+                format!("{}, {peer}", String::from_utf8_lossy(prev.as_bytes()))
+            }
+            _ => peer,
+        };
+        upstream_request.insert_header("x-forwarded-for", forwarded)?;
+        upstream_request.insert_header("x-real-ip", visitor.ip.to_string())?;
+        let mut buf = [0u8; 36];
+        upstream_request.insert_header("x-click-id", ctx.click_id_str(&mut buf).to_string())?;
+        Ok(())
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        ctx.connect_attempts += 1;
+        // Try each peer of the pool at most once; a single dead peer is not hammered.
+        let peers = match (&ctx.snapshot, &ctx.decision) {
+            (Some(s), Some(d)) => self.upstream_of(s, d).map_or(1, |u| u.peers.len()),
+            _ => 1,
+        };
+        e.set_retry(ctx.connect_attempts < peers);
+        e
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let (code, kind) = match e.etype() {
+            ErrorType::ConnectTimedout | ErrorType::TLSHandshakeTimedout => {
+                (504, "connect_timeout")
+            }
+            ErrorType::ReadTimedout | ErrorType::WriteTimedout => (504, "timeout"),
+            ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError => {
+                (502, "connect")
+            }
+            ErrorType::TLSHandshakeFailure | ErrorType::InvalidCert | ErrorType::HandshakeError => {
+                (502, "tls")
+            }
+            ErrorType::HTTPStatus(c) => (*c, ""),
+            _ => match e.esource() {
+                ErrorSource::Upstream => (502, "protocol"),
+                ErrorSource::Downstream => match e.etype() {
+                    ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => {
+                        (0, "")
+                    }
+                    _ => (400, ""),
+                },
+                _ => (500, ""),
+            },
+        };
+        if !kind.is_empty() {
+            let name = match (&ctx.snapshot, &ctx.decision) {
+                (Some(s), Some(d)) => self.upstream_of(s, d).map_or("", |u| u.name.as_str()),
+                _ => "",
+            };
+            self.metrics
+                .upstream_errors
+                .with_label_values(&[name, kind])
+                .inc();
+        }
+        if code > 0 && session.response_written().is_none() {
+            ctx.status = Some(code);
+            if let Err(err) = respond::Local::error_page(code).write(session).await {
+                log::debug!("cannot send error page: {err}");
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        let (Some(snap), Some(decision), Some(visitor)) =
+            (&ctx.snapshot, &ctx.decision, &ctx.visitor)
+        else {
+            return;
+        };
+        let duration = ctx.start.elapsed();
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .or(ctx.status)
+            .unwrap_or(0);
+        let route = &snap.rules.route(decision.route).name;
+        self.metrics
+            .requests
+            .with_label_values(&[
+                snap.rules.campaign_id(decision).unwrap_or(""),
+                snap.rules.flow_name(decision).unwrap_or(""),
+                route.as_str(),
+            ])
+            .inc();
+        self.metrics
+            .request_duration
+            .observe(duration.as_secs_f64());
+        let mut buf = [0u8; 36];
+        let outcome = Outcome {
+            ts_ms: events::time::now_ms(),
+            click_id: ctx.click_id_str(&mut buf),
+            status,
+            upstream: ctx.upstream,
+            duration,
+        };
+        let facts = facts(session.req_header());
+        let event = events::click_event(snap, visitor, decision, &facts, &outcome, &self.policy);
+        self.events.send(event);
+    }
+}

@@ -1,0 +1,99 @@
+//! Compiled conditions: every regex, CIDR set and country set built once per snapshot.
+
+use http::{HeaderName, Method};
+use regex::Regex;
+
+use super::request::RequestFacts;
+use crate::identity::{CidrSet, Visitor};
+
+/// A set of country codes as a 26×26 bitset.
+#[derive(Debug, Clone, Default)]
+pub struct CountrySet([u64; 11]);
+
+impl CountrySet {
+    pub fn insert(&mut self, index: usize) {
+        self.0[index / 64] |= 1 << (index % 64);
+    }
+
+    pub fn contains(&self, index: usize) -> bool {
+        self.0[index / 64] & (1 << (index % 64)) != 0
+    }
+}
+
+#[derive(Debug)]
+pub enum Presence {
+    Present,
+    Absent,
+    Matches(Regex),
+}
+
+#[derive(Debug)]
+pub enum PathMatch {
+    Prefixes(Box<[String]>),
+    Regex(Regex),
+}
+
+#[derive(Debug)]
+pub enum Condition {
+    All(Box<[Condition]>),
+    Any(Box<[Condition]>),
+    Not(Box<Condition>),
+    Country(CountrySet),
+    /// Sorted.
+    Asn(Box<[u32]>),
+    Ip(CidrSet),
+    /// Bit i: list i of the snapshot's intel.
+    IpList(u64),
+    Bot(bool),
+    /// Bits of `Device::bit`.
+    Device(u8),
+    Ua(Regex),
+    /// `None`: no referer (or an empty one).
+    Referer(Option<Regex>),
+    Param(Box<[(String, Presence)]>),
+    Header(Box<[(HeaderName, Presence)]>),
+    /// Lowercase primary language subtags.
+    Language(Box<[String]>),
+    Method(Box<[Method]>),
+    Path(PathMatch),
+}
+
+impl Condition {
+    pub fn eval(&self, v: &Visitor, r: &RequestFacts) -> bool {
+        match self {
+            Condition::All(cs) => cs.iter().all(|c| c.eval(v, r)),
+            Condition::Any(cs) => cs.iter().any(|c| c.eval(v, r)),
+            Condition::Not(c) => !c.eval(v, r),
+            Condition::Country(set) => v.country.is_some_and(|c| set.contains(c.index())),
+            Condition::Asn(list) => v.asn.is_some_and(|a| list.binary_search(&a).is_ok()),
+            Condition::Ip(set) => set.contains(v.ip),
+            Condition::IpList(mask) => v.ip_lists & mask != 0,
+            Condition::Bot(b) => v.bot == *b,
+            Condition::Device(mask) => v.device.bit() & mask != 0,
+            Condition::Ua(re) => re.is_match(r.user_agent().unwrap_or("")),
+            Condition::Referer(None) => r.header("referer").is_none_or(|s| s.trim().is_empty()),
+            Condition::Referer(Some(re)) => r.header("referer").is_some_and(|s| re.is_match(s)),
+            Condition::Param(checks) => checks.iter().all(|(name, p)| match p {
+                Presence::Present => r.has_param(name),
+                Presence::Absent => !r.has_param(name),
+                Presence::Matches(re) => r.param(name).is_some_and(|v| re.is_match(&v)),
+            }),
+            Condition::Header(checks) => checks.iter().all(|(name, p)| {
+                let value = r.headers.get(name);
+                match p {
+                    Presence::Present => value.is_some(),
+                    Presence::Absent => value.is_none(),
+                    Presence::Matches(re) => value
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|v| re.is_match(v)),
+                }
+            }),
+            Condition::Language(tags) => r
+                .primary_language()
+                .is_some_and(|l| tags.iter().any(|t| t.eq_ignore_ascii_case(l))),
+            Condition::Method(methods) => methods.contains(r.method),
+            Condition::Path(PathMatch::Prefixes(ps)) => ps.iter().any(|p| r.path.starts_with(&**p)),
+            Condition::Path(PathMatch::Regex(re)) => re.is_match(r.path),
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! What the rules may read from the request itself, borrowed from it.
+
+use std::borrow::Cow;
+
+use http::{HeaderMap, Method};
+
+pub struct RequestFacts<'a> {
+    pub method: &'a Method,
+    /// The Host header (or URI authority), possibly with a port.
+    pub host: &'a str,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub headers: &'a HeaderMap,
+}
+
+impl<'a> RequestFacts<'a> {
+    /// A header's value when it is valid text.
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn user_agent(&self) -> Option<&'a str> {
+        self.header("user-agent")
+    }
+
+    /// The host without port, as sent (compare case-insensitively).
+    pub fn hostname(&self) -> &'a str {
+        strip_port(self.host)
+    }
+
+    /// The first value of a query parameter, percent-decoded.
+    pub fn param(&self, name: &str) -> Option<Cow<'a, str>> {
+        query_pairs(self.query?)
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| percent_decode(v))
+    }
+
+    pub fn has_param(&self, name: &str) -> bool {
+        self.query
+            .is_some_and(|q| query_pairs(q).any(|(k, _)| k == name))
+    }
+
+    /// The primary subtag of the visitor's preferred language (`en` of `en-US,de;q=0.8`).
+    pub fn primary_language(&self) -> Option<&'a str> {
+        let first = self.header("accept-language")?.split(',').next()?;
+        let tag = first.split(';').next()?.trim();
+        let primary = tag.split(['-', '_']).next()?.trim();
+        (!primary.is_empty() && primary != "*").then_some(primary)
+    }
+}
+
+pub fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+/// Raw `key=value` pairs of a query string (keys and values still encoded).
+pub fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+}
+
+/// Decodes `%XX` and `+`; allocates only when there is something to decode.
+pub fn percent_decode(s: &str) -> Cow<'_, str> {
+    if !s.bytes().any(|b| b == b'%' || b == b'+') {
+        return Cow::Borrowed(s);
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters, so an inserted value can
+/// neither end a URL component nor smuggle a header line.
+pub fn percent_encode_into(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in s.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push('%');
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 15) as usize] as char);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoding_and_encoding() {
+        assert_eq!(percent_decode("a%20b+c"), "a b c");
+        assert_eq!(percent_decode("%0d%0aSet-Cookie"), "\r\nSet-Cookie");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        let mut s = String::new();
+        percent_encode_into(&mut s, "a b\r\n&=/é");
+        assert_eq!(s, "a%20b%0D%0A%26%3D%2F%C3%A9");
+    }
+
+    #[test]
+    fn hosts_and_languages() {
+        assert_eq!(strip_port("example.com:8080"), "example.com");
+        assert_eq!(strip_port("[::1]:8080"), "::1");
+        assert_eq!(strip_port("example.com"), "example.com");
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "accept-language",
+            "de-CH,de;q=0.9,en;q=0.8".parse().unwrap(),
+        );
+        let facts = RequestFacts {
+            method: &Method::GET,
+            host: "x",
+            path: "/",
+            query: Some("gclid=abc&utm_source=x%20y&flag"),
+            headers: &headers,
+        };
+        assert_eq!(facts.primary_language(), Some("de"));
+        assert_eq!(facts.param("utm_source").as_deref(), Some("x y"));
+        assert!(facts.has_param("flag"));
+        assert!(!facts.has_param("fbclid"));
+    }
+}
