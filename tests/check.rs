@@ -1,0 +1,155 @@
+//! `flowgate check`: every problem, with file and line, and a non-zero exit.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+fn check(config: &std::path::Path) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_flowgate"))
+        .args(["check", "-c"])
+        .arg(config)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn the_bundled_config_is_valid() {
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/flowgate.yaml");
+    let (code, text) = check(&config);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("ok"), "{text}");
+}
+
+#[test]
+fn check_lists_every_problem_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = r#"
+upstreams:
+  landing: { peers: ["127.0.0.1:8081"] }
+routes:
+  offer: { proxy: { upstream: landng } }
+  shop: { redirect: { to: "https://x.example/?c={contry}", status: 200 } }
+campaigns:
+  - id: spring
+    flows:
+      - name: geo
+        if: { country: [US, XZ] }
+        to: ofer
+      - name: bots
+        if: { ua: "(unclosed" }
+        to: offer
+      - name: lists
+        if: { ip_list: [tor] }
+        to: offer
+"#;
+    let (config, _, _) = write_setup(dir.path(), "", rules);
+    let (code, text) = check(&config);
+    assert_eq!(code, 1, "{text}");
+    let file = dir.path().join("rules/main.yaml").display().to_string();
+    for (line, needle) in [
+        (5, "unknown upstream \"landng\""),
+        (6, "200 is not a redirect status"),
+        (6, "unknown macro {contry}"),
+        (11, "\"XZ\" is not an ISO 3166-1 alpha-2 country code"),
+        (12, "unknown route \"ofer\""),
+        (14, "bad regex"),
+        (17, "unknown ip list \"tor\""),
+    ] {
+        let found = text
+            .lines()
+            .any(|l| l.starts_with(&format!("{file}:{line}:")) && l.contains(needle));
+        assert!(found, "expected {file}:{line}: ... {needle}\n{text}");
+    }
+    assert!(text.contains("7 problem(s)"), "{text}");
+}
+
+#[test]
+fn unknown_keys_and_bad_yaml_are_reported_with_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = "routes:\n  a: { respond: { body: x } }\ncampaigns:\n  - id: c\n    flows:\n      - name: f\n        if: { contry: [US] }\n        to: a\n";
+    let (config, _, _) = write_setup(dir.path(), "", rules);
+    let (code, text) = check(&config);
+    assert_eq!(code, 1);
+    assert!(
+        text.contains("main.yaml:7:") && text.contains("contry"),
+        "{text}"
+    );
+
+    std::fs::write(dir.path().join("rules/main.yaml"), "routes: [unclosed\n").unwrap();
+    let (code, text) = check(&config);
+    assert_eq!(code, 1);
+    assert!(text.contains("main.yaml:"), "{text}");
+
+    let (config, _, _) = write_setup(dir.path(), "listen_on: 1\n", "");
+    let (code, text) = check(&config);
+    assert_eq!(code, 1);
+    assert!(
+        text.contains("flowgate.yaml:") && text.contains("listen_on"),
+        "{text}"
+    );
+}
+
+#[test]
+fn names_defined_twice_across_files_name_both_places() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _, _) = write_setup(
+        dir.path(),
+        "",
+        "routes:\n  safe: { respond: { body: a } }\ncampaigns: [ { id: c, flows: [ { name: f, to: safe } ] } ]\n",
+    );
+    std::fs::write(
+        dir.path().join("rules/other.yaml"),
+        "routes:\n  safe: { respond: { body: b } }\n",
+    )
+    .unwrap();
+    let (code, text) = check(&config);
+    assert_eq!(code, 1);
+    assert!(
+        text.contains("other.yaml:2:") && text.contains("main.yaml:2"),
+        "{text}"
+    );
+}
+
+#[test]
+fn unreadable_data_files_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad_db = dir.path().join("broken.mmdb");
+    std::fs::write(&bad_db, b"this is not a database").unwrap();
+    let extra = format!(
+        "intel:\n  country: {}\n  lists: {{ tor: missing.txt }}\n",
+        bad_db.display()
+    );
+    let (config, _, _) = write_setup(dir.path(), &extra, "campaigns: []\n");
+    let (code, text) = check(&config);
+    assert_eq!(code, 1);
+    assert!(
+        text.contains("broken.mmdb") && text.contains("not a valid MaxMind database"),
+        "{text}"
+    );
+    assert!(
+        text.contains("missing.txt") && text.contains("cannot read"),
+        "{text}"
+    );
+}
+
+#[test]
+fn flowgate_refuses_to_start_on_a_bad_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _, _) = write_setup(
+        dir.path(),
+        "",
+        "campaigns: [ { id: c, flows: [ { name: f, to: nowhere } ] } ]\n",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_flowgate"))
+        .args(["run", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown route \"nowhere\""));
+}
