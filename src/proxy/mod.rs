@@ -287,6 +287,19 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    /// What pingora's own error lines say about a request: rule names, never visitor data.
+    fn request_summary(&self, _session: &Session, ctx: &RequestCtx) -> String {
+        match (&ctx.snapshot, &ctx.decision) {
+            (Some(s), Some(d)) => format!(
+                "campaign {}, flow {}, route {}",
+                s.rules.campaign_id(d).unwrap_or("-"),
+                s.rules.flow_name(d).unwrap_or("-"),
+                s.rules.route(d.route).name
+            ),
+            _ => "before a decision".to_string(),
+        }
+    }
+
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         let (Some(snap), Some(decision), Some(visitor)) =
             (&ctx.snapshot, &ctx.decision, &ctx.visitor)
