@@ -43,28 +43,54 @@ impl Device {
 }
 
 /// Automation: crawlers, previews, monitors, scanners, AI crawlers, HTTP libraries, CLI tools
-/// and headless or driven browsers. Tokens, not product lists, so new tools are caught too.
+/// and headless or driven browsers. Mostly tokens that name a kind of tool rather than a
+/// product, so tools nobody has listed yet are caught too.
 const BOT: &str = r"(?x)
-    bot\b | bot[/_\-;:.) ] | robot | crawl | spider | slurp | scrap(e|er|ing|y)
-  | fetch(er)?\b | archiv | index(er|ing) | \bsearch | \bseo | monitor | uptime | \bcheck
-  | scan(ner)? | preview | validator | analy[sz] | \bprobe | \bsurvey | \bstatus
-  | headless | phantomjs | slimerjs | selenium | webdriver | puppeteer | playwright
-  | lighthouse | pagespeed | gtmetrix | pingdom | statuscake | \bping\b
-  | curl | wget | httpie | python | aiohttp | httpx | java/ | jakarta | apache-httpclient
-  | okhttp | go-http-client | \bgo/\d | libwww | lwp- | lwp:: | perl | ruby | php/ | guzzle
-  | node-fetch | axios | undici | \bnode/ | reqwest | \bhyper/ | rest-client | postman
-  | insomnia | winhttp | \bhttp[_\-]?client | \blibcurl | mechanize | \bscrapy
-  | facebookexternalhit | facebookcatalog | meta-external | whatsapp | embedly
-  | google-(inspection|read|structured|site|safety|extended|other|cloud) | googleother
-  | feedfetcher | mediapartners | adsbot | \bfeed | \brss\b | reader\b | favicon
-  | gptbot | chatgpt | openai | claude | anthropic | perplexity | ccbot | bytespider
-  | cohere | diffbot | \bai2bot | omgili | \bamazon-?bot | applebot | yandex | petalbot
-  | https?:// | \+http | www\. | \.(com|net|org|io|ru|de)\b | @ | \bmailto
-  | ^[^/]*$ | ^mozilla/[\d.]+$ | \bcompatible;\s*$
+    # what the client says it is
+    bot\b | bot[-_/;:.)\ ] | robot | crawl | spider | slurp | scrap(e|er|ing|y)\b
+  | \bfetch(er)?\b | archiv(e|er|ing) | index(er|ing) | \bseo\b | audit | optimi[sz]er
+  | monitor | uptime | health.?(check|service) | synthetic | \bcheck(er)?\b | linkcheck
+  | \bscan(ner)?\b | vulnerab | preview | validator | analy[sz]er | \bprobe | survey
+  | agent\b | agent/ | \bcron\b | proxy\b | downloader | sitesucker | httrack | \btools?/
+  | verif(y|ication) | \bdcv\b | certificate | webhook | resolver | expander | lookup | onebox
+  | parser | classifier | extract | daemon | integration | batch\b | recon\b | observatory
+  | inspector | transcoder | fuzz | discovery | sender\b | service\b
+  # headless and driven browsers
+  | headless | phantomjs | slimerjs | selenium | webdriver | puppeteer | playwright | cypress
+  | \bsplash\b | htmlunit | jsdom | nightmare
+  # HTTP libraries and command-line tools
+  | curl | wget | httpie | python | aiohttp | httpx | \(java\) | java/ | jakarta | okhttp
+  | apache-httpclient | go-http-client | \bgo/\d | libwww-perl | lwp- | lwp:: | perl | ruby
+  | \bphp | guzzle | node-fetch | axios | undici | \bnode/ | node\.js | reqwest | \bhyper/
+  | rest-?client | restsharp | postman | insomnia | winhttp | http.?client | httpurlconnection
+  | http-kit | [-_]http/ | libcurl | mechanize | grpc- | jersey/ | cryptoapi
+  # performance, uptime and load tools
+  | pingdom | statuscake | gtmetrix | lighthouse | pagespeed | speedcurve | ptst/ | webpagetest
+  | catchpoint | gomez | rigor\b | site24x7 | ruxit | dynatrace | newrelic | datadog
+  | dareboost | apachebench | \bsiege | jmeter | \bk6/ | collectd | munin | nagios | zabbix
+  | xymon | \bmonit/ | prometheus | icinga | hobbit | kube-probe
+  # feed readers and link previews
+  | \bfeed | \brss | rss\b | \breader\b | newsblur | reeder | readkit | newspaper
+  | facebookexternalhit | facebookcatalog | meta-external | whatsapp | embedly | iframely
+  | outbrain | thumbor | imgproxy | weblight | mediapartners | adsbot | google-
+  | googleother | duplexweb | apis-google | google.?(favicon|search.console|association)
+  | googlemessages | ^duckduckgo/ | ddg[-_]android | cloudflare | clamav
+  # AI crawlers and agents, search engines
+  | gptbot | chatgpt | openai | claude | anthropic | perplexity | ccbot | bytespider | cohere
+  | diffbot | omgili | amazonbot | applebot | yandex | baiduspider | sogou | seznam | petalbot
+  | nutch | heritrix | gigablast | mixnode | sparkler | owler | zgrab | masscan | nuclei
+  | acunetix | arachni | burpcollaborator | sqlmap | nikto | wpscan
+  # a URL or e-mail address in the user agent
+  | https?:// | \+https?: | \bwww\. | \b[a-z0-9-]+\.(com|net|org|io|ai|app|ly|gy|me|ru|de|co)/
+  | [\w.-]+@[a-z0-9-]+\.[a-z]{2,} | mailto:
+  # shapes no browser sends: no product/version at all, a bare product token, a bare Mozilla,
+  # or Mozilla with a single comment and nothing after it
+  | ^[^/]*$ | ^[\w.-]+/v?[\d.]+$ | ^mozilla/[\d.]+$ | ^mozilla/[\d.]+\ [\w.-]+(/[\w.]+)?$
+  | ^mozilla/[\d.]+\ \((compatible;\ )?[^;)]+\)$
 ";
 
-/// Phones whose model names contain bot-like tokens.
-const NOT_BOT: &str = r"cubot|\bbotswana|ipad.*\bsearch\b";
+/// Human clients whose names contain bot-like tokens (phones, apps).
+const NOT_BOT: &str = r"cubot|mozacfetch|yandexsearch|yabrowser";
 const TABLET: &str = r"ipad|tablet|kindle|\bsilk/|playbook|\bsm-t\d|nexus (7|9|10)\b|\bxoom\b";
 const ANDROID: &str = r"android";
 const MOBILE: &str =
