@@ -138,7 +138,7 @@ fn run(path: &Path) -> ExitCode {
         trusted_proxies: config.trusted_proxies(),
         client_ip_header: config.client_ip_source(),
         events,
-        policy: EventPolicy::new(&config.events, &config.privacy),
+        policy: EventPolicy::new(&config.privacy),
         metrics: metrics.clone(),
     };
     let mut proxy = http_proxy_service_with_name(&server.configuration, gateway, "flowgate");

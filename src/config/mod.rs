@@ -89,9 +89,6 @@ pub struct EventsConfig {
     /// Events waiting for the sink; when full, new events are dropped and counted.
     #[serde(default = "default_queue")]
     pub queue: usize,
-    /// Query parameters copied into events; a trailing `*` matches a prefix.
-    #[serde(default = "default_query_params")]
-    pub query_params: Vec<String>,
 }
 
 impl Default for EventsConfig {
@@ -100,7 +97,6 @@ impl Default for EventsConfig {
             sink: At::new(SinkKind::File),
             file: FileSinkConfig::default(),
             queue: default_queue(),
-            query_params: default_query_params(),
         }
     }
 }
@@ -120,11 +116,23 @@ impl Default for FileSinkConfig {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrivacyConfig {
     #[serde(default)]
     pub ip: At<IpPrivacy>,
+    /// Query parameters events keep; a trailing `*` matches a prefix. Others are left out.
+    #[serde(default = "default_query_params")]
+    pub query_params: Vec<String>,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        PrivacyConfig {
+            ip: At::default(),
+            query_params: default_query_params(),
+        }
+    }
 }
 
 /// How much of the visitor's address an event keeps.

@@ -37,7 +37,7 @@ pub struct ClickEvent {
     pub referer: Option<String>,
     pub host: String,
     pub path: String,
-    /// Only the parameters the operator keeps (`events.query_params`).
+    /// Only the parameters the operator keeps (`privacy.query_params`).
     pub query: BTreeMap<String, String>,
     pub lang: Option<String>,
     pub upstream: Option<String>,

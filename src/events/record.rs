@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::ClickEvent;
-use crate::config::{EventsConfig, IpPrivacy, PrivacyConfig};
+use crate::config::{IpPrivacy, PrivacyConfig};
 use crate::identity::Visitor;
 use crate::rules::request::{percent_decode, query_pairs};
 use crate::rules::{Decision, RequestFacts};
@@ -23,10 +23,10 @@ pub struct EventPolicy {
 }
 
 impl EventPolicy {
-    pub fn new(events: &EventsConfig, privacy: &PrivacyConfig) -> EventPolicy {
+    pub fn new(privacy: &PrivacyConfig) -> EventPolicy {
         EventPolicy {
             ip: privacy.ip.value,
-            query_params: events.query_params.clone(),
+            query_params: privacy.query_params.clone(),
         }
     }
 
