@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use pingora::proxy::http_proxy_service_with_name;
-use pingora::server::configuration::ServerConf;
+use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
 use pingora::services::listening::Service;
 
@@ -14,7 +14,7 @@ use crate::config::{self, Config, SinkKind};
 use crate::events::{EventPolicy, EventQueue, EventWorker, FileSink};
 use crate::metrics::{AdminService, Metrics};
 use crate::proxy::Gateway;
-use crate::snapshot::{Live, Snapshot};
+use crate::snapshot::{Live, SampleRequest, Snapshot};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -33,17 +33,45 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve traffic (the default).
-    Run,
-    /// Validate the config, rules and data files; exit 1 on any problem.
+    Run {
+        /// Take the listening sockets from the running flowgate of this config (send it
+        /// SIGQUIT after starting this one): a binary upgrade without dropping a connection.
+        #[arg(long)]
+        upgrade: bool,
+    },
+    /// Validate the config, rules and data files and run the rule tests; exit 1 on any problem.
     Check,
+    /// Print the decision for a request and the trace of every flow and condition, as JSON.
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExplainArgs {
+    /// `https://host/path?query`, or `/path?query` with a Host header.
+    #[arg(long, required_unless_present = "batch")]
+    pub url: Option<String>,
+    /// The visitor's address.
+    #[arg(long)]
+    pub ip: Option<std::net::IpAddr>,
+    /// The visitor's user agent.
+    #[arg(long)]
+    pub ua: Option<String>,
+    /// A request header, `Name: value`; repeatable.
+    #[arg(short = 'H', long = "header")]
+    pub headers: Vec<String>,
+    /// Read requests as JSON lines on stdin (`{"url", "ip", "ua", "headers": {..}}`) and write
+    /// one answer per line.
+    #[arg(long, conflicts_with = "url")]
+    pub batch: bool,
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    match cli.command.unwrap_or(Command::Run) {
-        Command::Run => run(&cli.config),
+    match cli.command.unwrap_or(Command::Run { upgrade: false }) {
+        Command::Run { upgrade } => run(&cli.config, upgrade),
         Command::Check => check(&cli.config),
+        Command::Explain(args) => explain(&cli.config, &args),
     }
 }
 
@@ -63,12 +91,13 @@ fn check(path: &Path) -> ExitCode {
     match Snapshot::build(&config, 0) {
         Ok(s) => {
             println!(
-                "{}: ok ({} campaigns, {} routes, {} upstreams, {} ip lists)",
+                "{}: ok ({} campaigns, {} routes, {} upstreams, {} ip lists, {} rule tests passed)",
                 path.display(),
                 s.rules.campaigns.len(),
                 s.rules.routes.len(),
                 s.rules.upstreams.len(),
-                s.intel.lists.len()
+                s.intel.lists.len(),
+                s.tests
             );
             ExitCode::SUCCESS
         }
@@ -80,7 +109,82 @@ fn check(path: &Path) -> ExitCode {
     }
 }
 
-fn run(path: &Path) -> ExitCode {
+fn build_snapshot(path: &Path) -> Result<Snapshot, ExitCode> {
+    let config = load_config(path)?;
+    Snapshot::build(&config, 0).map_err(|problems| {
+        eprintln!("{problems}");
+        eprintln!("{}: {} problem(s)", path.display(), problems.len());
+        ExitCode::FAILURE
+    })
+}
+
+fn explain(path: &Path, args: &ExplainArgs) -> ExitCode {
+    let snapshot = match build_snapshot(path) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    if args.batch {
+        return explain_batch(&snapshot);
+    }
+    let mut req = SampleRequest {
+        url: args.url.clone().unwrap_or_default(),
+        ip: args.ip,
+        ua: args.ua.clone(),
+        ..SampleRequest::default()
+    };
+    for h in &args.headers {
+        let Some((name, value)) = h.split_once(':') else {
+            eprintln!("-H {h:?}: expected 'Name: value'");
+            return ExitCode::FAILURE;
+        };
+        req.headers
+            .insert(name.trim().to_string(), value.trim().to_string());
+    }
+    match snapshot.explain(&req) {
+        Ok(x) => {
+            println!("{}", serde_json::to_string_pretty(&x).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One JSON answer per input line; a bad line gets `{"error": ...}` and the rest go on.
+fn explain_batch(snapshot: &Snapshot) -> ExitCode {
+    use std::io::{BufRead, Write};
+    let stdin = std::io::stdin().lock();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for (n, line) in stdin.lines().enumerate() {
+        let Ok(line) = line else { break };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let answer = serde_json::from_str::<SampleRequest>(&line)
+            .map_err(|e| format!("line {}: {e}", n + 1))
+            .and_then(|req| {
+                snapshot
+                    .explain(&req)
+                    .map_err(|e| format!("line {}: {e}", n + 1))
+            });
+        let written = match answer {
+            Ok(x) => serde_json::to_writer(&mut out, &x).map_err(std::io::Error::other),
+            Err(e) => serde_json::to_writer(&mut out, &serde_json::json!({ "error": e }))
+                .map_err(std::io::Error::other),
+        };
+        if written.and_then(|()| out.write_all(b"\n")).is_err() {
+            return ExitCode::FAILURE;
+        }
+    }
+    if out.flush().is_err() {
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+fn run(path: &Path, upgrade: bool) -> ExitCode {
     let config = match load_config(path) {
         Ok(c) => Arc::new(c),
         Err(code) => return code,
@@ -120,7 +224,10 @@ fn run(path: &Path) -> ExitCode {
     };
 
     let grace = config.shutdown_timeout.0.as_secs().max(1);
+    let (upgrade_sock, pid_file) = config.process_files();
     let conf = ServerConf {
+        upgrade_sock: upgrade_sock.to_string_lossy().into_owned(),
+        pid_file: pid_file.to_string_lossy().into_owned(),
         threads: config
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
@@ -130,7 +237,11 @@ fn run(path: &Path) -> ExitCode {
         graceful_shutdown_timeout_seconds: Some(grace),
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let opt = Opt {
+        upgrade,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
     let gateway = Gateway {
@@ -154,11 +265,18 @@ fn run(path: &Path) -> ExitCode {
     }
     server.add_service(proxy);
     if let Some(admin) = &config.admin {
-        let mut service = Service::new("admin".to_string(), AdminService { metrics });
+        let admin_app = AdminService {
+            metrics,
+            live: live.clone(),
+        };
+        let mut service = Service::new("admin".to_string(), admin_app);
         service.add_tcp(&admin.to_string());
         server.add_service(service);
     }
-    reload_on_sighup(live);
+    reload_on_sighup(live.clone());
+    if let Err(e) = crate::snapshot::watch::spawn(live) {
+        log::error!("watch: cannot start: {e}; rules reload on SIGHUP only");
+    }
 
     log::info!(
         "flowgate {} serving on {:?}, admin on {:?}",

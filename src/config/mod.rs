@@ -36,6 +36,10 @@ pub struct Config {
     pub client_ip_header: At<String>,
     #[serde(default = "default_rules")]
     pub rules: PathBuf,
+    /// Rules evaluated beside the live ones for every request, never changing a response;
+    /// `flowgate_shadow_decisions_total` shows what they would do.
+    #[serde(default)]
+    pub shadow_rules: Option<PathBuf>,
     #[serde(default)]
     pub intel: IntelConfig,
     #[serde(default)]
@@ -48,6 +52,12 @@ pub struct Config {
     /// How long in-flight requests may take to finish after SIGTERM.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout: Timeout,
+    /// Where the old process hands its listening sockets to `flowgate run --upgrade`.
+    /// Default: one per config file in the temp folder, so two flowgates never share it.
+    #[serde(default)]
+    pub upgrade_sock: Option<PathBuf>,
+    #[serde(default)]
+    pub pid_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -183,6 +193,28 @@ fn default_shutdown_timeout() -> Timeout {
     Timeout::from_secs(10)
 }
 
+/// `config/../rules` -> `rules`, without touching the file system (symlinks stay as written).
+fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => match out.components().next_back() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
+                }
+                _ => out.push(".."),
+            },
+            other => out.push(other),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}
+
 impl Config {
     /// Reads, resolves and validates a config file.
     pub fn load(path: &Path) -> Result<Config, Problems> {
@@ -211,10 +243,13 @@ impl Config {
         let base = self.path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let abs = |p: &mut PathBuf| {
             if p.is_relative() {
-                *p = base.join(&*p);
+                *p = normalize(&base.join(&*p));
             }
         };
         abs(&mut self.rules);
+        if let Some(p) = &mut self.shadow_rules {
+            abs(p);
+        }
         for p in [
             &mut self.intel.country,
             &mut self.intel.city,
@@ -228,6 +263,12 @@ impl Config {
         }
         self.intel.lists.values_mut().for_each(abs);
         abs(&mut self.events.file.dir);
+        for p in [&mut self.upgrade_sock, &mut self.pid_file]
+            .into_iter()
+            .flatten()
+        {
+            abs(p);
+        }
         for t in &mut self.tls {
             abs(&mut t.cert);
             abs(&mut t.key);
@@ -246,6 +287,10 @@ impl Config {
         if !self.rules.is_dir() {
             let msg = format!("{} is not a folder", self.rules.display());
             problems.push(file, Span::default(), "rules", msg);
+        }
+        if let Some(p) = self.shadow_rules.as_ref().filter(|p| !p.is_dir()) {
+            let msg = format!("{} is not a folder", p.display());
+            problems.push(file, Span::default(), "shadow_rules", msg);
         }
         if self.intel.lists.len() > MAX_LISTS {
             let msg = format!("at most {MAX_LISTS} lists");
@@ -275,6 +320,25 @@ impl Config {
         if self.threads == Some(0) {
             problems.push(file, Span::default(), "threads", "must be at least 1");
         }
+    }
+
+    /// `(upgrade socket, pid file)`: as configured, else named after this config file.
+    pub fn process_files(&self) -> (PathBuf, PathBuf) {
+        let id = {
+            let path = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
+            let mut h: u32 = 0x811c_9dc5;
+            for b in path.as_os_str().as_encoded_bytes() {
+                h = (h ^ u32::from(*b)).wrapping_mul(0x0100_0193);
+            }
+            h
+        };
+        let tmp = std::env::temp_dir();
+        let sock = self.upgrade_sock.clone();
+        let pid = self.pid_file.clone();
+        (
+            sock.unwrap_or_else(|| tmp.join(format!("flowgate-{id:08x}.upgrade.sock"))),
+            pid.unwrap_or_else(|| tmp.join(format!("flowgate-{id:08x}.pid"))),
+        )
     }
 
     pub fn trusted_proxies(&self) -> CidrSet {

@@ -32,8 +32,10 @@ impl FileSink {
         Ok(sink)
     }
 
+    /// One file per UTC day and process: during a binary upgrade two flowgates write at once,
+    /// and neither may interleave with the other.
     pub fn path_for_day(dir: &Path, day: &str) -> PathBuf {
-        dir.join(format!("clicks-{day}.ndjson"))
+        dir.join(format!("clicks-{day}-{}.ndjson", std::process::id()))
     }
 
     fn file_for(&mut self, now_ms: u64) -> io::Result<&mut File> {

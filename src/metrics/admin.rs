@@ -1,4 +1,4 @@
-//! The admin listener: `/metrics`, `/healthz`, `/readyz`. Loopback by default.
+//! The admin listener: `/metrics`, `/healthz`, `/readyz`, `/explain`. Loopback by default.
 
 use std::sync::Arc;
 
@@ -8,16 +8,60 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
 use super::Metrics;
+use crate::rules::request::{percent_decode, query_pairs};
+use crate::snapshot::{Live, SampleRequest};
 
 pub struct AdminService {
     pub metrics: Arc<Metrics>,
+    pub live: Arc<Live>,
+}
+
+impl AdminService {
+    /// `GET /explain?url=...&ip=...&ua=...`: the decision the serving snapshot makes.
+    fn explain(&self, query: Option<&str>) -> (StatusCode, Vec<u8>) {
+        let mut req = SampleRequest::default();
+        let mut bad = None;
+        for (k, v) in query_pairs(query.unwrap_or("")) {
+            let v = percent_decode(v).into_owned();
+            match k {
+                "url" => req.url = v,
+                "ua" => req.ua = Some(v),
+                "ip" => match v.parse() {
+                    Ok(ip) => req.ip = Some(ip),
+                    Err(_) => bad = Some(format!("ip {v:?} is not an address")),
+                },
+                _ => bad = Some(format!("unknown parameter {k:?}; use url, ip, ua")),
+            }
+        }
+        if req.url.is_empty() && bad.is_none() {
+            bad = Some("url is required".into());
+        }
+        let answer = match bad {
+            Some(e) => Err(e),
+            None => self.live.current().explain(&req),
+        };
+        match answer {
+            Ok(x) => (
+                StatusCode::OK,
+                serde_json::to_vec_pretty(&x).unwrap_or_default(),
+            ),
+            Err(e) => (
+                StatusCode::BAD_REQUEST,
+                serde_json::to_vec(&serde_json::json!({ "error": e })).unwrap_or_default(),
+            ),
+        }
+    }
 }
 
 #[async_trait]
 impl ServeHttp for AdminService {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        let path = session.req_header().uri.path();
-        let (status, content_type, body) = match path {
+        let uri = &session.req_header().uri;
+        let (status, content_type, body) = match uri.path() {
+            "/explain" => {
+                let (status, body) = self.explain(uri.query());
+                (status, "application/json", body)
+            }
             "/metrics" => (
                 StatusCode::OK,
                 "text/plain; version=0.0.4",

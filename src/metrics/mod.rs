@@ -25,6 +25,9 @@ pub struct Metrics {
     /// `source`: a list name or database kind.
     pub intel_entries: IntGaugeVec,
     pub build_info: IntGaugeVec,
+    /// `campaign` (live), `live_route`, `shadow_route`: every shadow decision, so agreement
+    /// and disagreement rates are both visible.
+    pub shadow_decisions: IntCounterVec,
 }
 
 impl Metrics {
@@ -90,6 +93,11 @@ impl Metrics {
                 "flowgate_intel_entries",
                 "Entries per intel source (list networks, database nodes).",
                 &["source"],
+            )?,
+            shadow_decisions: counter(
+                "flowgate_shadow_decisions_total",
+                "Decisions of the shadow rules beside the live route they would replace.",
+                &["campaign", "live_route", "shadow_route"],
             )?,
             build_info: gauge_vec(
                 "flowgate_build_info",

@@ -112,6 +112,17 @@ impl ProxyHttp for Gateway {
         let facts = facts(req);
         let visitor = snap.intel.visitor(ip, facts.user_agent());
         let decision = snap.rules.evaluate(&visitor, &facts);
+        if let Some(shadow) = &snap.shadow {
+            let d = shadow.evaluate(&visitor, &facts);
+            self.metrics
+                .shadow_decisions
+                .with_label_values(&[
+                    snap.rules.campaign_id(&decision).unwrap_or(""),
+                    snap.rules.route(decision.route).name.as_str(),
+                    shadow.route(d.route).name.as_str(),
+                ])
+                .inc();
+        }
 
         let local = match &snap.rules.route(decision.route).action {
             Action::Proxy { .. } => None,

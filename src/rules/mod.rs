@@ -3,6 +3,7 @@
 
 mod compile;
 pub mod condition;
+pub mod explain;
 pub mod model;
 pub mod request;
 pub mod template;
@@ -14,8 +15,9 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::identity::Visitor;
-pub use compile::load;
+pub use compile::{load, rule_files};
 pub use condition::Condition;
+pub use explain::Step;
 pub use request::RequestFacts;
 pub use template::{Template, Vars};
 

@@ -1,8 +1,14 @@
 //! One immutable generation of routing state, and the live pointer to it. A reload builds a
 //! complete new snapshot off the request path and swaps it in only if nothing failed.
 
+mod rule_tests;
+mod sample;
+pub mod watch;
+
+pub use sample::{DecisionView, Explanation, SampleRequest, VisitorView};
+
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
@@ -16,24 +22,47 @@ pub struct Snapshot {
     pub generation: u64,
     pub rules: Rules,
     pub intel: Intel,
+    /// `shadow_rules`: evaluated for every request, only counted.
+    pub shadow: Option<Rules>,
+    /// Rule tests that passed on this snapshot.
+    pub tests: usize,
 }
 
 impl Snapshot {
-    /// Loads intel data and compiles the rules. Every problem in either is reported.
+    /// Loads intel data, compiles the rules and runs the rule tests. Every problem in any of
+    /// them is reported; a snapshot exists only when there are none.
     pub fn build(config: &Config, generation: u64) -> Result<Snapshot, Problems> {
         let mut problems = Problems::new();
         let intel = Intel::load(&config.intel, &mut problems);
-        match rules::load(&config.rules, &intel) {
-            Ok(rules) => problems.into_result(Snapshot {
-                generation,
-                rules,
-                intel,
-            }),
+        let rules = match rules::load(&config.rules, &intel) {
+            Ok(rules) => rules,
             Err(more) => {
                 problems.extend(more);
-                Err(problems)
+                return Err(problems);
             }
+        };
+        let shadow = match &config.shadow_rules {
+            Some(dir) => match rules::load(dir, &intel) {
+                Ok(r) => Some(r),
+                Err(more) => {
+                    problems.extend(more);
+                    None
+                }
+            },
+            None => None,
+        };
+        let snapshot = Snapshot {
+            generation,
+            rules,
+            intel,
+            shadow,
+            tests: 0,
+        };
+        if !problems.is_empty() {
+            return Err(problems);
         }
+        let tests = rule_tests::run(&snapshot, &config.rules, &mut problems);
+        problems.into_result(Snapshot { tests, ..snapshot })
     }
 }
 
@@ -43,6 +72,8 @@ pub struct Live {
     config: Arc<Config>,
     metrics: Arc<Metrics>,
     generation: AtomicU64,
+    /// One reload at a time: SIGHUP and the watcher may ask together.
+    reloading: Mutex<()>,
 }
 
 impl Live {
@@ -54,6 +85,7 @@ impl Live {
             config,
             metrics,
             generation: AtomicU64::new(1),
+            reloading: Mutex::new(()),
         })
     }
 
@@ -61,8 +93,25 @@ impl Live {
         self.current.load_full()
     }
 
+    /// The files and folders snapshots are built from, for the watcher.
+    pub fn sources(&self) -> watch::Sources {
+        let intel = &self.config.intel;
+        let files = [&intel.country, &intel.city, &intel.asn, &intel.anonymous]
+            .into_iter()
+            .flatten()
+            .chain(intel.lists.values())
+            .cloned()
+            .collect();
+        let folders = std::iter::once(&self.config.rules)
+            .chain(self.config.shadow_rules.as_ref())
+            .cloned()
+            .collect();
+        watch::Sources { folders, files }
+    }
+
     /// Rebuilds from the files on disk. On any problem the serving snapshot stays.
     pub fn reload(&self) -> Result<u64, Problems> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
         let generation = self.generation.load(Ordering::Relaxed) + 1;
         match Snapshot::build(&self.config, generation) {
             Ok(snapshot) => {

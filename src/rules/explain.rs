@@ -1,0 +1,206 @@
+//! The same evaluation as `Rules::evaluate`, recording every flow and condition it looked at,
+//! with the value seen and the result. For operators (`flowgate explain`, `/explain`), never
+//! on the request path.
+
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use super::condition::Condition;
+use super::{Decision, RequestFacts, Rules, Target};
+use crate::identity::{Intel, Visitor};
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Step {
+    /// The flow being evaluated; `None` for campaign selection.
+    pub flow: Option<String>,
+    /// Where in the flow: `if.any[0].bot`, `flow`, `split`, `campaign`.
+    pub condition: String,
+    /// What the visitor or request had.
+    pub value: String,
+    pub result: bool,
+}
+
+impl Rules {
+    pub fn explain(&self, intel: &Intel, v: &Visitor, r: &RequestFacts) -> (Decision, Vec<Step>) {
+        let mut trace = Vec::new();
+        let seen = format!("{} {}", r.hostname(), r.path);
+        let Some(ci) = self.campaign_for(r) else {
+            trace.push(Step {
+                flow: None,
+                condition: "campaign".into(),
+                value: seen,
+                result: false,
+            });
+            return (self.evaluate(v, r), trace);
+        };
+        let campaign = &self.campaigns[ci];
+        trace.push(Step {
+            flow: None,
+            condition: format!("campaign {}", campaign.id),
+            value: seen,
+            result: true,
+        });
+        for flow in &campaign.flows {
+            let mut ctx = Tracer {
+                intel,
+                v,
+                r,
+                flow: &flow.name,
+                trace: &mut trace,
+            };
+            let matched = match &flow.condition {
+                Some(c) => ctx.eval(c, &mut "if".to_string()),
+                None => true,
+            };
+            trace.push(Step {
+                flow: Some(flow.name.clone()),
+                condition: "flow".into(),
+                value: String::new(),
+                result: matched,
+            });
+            if matched {
+                if let Target::Split { total, .. } = &flow.target {
+                    let route = flow.target.pick(v, r);
+                    trace.push(Step {
+                        flow: Some(flow.name.clone()),
+                        condition: "split".into(),
+                        value: format!(
+                            "sticky branch {} (of total weight {total})",
+                            self.routes[route].name
+                        ),
+                        result: true,
+                    });
+                }
+                break;
+            }
+        }
+        // The decision comes from the real evaluator, so the trace can never disagree with it.
+        (self.evaluate(v, r), trace)
+    }
+}
+
+struct Tracer<'a> {
+    intel: &'a Intel,
+    v: &'a Visitor,
+    r: &'a RequestFacts<'a>,
+    flow: &'a str,
+    trace: &'a mut Vec<Step>,
+}
+
+impl Tracer<'_> {
+    fn eval(&mut self, c: &Condition, path: &mut String) -> bool {
+        let (v, r) = (self.v, self.r);
+        let mut children = |this: &mut Self, name: &str, cs: &[Condition], any: bool| {
+            let base = path.len();
+            let mut result = !any;
+            for (i, c) in cs.iter().enumerate() {
+                let _ = write!(path, ".{name}[{i}]");
+                let x = this.eval(c, path);
+                path.truncate(base);
+                if x == any {
+                    result = any;
+                    break;
+                }
+            }
+            result
+        };
+        let (value, result) = match c {
+            Condition::All(cs) => (String::new(), children(self, "all", cs, false)),
+            Condition::Any(cs) => (String::new(), children(self, "any", cs, true)),
+            Condition::Not(inner) => {
+                let base = path.len();
+                path.push_str(".not");
+                let x = self.eval(inner, path);
+                path.truncate(base);
+                (String::new(), !x)
+            }
+            Condition::Country(_) => (
+                v.country
+                    .map_or("unknown".into(), |c| c.as_str().to_string()),
+                c.eval(v, r),
+            ),
+            Condition::Asn(_) => (
+                v.asn.map_or("unknown".into(), |a| a.to_string()),
+                c.eval(v, r),
+            ),
+            Condition::Ip(_) => (v.ip.to_string(), c.eval(v, r)),
+            Condition::IpList(_) => {
+                let names: Vec<&str> = self.intel.list_names(v.ip_lists).collect();
+                (
+                    if names.is_empty() {
+                        "none".into()
+                    } else {
+                        names.join(",")
+                    },
+                    c.eval(v, r),
+                )
+            }
+            Condition::Bot(_) => (v.bot.to_string(), c.eval(v, r)),
+            Condition::Device(_) => (v.device.as_str().to_string(), c.eval(v, r)),
+            Condition::Ua(_) => (r.user_agent().unwrap_or("").to_string(), c.eval(v, r)),
+            Condition::Referer(_) => (
+                r.header("referer").unwrap_or("(none)").to_string(),
+                c.eval(v, r),
+            ),
+            Condition::Param(checks) => {
+                let seen: Vec<String> = checks
+                    .iter()
+                    .map(|(name, _)| match r.param(name) {
+                        Some(val) => format!("{name}={val}"),
+                        None if r.has_param(name) => format!("{name}="),
+                        None => format!("{name} absent"),
+                    })
+                    .collect();
+                (seen.join(" "), c.eval(v, r))
+            }
+            Condition::Header(checks) => {
+                let seen: Vec<String> = checks
+                    .iter()
+                    .map(|(name, _)| match r.header(name.as_str()) {
+                        Some(val) => format!("{name}: {val}"),
+                        None => format!("{name} absent"),
+                    })
+                    .collect();
+                (seen.join(" "), c.eval(v, r))
+            }
+            Condition::Language(_) => (
+                r.primary_language().unwrap_or("(none)").to_string(),
+                c.eval(v, r),
+            ),
+            Condition::Method(_) => (r.method.to_string(), c.eval(v, r)),
+            Condition::Path(_) => (r.path.to_string(), c.eval(v, r)),
+        };
+        self.trace.push(Step {
+            flow: Some(self.flow.to_string()),
+            condition: format!("{path}.{}", c.kind()),
+            value,
+            result,
+        });
+        result
+    }
+}
+
+impl Condition {
+    /// The condition's name as written in rule files.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Condition::All(_) => "all",
+            Condition::Any(_) => "any",
+            Condition::Not(_) => "not",
+            Condition::Country(_) => "country",
+            Condition::Asn(_) => "asn",
+            Condition::Ip(_) => "ip",
+            Condition::IpList(_) => "ip_list",
+            Condition::Bot(_) => "bot",
+            Condition::Device(_) => "device",
+            Condition::Ua(_) => "ua",
+            Condition::Referer(_) => "referer",
+            Condition::Param(_) => "param",
+            Condition::Header(_) => "header",
+            Condition::Language(_) => "language",
+            Condition::Method(_) => "method",
+            Condition::Path(_) => "path",
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! A request described in words rather than received on a socket: what `flowgate explain`,
+//! the admin `/explain` endpoint and rule tests evaluate.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use serde::{Deserialize, Serialize};
+
+use super::Snapshot;
+use crate::rules::{RequestFacts, Step};
+
+/// `{"url", "ip", "ua", "headers": {..}, "method"}`, as in `--batch` input and rule tests.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SampleRequest {
+    /// `https://host/path?query`, or `/path?query` with the host from `headers`.
+    pub url: String,
+    /// The visitor's address, as if already resolved from trusted proxies.
+    #[serde(default)]
+    pub ip: Option<IpAddr>,
+    #[serde(default)]
+    pub ua: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub method: Option<String>,
+}
+
+/// The answer `flowgate explain` prints.
+#[derive(Debug, Serialize)]
+pub struct Explanation {
+    pub decision: DecisionView,
+    pub visitor: VisitorView,
+    pub trace: Vec<Step>,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct DecisionView {
+    pub campaign: Option<String>,
+    pub flow: Option<String>,
+    pub route: String,
+    pub action: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VisitorView {
+    pub ip: String,
+    pub country: Option<String>,
+    pub asn: Option<u32>,
+    pub as_org: Option<String>,
+    pub ip_lists: Vec<String>,
+    pub anonymous: Vec<&'static str>,
+    pub bot: bool,
+    pub device: &'static str,
+}
+
+/// The parts of a sample request the rules read, owned.
+struct Parsed {
+    method: Method,
+    host: String,
+    path: String,
+    query: Option<String>,
+    headers: HeaderMap,
+}
+
+impl SampleRequest {
+    fn parse(&self) -> Result<Parsed, String> {
+        let mut headers = HeaderMap::new();
+        for (k, v) in &self.headers {
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| format!("bad header name {k:?}"))?;
+            let value =
+                HeaderValue::from_str(v).map_err(|_| format!("bad value for header {k}"))?;
+            headers.append(name, value);
+        }
+        if let Some(ua) = &self.ua {
+            let value = HeaderValue::from_str(ua).map_err(|_| "bad user agent".to_string())?;
+            headers.insert(http::header::USER_AGENT, value);
+        }
+        let rest = self
+            .url
+            .strip_prefix("https://")
+            .or_else(|| self.url.strip_prefix("http://"));
+        let (host, target) = match rest {
+            Some(r) => match r.find('/') {
+                Some(i) => (r[..i].to_string(), &r[i..]),
+                None => (r.to_string(), "/"),
+            },
+            None if self.url.starts_with('/') => {
+                let host = headers
+                    .get("host")
+                    .and_then(|h| h.to_str().ok())
+                    .unwrap_or("");
+                (host.to_string(), self.url.as_str())
+            }
+            None => {
+                return Err(format!(
+                    "url {:?} must be http(s)://host/path or /path",
+                    self.url
+                ))
+            }
+        };
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p.to_string(), Some(q.to_string())),
+            None => (target.to_string(), None),
+        };
+        let method = match &self.method {
+            Some(m) => Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+                .map_err(|_| format!("bad method {m:?}"))?,
+            None => Method::GET,
+        };
+        Ok(Parsed {
+            method,
+            host,
+            path,
+            query,
+            headers,
+        })
+    }
+}
+
+impl Snapshot {
+    pub fn explain(&self, req: &SampleRequest) -> Result<Explanation, String> {
+        let p = req.parse()?;
+        let facts = RequestFacts {
+            method: &p.method,
+            host: &p.host,
+            path: &p.path,
+            query: p.query.as_deref(),
+            headers: &p.headers,
+        };
+        let ip = req.ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let v = self.intel.visitor(ip, facts.user_agent());
+        let (d, trace) = self.rules.explain(&self.intel, &v, &facts);
+        let route = self.rules.route(d.route);
+        Ok(Explanation {
+            decision: DecisionView {
+                campaign: self.rules.campaign_id(&d).map(String::from),
+                flow: self.rules.flow_name(&d).map(String::from),
+                route: route.name.clone(),
+                action: route.action.kind(),
+            },
+            visitor: VisitorView {
+                ip: v.ip.to_string(),
+                country: v.country.map(|c| c.as_str().to_string()),
+                asn: v.asn,
+                as_org: v.as_org.as_deref().map(String::from),
+                ip_lists: self
+                    .intel
+                    .list_names(v.ip_lists)
+                    .map(String::from)
+                    .collect(),
+                anonymous: v.anonymous.names().collect(),
+                bot: v.bot,
+                device: v.device.as_str(),
+            },
+            trace,
+        })
+    }
+}

@@ -1,0 +1,148 @@
+//! Reload on file change. notify says *that* something changed under a watched folder; a
+//! fingerprint of the files' metadata says *whether* it is a change we serve from. Folders are
+//! watched, not files, and re-armed after every change, so editors that write by rename and
+//! config managers that swap a symlinked folder (Kubernetes ConfigMaps) are both seen. A
+//! once-a-second poll of the fingerprint covers anything notify misses.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+
+use super::Live;
+
+/// Quiet time after an event before reading files, so a burst of writes is one reload.
+const DEBOUNCE: Duration = Duration::from_millis(100);
+const POLL: Duration = Duration::from_secs(1);
+
+/// Starts the watcher thread; it runs for the life of the process.
+pub fn spawn(live: Arc<Live>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("flowgate-watch".into())
+        .spawn(move || run(&live))
+        .map(|_| ())
+}
+
+fn run(live: &Live) {
+    let (tx, rx) = mpsc::channel();
+    let mut watcher = match notify::recommended_watcher(move |_event| {
+        let _ = tx.send(());
+    }) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            log::warn!("watch: file notifications unavailable ({e}); polling every second");
+            None
+        }
+    };
+    let sources = live.sources();
+    let mut armed = arm(watcher.as_mut(), &sources, &[]);
+    let mut last = fingerprint(&sources);
+    loop {
+        match rx.recv_timeout(POLL) {
+            Ok(()) => {
+                std::thread::sleep(DEBOUNCE);
+                while rx.try_recv().is_ok() {}
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+        let now = fingerprint(&sources);
+        if now == last {
+            continue;
+        }
+        last = now;
+        armed = arm(watcher.as_mut(), &sources, &armed);
+        match live.reload() {
+            Ok(generation) => log::info!("reload: snapshot {generation} serving (files changed)"),
+            Err(problems) => {
+                log::error!("reload refused, previous snapshot keeps serving:\n{problems}")
+            }
+        }
+    }
+}
+
+/// What a snapshot is built from: folders read whole, and single data files.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    pub folders: Vec<PathBuf>,
+    pub files: Vec<PathBuf>,
+}
+
+/// (Re)watches every folder and every data file's folder; returns what is watched now.
+fn arm(
+    watcher: Option<&mut notify::RecommendedWatcher>,
+    s: &Sources,
+    old: &[PathBuf],
+) -> Vec<PathBuf> {
+    let Some(w) = watcher else {
+        return Vec::new();
+    };
+    for p in old {
+        let _ = w.unwatch(p);
+    }
+    let mut watched = Vec::new();
+    let mut watch = |p: &Path, mode| {
+        if watched.iter().any(|w: &PathBuf| w == p) {
+            return;
+        }
+        match w.watch(p, mode) {
+            Ok(()) => watched.push(p.to_path_buf()),
+            Err(e) => log::debug!("watch {}: {e}", p.display()),
+        }
+    };
+    for folder in &s.folders {
+        watch(folder, RecursiveMode::Recursive);
+        // The folder itself may be replaced (a symlink swapped to a new version).
+        if let Some(parent) = folder.parent() {
+            watch(parent, RecursiveMode::NonRecursive);
+        }
+    }
+    for file in &s.files {
+        if let Some(parent) = file.parent() {
+            watch(parent, RecursiveMode::NonRecursive);
+        }
+    }
+    watched
+}
+
+/// Size, modification time and inode of every source file, following symlinks.
+pub fn fingerprint(s: &Sources) -> u64 {
+    let mut h = DefaultHasher::new();
+    for folder in &s.folders {
+        hash_tree(folder, 0, &mut h);
+    }
+    for file in &s.files {
+        hash_file(file, &mut h);
+    }
+    h.finish()
+}
+
+fn hash_tree(dir: &Path, depth: usize, h: &mut DefaultHasher) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        dir.hash(h);
+        return;
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for p in paths {
+        if p.is_dir() {
+            if depth < 4 {
+                hash_tree(&p, depth + 1, h);
+            }
+        } else {
+            hash_file(&p, h);
+        }
+    }
+}
+
+fn hash_file(p: &Path, h: &mut DefaultHasher) {
+    use std::os::unix::fs::MetadataExt;
+    p.hash(h);
+    if let Ok(m) = std::fs::metadata(p) {
+        (m.len(), m.mtime(), m.mtime_nsec(), m.ino()).hash(h);
+    }
+}
