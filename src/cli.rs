@@ -278,6 +278,21 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
         log::error!("watch: cannot start: {e}; rules reload on SIGHUP only");
     }
 
+    let _pid_file = match crate::lifecycle::PidFile::create(&pid_file) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            log::warn!("cannot write pid file {}: {e}", pid_file.display());
+            None
+        }
+    };
+    if let Some(first) = config
+        .listen
+        .first()
+        .or(config.tls.first().map(|t| &t.listen))
+    {
+        crate::lifecycle::notify_ready_when_listening(*first);
+    }
+    crate::lifecycle::upgrade_on_sigusr2(config.path.clone());
     log::info!(
         "flowgate {} serving on {:?}, admin on {:?}",
         env!("CARGO_PKG_VERSION"),

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod events;
 pub mod identity;
+pub mod lifecycle;
 pub mod metrics;
 pub mod problem;
 pub mod proxy;

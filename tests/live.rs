@@ -459,3 +459,65 @@ fn rules_change_thirty_times_the_binary_upgrades_and_it_drains_without_a_failed_
         &missing[..missing.len().min(5)]
     );
 }
+
+#[test]
+fn sigusr2_hands_over_to_a_new_process_that_tells_systemd_it_is_main() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("flowgate.pid");
+    let extra = format!("pid_file: {}\n", pid_file.display());
+    let (config, addr, _) = write_setup(dir.path(), &extra, &rules_v("served"));
+    let notify_path = dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut old = Command::new(env!("CARGO_BIN_EXE_flowgate"))
+        .args(["run", "-c"])
+        .arg(&config)
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env("RUST_LOG", "error")
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = notify.recv(&mut buf).unwrap();
+    let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert_eq!(msg, format!("MAINPID={}\nREADY=1\n", old.id()));
+    assert_eq!(get(addr, "/", &[]).body, "served", "ready means serving");
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap().trim(),
+        old.id().to_string()
+    );
+
+    let _ = Command::new("kill")
+        .args(["-USR2", &old.id().to_string()])
+        .status();
+    let n = notify.recv(&mut buf).unwrap();
+    let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+    let new_pid: u32 = msg
+        .strip_prefix("MAINPID=")
+        .and_then(|m| m.split('\n').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected notification {msg:?}"));
+    assert_ne!(new_pid, old.id());
+    assert_eq!(get(addr, "/", &[]).body, "served");
+    assert!(
+        old.wait().unwrap().success(),
+        "the old process drains and exits"
+    );
+    assert_eq!(
+        get(addr, "/", &[]).body,
+        "served",
+        "the successor serves alone"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap().trim(),
+        new_pid.to_string()
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &new_pid.to_string()])
+        .status();
+    // On its way out it removes the pid file it wrote.
+    wait_for("successor exits", Duration::from_secs(15), || {
+        !pid_file.exists()
+    });
+}

@@ -1,0 +1,126 @@
+//! The process around the proxy: its pid file, readiness for systemd, and SIGUSR2, which
+//! starts a successor that takes over the listening sockets (as nginx's binary upgrade does).
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Writes our pid atomically; removes the file on drop if it is still ours.
+pub struct PidFile(PathBuf);
+
+impl PidFile {
+    pub fn create(path: &Path) -> std::io::Result<PidFile> {
+        let tmp = path.with_extension(format!("pid.{}", std::process::id()));
+        std::fs::write(&tmp, format!("{}\n", std::process::id()))?;
+        std::fs::rename(&tmp, path)?;
+        Ok(PidFile(path.to_path_buf()))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let ours = std::fs::read_to_string(&self.0)
+            .is_ok_and(|s| s.trim() == std::process::id().to_string());
+        if ours {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+/// Tells systemd (`Type=notify`) this process is the service's main process and ready, once
+/// the first listener answers. Without `NOTIFY_SOCKET` it does nothing.
+pub fn notify_ready_when_listening(addr: SocketAddr) {
+    let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let spawned = std::thread::Builder::new()
+        .name("flowgate-ready".into())
+        .spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+                if Instant::now() > deadline {
+                    return log::error!(
+                        "not listening on {addr} after 30 s; not telling systemd ready"
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let msg = format!("MAINPID={}\nREADY=1\n", std::process::id());
+            if let Err(e) = sd_notify(&socket, &msg) {
+                log::warn!("cannot notify systemd: {e}");
+            }
+        });
+    if let Err(e) = spawned {
+        log::warn!("cannot start readiness notifier: {e}");
+    }
+}
+
+fn sd_notify(socket: &std::ffi::OsStr, msg: &str) -> std::io::Result<()> {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::net::{SocketAddr as UnixAddr, UnixDatagram};
+    let bytes = socket.as_bytes();
+    let addr = match bytes.strip_prefix(b"@") {
+        Some(name) => UnixAddr::from_abstract_name(name)?,
+        None => UnixAddr::from_pathname(Path::new(socket))?,
+    };
+    UnixDatagram::unbound()?.send_to_addr(msg.as_bytes(), &addr)?;
+    Ok(())
+}
+
+/// On SIGUSR2: start `flowgate run --upgrade` from the binary now on disk, then hand it the
+/// sockets (SIGQUIT to ourselves). If the successor dies before taking over, we keep serving.
+pub fn upgrade_on_sigusr2(config: PathBuf) {
+    let spawned = std::thread::Builder::new()
+        .name("flowgate-upgrade".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => return log::error!("upgrade: cannot start: {e}"),
+            };
+            rt.block_on(async move {
+                use tokio::signal::unix::{signal, SignalKind};
+                let mut usr2 = match signal(SignalKind::user_defined2()) {
+                    Ok(s) => s,
+                    Err(e) => return log::error!("upgrade: cannot watch SIGUSR2: {e}"),
+                };
+                while usr2.recv().await.is_some() {
+                    if let Err(e) = start_successor(&config).await {
+                        log::error!("upgrade: {e}; this process keeps serving");
+                    }
+                }
+            });
+        });
+    if let Err(e) = spawned {
+        log::error!("upgrade: cannot start: {e}");
+    }
+}
+
+async fn start_successor(config: &Path) -> std::io::Result<()> {
+    let exe = std::env::current_exe()?;
+    // A replaced binary shows as "/path (deleted)"; run the file now at that path.
+    let exe = PathBuf::from(exe.to_string_lossy().trim_end_matches(" (deleted)"));
+    let mut child = std::process::Command::new(&exe)
+        .args(["run", "--upgrade", "-c"])
+        .arg(config)
+        .spawn()?;
+    log::info!("upgrade: started {} (pid {})", exe.display(), child.id());
+    // Give it a moment to open the hand-over socket; pingora retries for a few seconds anyway.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    if let Some(status) = child.try_wait()? {
+        return Err(std::io::Error::other(format!(
+            "successor exited at once: {status}"
+        )));
+    }
+    // SAFETY: raising a signal at our own process has no memory-safety preconditions.
+    let rc = unsafe { libc::kill(libc::getpid(), libc::SIGQUIT) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // Reap it in the background so it never lingers as a zombie of ours.
+    std::thread::spawn(move || child.wait());
+    Ok(())
+}
