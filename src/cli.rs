@@ -223,7 +223,9 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
         SinkKind::None | SinkKind::Http => (EventQueue::disabled(metrics.clone()), None),
     };
 
-    let grace = config.shutdown_timeout.0.as_secs().max(1);
+    // After SIGTERM pingora stops accepting, waits the grace period, then shuts the runtimes
+    // down, which cancels whatever still runs: the grace period is the drain budget.
+    let drain = config.shutdown_timeout.0.as_secs().max(1);
     let (upgrade_sock, pid_file) = config.process_files();
     let conf = ServerConf {
         upgrade_sock: upgrade_sock.to_string_lossy().into_owned(),
@@ -231,10 +233,8 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
         threads: config
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
-        // After SIGTERM: keep accepting for a moment while the balancer notices, then give
-        // in-flight requests the configured time to finish.
-        grace_period_seconds: Some(1),
-        graceful_shutdown_timeout_seconds: Some(grace),
+        grace_period_seconds: Some(drain),
+        graceful_shutdown_timeout_seconds: Some(1),
         ..ServerConf::default()
     };
     let opt = Opt {
@@ -244,7 +244,9 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
+    let in_flight = crate::lifecycle::InFlightCounter::default();
     let gateway = Gateway {
+        in_flight: in_flight.clone(),
         live: live.clone(),
         trusted_proxies: config.trusted_proxies(),
         client_ip_header: config.client_ip_source(),
@@ -278,13 +280,33 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
         log::error!("watch: cannot start: {e}; rules reload on SIGHUP only");
     }
 
-    let _pid_file = match crate::lifecycle::PidFile::create(&pid_file) {
+    let pid_file = match crate::lifecycle::PidFile::create(&pid_file) {
         Ok(p) => Some(p),
         Err(e) => {
             log::warn!("cannot write pid file {}: {e}", pid_file.display());
             None
         }
     };
+    // Whoever gets there first — the drain watcher or the end of `server.run` — writes out
+    // the queued events and removes the pid file.
+    let finish = Arc::new(std::sync::Mutex::new(Some((worker, pid_file))));
+    let finish_once = {
+        let finish = finish.clone();
+        move || {
+            let taken = finish.lock().map(|mut f| f.take()).unwrap_or(None);
+            if let Some((worker, pid_file)) = taken {
+                if let Some(w) = worker {
+                    w.close();
+                }
+                drop(pid_file);
+            }
+        }
+    };
+    crate::lifecycle::exit_when_drained(
+        server.watch_execution_phase(),
+        in_flight,
+        finish_once.clone(),
+    );
     if let Some(first) = config
         .listen
         .first()
@@ -300,9 +322,7 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
         config.admin.as_ref().map(|a| a.value)
     );
     server.run(RunArgs::default());
-    if let Some(w) = worker {
-        w.close();
-    }
+    finish_once();
     log::info!("flowgate stopped");
     ExitCode::SUCCESS
 }

@@ -3,7 +3,11 @@
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use pingora::server::ExecutionPhase;
 
 /// Writes our pid atomically; removes the file on drop if it is still ours.
 pub struct PidFile(PathBuf);
@@ -123,4 +127,58 @@ async fn start_successor(config: &Path) -> std::io::Result<()> {
     // Reap it in the background so it never lingers as a zombie of ours.
     std::thread::spawn(move || child.wait());
     Ok(())
+}
+
+/// Requests being served; each request holds one `InFlight` from start to its click event.
+#[derive(Clone, Default)]
+pub struct InFlightCounter(Arc<AtomicUsize>);
+
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl InFlightCounter {
+    pub fn enter(&self) -> InFlight {
+        self.0.fetch_add(1, Ordering::AcqRel);
+        InFlight(self.0.clone())
+    }
+
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Pingora's grace period after SIGTERM or an upgrade is a fixed sleep, and the runtime
+/// shutdown after it cancels whatever still runs. So the grace period is our whole drain
+/// budget, and this ends it early: once the listeners are closed and no request is in flight,
+/// `finish` runs (writing out click events) and the process exits.
+pub fn exit_when_drained(
+    mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase>,
+    in_flight: InFlightCounter,
+    finish: impl FnOnce() + Send + 'static,
+) {
+    let spawned = std::thread::Builder::new()
+        .name("flowgate-drain".into())
+        .spawn(move || {
+            loop {
+                match phases.blocking_recv() {
+                    Ok(ExecutionPhase::ShutdownGracePeriod) => break,
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+            while in_flight.count() > 0 {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            log::info!("drained: no request in flight");
+            finish();
+            std::process::exit(0);
+        });
+    if let Err(e) = spawned {
+        log::warn!("cannot start drain watcher ({e}); shutdown waits the full grace period");
+    }
 }

@@ -521,3 +521,39 @@ fn sigusr2_hands_over_to_a_new_process_that_tells_systemd_it_is_main() {
         !pid_file.exists()
     });
 }
+
+#[test]
+fn sigterm_lets_an_in_flight_request_finish_and_writes_its_event() {
+    let slow = Upstream::start_with_delay("slow", Duration::from_millis(1500));
+    let rules = format!(
+        "upstreams: {{ slow: {{ peers: [\"{}\"] }} }}\nroutes: {{ page: {{ proxy: {{ upstream: slow }} }} }}\n\
+         campaigns: [ {{ id: c, flows: [ {{ name: f, to: page }} ] }} ]\n",
+        slow.addr
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (config, addr, _) = write_setup(dir.path(), "", &rules);
+    let mut child = spawn(&config, false);
+    wait_listening(addr);
+    let in_flight =
+        std::thread::spawn(move || get(addr, "/slow?sub_id=drained", &[("User-Agent", CHROME)]));
+    wait_for(
+        "request reached the upstream",
+        Duration::from_secs(5),
+        || slow.hits.load(Ordering::SeqCst) == 1,
+    );
+    let started = Instant::now();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let reply = in_flight.join().unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(child.wait().unwrap().success());
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "drained in {took:?}");
+    let events: String = std::fs::read_dir(dir.path().join("events"))
+        .unwrap()
+        .flatten()
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert!(events.contains("\"sub_id\":\"drained\""), "{events}");
+}

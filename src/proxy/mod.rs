@@ -17,6 +17,7 @@ use pingora::ErrorType;
 
 use crate::events::{self, EventPolicy, EventQueue, Outcome};
 use crate::identity::{client_ip, CidrSet, ClientIpHeader, Visitor};
+use crate::lifecycle::{InFlight, InFlightCounter};
 use crate::metrics::Metrics;
 use crate::rules::{Action, Decision, RequestFacts, Vars};
 use crate::snapshot::{Live, Snapshot};
@@ -28,6 +29,7 @@ pub struct Gateway {
     pub events: EventQueue,
     pub policy: EventPolicy,
     pub metrics: Arc<Metrics>,
+    pub in_flight: InFlightCounter,
 }
 
 /// Per-request state, carried between pingora's phases.
@@ -42,6 +44,8 @@ pub struct RequestCtx {
     connect_attempts: usize,
     /// Status of a response flowgate wrote itself (respond, redirect, error page).
     status: Option<u16>,
+    /// Held until the request's event is sent, so shutdown knows when all are done.
+    _in_flight: InFlight,
 }
 
 impl RequestCtx {
@@ -93,6 +97,7 @@ impl ProxyHttp for Gateway {
             upstream: None,
             connect_attempts: 0,
             status: None,
+            _in_flight: self.in_flight.enter(),
         }
     }
 
