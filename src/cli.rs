@@ -329,35 +329,19 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
 
 /// SIGHUP rebuilds the snapshot from disk; a failed build keeps the current one.
 fn reload_on_sighup(live: Arc<Live>) {
-    let spawned = std::thread::Builder::new()
-        .name("flowgate-reload".into())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => return log::error!("reload: cannot start: {e}"),
-            };
-            rt.block_on(async move {
-                use tokio::signal::unix::{signal, SignalKind};
-                let mut hup = match signal(SignalKind::hangup()) {
-                    Ok(s) => s,
-                    Err(e) => return log::error!("reload: cannot watch SIGHUP: {e}"),
-                };
-                while hup.recv().await.is_some() {
-                    match live.reload() {
-                        Ok(generation) => log::info!("reload: snapshot {generation} serving"),
-                        Err(problems) => {
-                            log::error!(
-                                "reload refused, previous snapshot keeps serving:\n{problems}"
-                            )
-                        }
+    crate::lifecycle::on_signal(
+        tokio::signal::unix::SignalKind::hangup(),
+        "reload",
+        move || {
+            let live = live.clone();
+            async move {
+                match live.reload() {
+                    Ok(generation) => log::info!("reload: snapshot {generation} serving"),
+                    Err(problems) => {
+                        log::error!("reload refused, previous snapshot keeps serving:\n{problems}")
                     }
                 }
-            });
-        });
-    if let Err(e) = spawned {
-        log::error!("reload: cannot start: {e}");
-    }
+            }
+        },
+    );
 }

@@ -72,35 +72,53 @@ fn sd_notify(socket: &std::ffi::OsStr, msg: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-/// On SIGUSR2: start `flowgate run --upgrade` from the binary now on disk, then hand it the
-/// sockets (SIGQUIT to ourselves). If the successor dies before taking over, we keep serving.
-pub fn upgrade_on_sigusr2(config: PathBuf) {
+/// Runs `handle` on its own thread each time `kind` arrives, for the life of the process.
+/// Registering the handler also replaces the signal's default action (for SIGHUP: exit).
+pub fn on_signal<F, Fut>(kind: tokio::signal::unix::SignalKind, name: &'static str, handle: F)
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
     let spawned = std::thread::Builder::new()
-        .name("flowgate-upgrade".into())
+        .name(format!("flowgate-{name}"))
         .spawn(move || {
             let rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
             {
                 Ok(rt) => rt,
-                Err(e) => return log::error!("upgrade: cannot start: {e}"),
+                Err(e) => return log::error!("{name}: cannot start: {e}"),
             };
             rt.block_on(async move {
-                use tokio::signal::unix::{signal, SignalKind};
-                let mut usr2 = match signal(SignalKind::user_defined2()) {
+                let mut signals = match tokio::signal::unix::signal(kind) {
                     Ok(s) => s,
-                    Err(e) => return log::error!("upgrade: cannot watch SIGUSR2: {e}"),
+                    Err(e) => return log::error!("{name}: cannot watch the signal: {e}"),
                 };
-                while usr2.recv().await.is_some() {
-                    if let Err(e) = start_successor(&config).await {
-                        log::error!("upgrade: {e}; this process keeps serving");
-                    }
+                while signals.recv().await.is_some() {
+                    handle().await;
                 }
             });
         });
     if let Err(e) = spawned {
-        log::error!("upgrade: cannot start: {e}");
+        log::error!("{name}: cannot start: {e}");
     }
+}
+
+/// On SIGUSR2: start `flowgate run --upgrade` from the binary now on disk, then hand it the
+/// sockets (SIGQUIT to ourselves). If the successor dies before taking over, we keep serving.
+pub fn upgrade_on_sigusr2(config: PathBuf) {
+    on_signal(
+        tokio::signal::unix::SignalKind::user_defined2(),
+        "upgrade",
+        move || {
+            let config = config.clone();
+            async move {
+                if let Err(e) = start_successor(&config).await {
+                    log::error!("upgrade: {e}; this process keeps serving");
+                }
+            }
+        },
+    );
 }
 
 async fn start_successor(config: &Path) -> std::io::Result<()> {
