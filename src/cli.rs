@@ -11,7 +11,7 @@ use pingora::server::{RunArgs, Server};
 use pingora::services::listening::Service;
 
 use crate::config::{self, Config, SinkKind};
-use crate::events::{EventPolicy, EventQueue, EventWorker, FileSink};
+use crate::events::{EventPolicy, EventQueue, EventWorker, FileSink, HttpSink, Sink};
 use crate::metrics::{AdminService, Metrics};
 use crate::proxy::Gateway;
 use crate::snapshot::{Live, SampleRequest, Snapshot};
@@ -184,6 +184,32 @@ fn explain_batch(snapshot: &Snapshot) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The configured sink on its worker thread, and the queue requests feed it through.
+fn start_events(
+    config: &Config,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<(EventQueue, Option<EventWorker>)> {
+    let ev = &config.events;
+    let sink: Box<dyn Sink> = match (*ev.sink, &ev.http) {
+        (SinkKind::None, _) => return Ok((EventQueue::disabled(metrics), None)),
+        (SinkKind::File, _) => {
+            Box::new(FileSink::open(&ev.file, metrics.clone()).map_err(|e| {
+                std::io::Error::other(format!("file.dir {}: {e}", ev.file.dir.display()))
+            })?)
+        }
+        (SinkKind::Http, Some(http)) => {
+            Box::new(HttpSink::open(http, metrics.clone()).map_err(|e| {
+                std::io::Error::other(format!("http.spool_dir {}: {e}", http.spool_dir.display()))
+            })?)
+        }
+        (SinkKind::Http, None) => {
+            return Err(std::io::Error::other("sink: http needs events.http"))
+        }
+    };
+    let (queue, worker) = EventWorker::start(sink, ev.queue, ev.batch.clone(), metrics)?;
+    Ok((queue, Some(worker)))
+}
+
 fn run(path: &Path, upgrade: bool) -> ExitCode {
     let config = match load_config(path) {
         Ok(c) => Arc::new(c),
@@ -203,24 +229,23 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (events, worker) = match *config.events.sink {
-        SinkKind::File => {
-            let dir = &config.events.file.dir;
-            let started = FileSink::open(dir)
-                .and_then(|sink| EventWorker::start(sink, config.events.queue, metrics.clone()));
-            match started {
-                Ok((q, w)) => (q, Some(w)),
-                Err(e) => {
-                    eprintln!(
-                        "{}: events.file.dir: cannot write to {}: {e}",
-                        path.display(),
-                        dir.display()
-                    );
-                    return ExitCode::FAILURE;
-                }
-            }
+    let (events, worker) = match start_events(&config, metrics.clone()) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("{}: events: {e}", path.display());
+            return ExitCode::FAILURE;
         }
-        SinkKind::None | SinkKind::Http => (EventQueue::disabled(metrics.clone()), None),
+    };
+    let policy = match EventPolicy::new(&config.privacy) {
+        Ok(p) => p,
+        Err(e) => {
+            let dir = config.privacy.salt_dir.display();
+            eprintln!(
+                "{}: privacy.salt_dir: cannot keep the salt in {dir}: {e}",
+                path.display()
+            );
+            return ExitCode::FAILURE;
+        }
     };
 
     // After SIGTERM pingora stops accepting, waits the grace period, then shuts the runtimes
@@ -244,14 +269,20 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
+    let postback = config.postback.as_ref().map(|p| crate::proxy::Postback {
+        path: p.path.value.clone(),
+        // Resolved once at load (validation checked it resolves).
+        token: p.token.as_ref().and_then(|t| t.resolve().ok()),
+    });
     let in_flight = crate::lifecycle::InFlightCounter::default();
     let gateway = Gateway {
         in_flight: in_flight.clone(),
+        postback,
         live: live.clone(),
         trusted_proxies: config.trusted_proxies(),
         client_ip_header: config.client_ip_source(),
         events,
-        policy: EventPolicy::new(&config.privacy),
+        policy,
         metrics: metrics.clone(),
     };
     let mut proxy = http_proxy_service_with_name(&server.configuration, gateway, "flowgate");

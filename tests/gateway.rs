@@ -299,6 +299,7 @@ fn every_request_leaves_one_event_with_the_schema_fields() {
     let events = fg.events(3);
     assert_eq!(events.len(), 3);
     let fields = [
+        "type",
         "ts",
         "click_id",
         "campaign",
@@ -334,6 +335,7 @@ fn every_request_leaves_one_event_with_the_schema_fields() {
         );
     }
     let first = &events[0];
+    assert_eq!(first["type"], "click");
     assert_eq!(first["route"], "offer");
     assert_eq!(first["action"], "proxy");
     assert_eq!(first["device"], "mobile");

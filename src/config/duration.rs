@@ -1,4 +1,5 @@
-//! Durations as operators write them: `500ms`, `2s`, `1m`, or a bare number of seconds.
+//! Durations as operators write them (`500ms`, `2s`, `1m`, `6h`, `90d`, or a bare number of
+//! seconds) and sizes (`64KiB`, `256MB`, `1GiB`, or a bare number of bytes).
 
 use std::time::Duration;
 
@@ -21,7 +22,13 @@ impl Timeout {
             "ms" => Duration::from_millis(n),
             "" | "s" => Duration::from_secs(n),
             "m" => Duration::from_secs(n * 60),
-            _ => return Err(format!("{s:?} is not a duration like 500ms, 2s or 1m")),
+            "h" => Duration::from_secs(n * 3600),
+            "d" => Duration::from_secs(n * 86_400),
+            _ => {
+                return Err(format!(
+                    "{s:?} is not a duration like 500ms, 2s, 1m, 6h or 90d"
+                ))
+            }
         };
         Ok(Timeout(d))
     }
@@ -65,6 +72,76 @@ mod tests {
         assert_eq!(Timeout::parse("1m").unwrap().0, Duration::from_secs(60));
         assert_eq!(Timeout::parse("7").unwrap().0, Duration::from_secs(7));
         assert!(Timeout::parse("soon").is_err());
-        assert!(Timeout::parse("5h").is_err());
+        assert_eq!(
+            Timeout::parse("90d").unwrap().0,
+            Duration::from_secs(90 * 86_400)
+        );
+        assert!(Timeout::parse("5w").is_err());
+    }
+}
+
+/// A size in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    pub fn parse(s: &str) -> Result<ByteSize, String> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("{s:?} is not a size like 64KiB, 256MB or 1GiB"))?;
+        let k = match unit.trim() {
+            "" | "B" => 1,
+            "KB" => 1_000,
+            "KiB" => 1 << 10,
+            "MB" => 1_000_000,
+            "MiB" => 1 << 20,
+            "GB" => 1_000_000_000,
+            "GiB" => 1 << 30,
+            _ => return Err(format!("{s:?} is not a size like 64KiB, 256MB or 1GiB")),
+        };
+        n.checked_mul(k)
+            .map(ByteSize)
+            .ok_or_else(|| format!("{s:?} is too large"))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a size like 64KiB, 256MB or 1GiB")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ByteSize, E> {
+                Ok(ByteSize(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ByteSize, E> {
+                u64::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom("a size cannot be negative"))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ByteSize, E> {
+                ByteSize::parse(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(ByteSize::parse("64KiB").unwrap().0, 65_536);
+        assert_eq!(ByteSize::parse("256MB").unwrap().0, 256_000_000);
+        assert_eq!(ByteSize::parse("1GiB").unwrap().0, 1 << 30);
+        assert_eq!(ByteSize::parse("100").unwrap().0, 100);
+        assert!(ByteSize::parse("lots").is_err());
     }
 }

@@ -13,7 +13,7 @@ use crate::identity::{Cidr, CidrSet, ClientIpHeader, MAX_LISTS};
 use crate::problem::{Problems, Span};
 use crate::yaml::At;
 
-pub use duration::Timeout;
+pub use duration::{ByteSize, Timeout};
 
 pub const DEFAULT_PATH: &str = "config/flowgate.yaml";
 
@@ -46,6 +46,8 @@ pub struct Config {
     pub events: EventsConfig,
     #[serde(default)]
     pub privacy: PrivacyConfig,
+    #[serde(default)]
+    pub postback: Option<PostbackConfig>,
     /// Worker threads for the proxy; default: one per core.
     #[serde(default)]
     pub threads: Option<usize>,
@@ -96,9 +98,13 @@ pub struct EventsConfig {
     pub sink: At<SinkKind>,
     #[serde(default)]
     pub file: FileSinkConfig,
+    #[serde(default)]
+    pub http: Option<At<HttpSinkConfig>>,
     /// Events waiting for the sink; when full, new events are dropped and counted.
     #[serde(default = "default_queue")]
     pub queue: usize,
+    #[serde(default)]
+    pub batch: BatchConfig,
 }
 
 impl Default for EventsConfig {
@@ -106,7 +112,31 @@ impl Default for EventsConfig {
         EventsConfig {
             sink: At::new(SinkKind::File),
             file: FileSinkConfig::default(),
+            http: None,
             queue: default_queue(),
+            batch: BatchConfig::default(),
+        }
+    }
+}
+
+/// A batch is written or sent when any limit is reached.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConfig {
+    #[serde(default = "default_batch_events")]
+    pub max_events: usize,
+    #[serde(default = "default_batch_bytes")]
+    pub max_bytes: ByteSize,
+    #[serde(default = "default_batch_wait")]
+    pub max_wait: Timeout,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_events: default_batch_events(),
+            max_bytes: default_batch_bytes(),
+            max_wait: default_batch_wait(),
         }
     }
 }
@@ -116,14 +146,89 @@ impl Default for EventsConfig {
 pub struct FileSinkConfig {
     #[serde(default = "default_events_dir")]
     pub dir: PathBuf,
+    /// Start a new file past this size.
+    #[serde(default = "default_rotate_bytes")]
+    pub rotate_bytes: ByteSize,
+    /// Start a new file every UTC day or hour.
+    #[serde(default)]
+    pub rotate: Rotate,
+    /// Event files older than this are deleted.
+    #[serde(default = "default_retain")]
+    pub retain: Timeout,
 }
 
 impl Default for FileSinkConfig {
     fn default() -> Self {
         FileSinkConfig {
             dir: default_events_dir(),
+            rotate_bytes: default_rotate_bytes(),
+            rotate: Rotate::default(),
+            retain: default_retain(),
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rotate {
+    #[default]
+    Daily,
+    Hourly,
+}
+
+/// POST NDJSON batches to a collector (ClickHouse, Vector, ...).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSinkConfig {
+    pub url: At<String>,
+    #[serde(default)]
+    pub gzip: bool,
+    /// Extra request headers; a value may come from the environment or a file (secrets).
+    #[serde(default)]
+    pub headers: BTreeMap<String, At<SecretSource>>,
+    #[serde(default = "default_http_timeout")]
+    pub timeout: Timeout,
+    /// Attempts after the first before a batch goes to the spool.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    #[serde(default = "default_spool_dir")]
+    pub spool_dir: PathBuf,
+    #[serde(default = "default_spool_max")]
+    pub spool_max_bytes: ByteSize,
+}
+
+/// `value`, `{ env: NAME }` or `{ file: path }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SecretSource {
+    Value(String),
+    Env { env: String },
+    File { file: PathBuf },
+}
+
+impl SecretSource {
+    pub fn resolve(&self) -> Result<String, String> {
+        match self {
+            SecretSource::Value(v) => Ok(v.clone()),
+            SecretSource::Env { env } => {
+                std::env::var(env).map_err(|_| format!("environment variable {env} is not set"))
+            }
+            SecretSource::File { file } => std::fs::read_to_string(file)
+                .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
+                .map_err(|e| format!("cannot read {}: {e}", file.display())),
+        }
+    }
+}
+
+/// Conversions reported by a tracker or an advertiser's server.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostbackConfig {
+    /// A path on the main listeners, e.g. `/postback`.
+    pub path: At<String>,
+    /// When set, requests must carry `token=` with this value.
+    #[serde(default)]
+    pub token: Option<At<SecretSource>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -134,6 +239,12 @@ pub struct PrivacyConfig {
     /// Query parameters events keep; a trailing `*` matches a prefix. Others are left out.
     #[serde(default = "default_query_params")]
     pub query_params: Vec<String>,
+    /// `Sec-GPC: 1` (Global Privacy Control): the IP is truncated and the user agent left out.
+    #[serde(default)]
+    pub honor_gpc: bool,
+    /// Where `ip: hash` keeps its daily secret salt (never sent anywhere).
+    #[serde(default = "default_salt_dir")]
+    pub salt_dir: PathBuf,
 }
 
 impl Default for PrivacyConfig {
@@ -141,6 +252,8 @@ impl Default for PrivacyConfig {
         PrivacyConfig {
             ip: At::default(),
             query_params: default_query_params(),
+            honor_gpc: false,
+            salt_dir: default_salt_dir(),
         }
     }
 }
@@ -154,7 +267,7 @@ pub enum IpPrivacy {
     Full,
     /// IPv4 /24, IPv6 /48.
     Truncate,
-    /// A keyed hash (not available yet; refused at load).
+    /// A keyed hash whose secret salt changes every UTC day: one pseudonym per visitor per day.
     Hash,
     /// No address at all.
     None,
@@ -183,6 +296,36 @@ fn default_queue() -> usize {
 }
 fn default_events_dir() -> PathBuf {
     PathBuf::from("../var/events")
+}
+fn default_batch_events() -> usize {
+    1000
+}
+fn default_batch_bytes() -> ByteSize {
+    ByteSize(1 << 20)
+}
+fn default_batch_wait() -> Timeout {
+    Timeout::from_secs(1)
+}
+fn default_rotate_bytes() -> ByteSize {
+    ByteSize(256 << 20)
+}
+fn default_retain() -> Timeout {
+    Timeout::from_secs(90 * 86_400)
+}
+fn default_http_timeout() -> Timeout {
+    Timeout::from_secs(5)
+}
+fn default_retries() -> u32 {
+    3
+}
+fn default_spool_dir() -> PathBuf {
+    PathBuf::from("../var/spool")
+}
+fn default_spool_max() -> ByteSize {
+    ByteSize(1 << 30)
+}
+fn default_salt_dir() -> PathBuf {
+    PathBuf::from("../var/salt")
 }
 fn default_query_params() -> Vec<String> {
     ["utm_*", "gclid", "fbclid", "ttclid", "msclkid", "sub*"]
@@ -263,6 +406,23 @@ impl Config {
         }
         self.intel.lists.values_mut().for_each(abs);
         abs(&mut self.events.file.dir);
+        abs(&mut self.privacy.salt_dir);
+        if let Some(http) = &mut self.events.http {
+            abs(&mut http.value.spool_dir);
+            for h in http.value.headers.values_mut() {
+                if let SecretSource::File { file } = &mut h.value {
+                    abs(file);
+                }
+            }
+        }
+        if let Some(SecretSource::File { file }) = self
+            .postback
+            .as_mut()
+            .and_then(|p| p.token.as_mut())
+            .map(|t| &mut t.value)
+        {
+            abs(file);
+        }
         for p in [&mut self.upgrade_sock, &mut self.pid_file]
             .into_iter()
             .flatten()
@@ -304,18 +464,48 @@ impl Config {
                 }
             }
         }
-        if *self.events.sink == SinkKind::Http {
-            let span = self.events.sink.span;
-            let msg = "the http sink is not available in this version; use file or none";
-            problems.push(file, span, "events.sink", msg);
+        match (&*self.events.sink, &self.events.http) {
+            (SinkKind::Http, None) => {
+                let msg = "sink: http needs events.http with a url";
+                problems.push(file, self.events.sink.span, "events.sink", msg);
+            }
+            (_, Some(http)) => {
+                if !(http.url.starts_with("http://") || http.url.starts_with("https://")) {
+                    let msg = format!("{:?} must be an http:// or https:// URL", http.url.value);
+                    problems.push(file, http.url.span, "events.http.url", msg);
+                }
+                for (name, source) in &http.headers {
+                    if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                        let msg = format!("{name:?} is not a header name");
+                        problems.push(file, source.span, "events.http.headers", msg);
+                    }
+                    if let Err(e) = source.resolve() {
+                        problems.push(file, source.span, format!("events.http.headers.{name}"), e);
+                    }
+                }
+            }
+            _ => {}
+        }
+        let b = &self.events.batch;
+        if b.max_events == 0 || b.max_bytes.0 == 0 {
+            problems.push(
+                file,
+                Span::default(),
+                "events.batch",
+                "limits must be positive",
+            );
+        }
+        if let Some(p) = &self.postback {
+            if !p.path.starts_with('/') {
+                problems.push(file, p.path.span, "postback.path", "must start with /");
+            }
+            if let Some(Err(e)) = p.token.as_ref().map(|t| t.resolve()) {
+                let span = p.token.as_ref().map_or(Span::default(), |t| t.span);
+                problems.push(file, span, "postback.token", e);
+            }
         }
         if self.events.queue == 0 {
             problems.push(file, Span::default(), "events.queue", "must be at least 1");
-        }
-        if *self.privacy.ip == IpPrivacy::Hash {
-            let span = self.privacy.ip.span;
-            let msg = "hash is not available in this version; use full, truncate or none";
-            problems.push(file, span, "privacy.ip", msg);
         }
         if self.threads == Some(0) {
             problems.push(file, Span::default(), "threads", "must be at least 1");

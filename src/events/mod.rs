@@ -1,21 +1,39 @@
-//! Click events: one per request, handed to a bounded queue without ever blocking the
-//! request, and written by a background worker.
+//! Click and conversion events: built on the request path, handed to a bounded queue without
+//! ever waiting, batched by a worker thread (count, bytes, age) and delivered by a sink.
 
 mod file;
+mod http;
+mod pseudonym;
 mod record;
+mod spool;
 pub mod time;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::sync::mpsc;
 
+use crate::config::BatchConfig;
 use crate::metrics::Metrics;
-pub use file::FileSink;
+pub use file::{forget, FileSink};
+pub use http::HttpSink;
+pub use pseudonym::Pseudonymizer;
 pub use record::{click_event, EventPolicy, Outcome};
 
-/// One routing decision, as the collector receives it (one JSON object per line).
+/// One line of the event stream; `type` tells clicks from conversions.
+// Events travel boxed (one allocation when queued), so the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Event {
+    Click(ClickEvent),
+    Conversion(ConversionEvent),
+}
+
+/// One routing decision, as the collector receives it.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct ClickEvent {
     pub ts: String,
@@ -44,68 +62,187 @@ pub struct ClickEvent {
     pub duration_ms: f64,
 }
 
+/// A conversion reported to the postback path, tied to its click by `click_id`.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct ConversionEvent {
+    pub ts: String,
+    pub click_id: String,
+    pub payout: Option<f64>,
+    pub currency: Option<String>,
+    pub status: Option<String>,
+}
+
 enum Message {
-    Event(Box<ClickEvent>),
-    /// Flush and stop: sent once at shutdown.
+    Event(Box<Event>),
+    /// Deliver what is queued, then stop: sent once at shutdown.
     Close,
+}
+
+/// Where batches go. Each call gets whole NDJSON lines.
+pub trait Sink: Send {
+    /// Takes a batch; a sink that cannot deliver now keeps it (spool) rather than lose it.
+    fn deliver(&mut self, batch: &Batch);
+    /// Periodic work: retention, spool replay. `now` is passed for testability.
+    fn tick(&mut self, now: Instant);
+    /// Last call before exit.
+    fn close(&mut self);
+}
+
+/// NDJSON lines waiting to be delivered together.
+pub struct Batch {
+    pub lines: Vec<u8>,
+    pub count: u64,
+    started: Option<Instant>,
+}
+
+impl Batch {
+    fn new() -> Batch {
+        Batch {
+            lines: Vec::with_capacity(64 * 1024),
+            count: 0,
+            started: None,
+        }
+    }
+
+    fn push(&mut self, event: &Event) -> serde_json::Result<()> {
+        let before = self.lines.len();
+        if let Err(e) = serde_json::to_writer(&mut self.lines, event) {
+            self.lines.truncate(before);
+            return Err(e);
+        }
+        self.lines.push(b'\n');
+        self.count += 1;
+        self.started.get_or_insert_with(Instant::now);
+        Ok(())
+    }
+
+    fn is_due(&self, limits: &BatchConfig, now: Instant) -> bool {
+        self.count as usize >= limits.max_events
+            || self.lines.len() as u64 >= limits.max_bytes.0
+            || self
+                .started
+                .is_some_and(|t| now.duration_since(t) >= limits.max_wait.0)
+    }
+
+    fn clear(&mut self) {
+        self.lines.clear();
+        self.count = 0;
+        self.started = None;
+    }
 }
 
 /// The request side of the queue.
 #[derive(Clone)]
 pub struct EventQueue {
-    tx: Option<mpsc::Sender<Message>>,
+    tx: Option<SyncSender<Message>>,
+    depth: Arc<AtomicI64>,
     metrics: Arc<Metrics>,
 }
 
 impl EventQueue {
-    /// A queue whose events go nowhere (`sink: none`); they are counted as dropped.
+    /// A queue whose events go nowhere (`sink: none`).
     pub fn disabled(metrics: Arc<Metrics>) -> EventQueue {
-        EventQueue { tx: None, metrics }
+        EventQueue {
+            tx: None,
+            depth: Arc::default(),
+            metrics,
+        }
     }
 
     /// Never waits: when the queue is full the event is dropped and counted.
-    pub fn send(&self, event: ClickEvent) {
+    pub fn send(&self, event: Event) {
         let Some(tx) = &self.tx else {
             return;
         };
         match tx.try_send(Message::Event(Box::new(event))) {
-            Ok(()) => {}
-            Err(_) => self.metrics.events.with_label_values(&["dropped"]).inc(),
+            Ok(()) => {
+                let depth = self.depth.fetch_add(1, Ordering::Relaxed) + 1;
+                self.metrics.event_queue_depth.set(depth);
+            }
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.metrics.events.with_label_values(&["dropped"]).inc()
+            }
         }
-        let depth = tx.max_capacity() - tx.capacity();
-        self.metrics.event_queue_depth.set(depth as i64);
     }
 }
 
-/// Handle on the worker thread that drains the queue.
+/// The worker thread that drains the queue into the sink.
 pub struct EventWorker {
-    tx: mpsc::Sender<Message>,
+    tx: SyncSender<Message>,
     thread: std::thread::JoinHandle<()>,
 }
 
+/// How often the sink gets `tick` when nothing else happens.
+const TICK: Duration = Duration::from_millis(250);
+
 impl EventWorker {
-    /// Starts the file writer on its own thread; returns the queue for requests to use.
     pub fn start(
-        sink: FileSink,
+        sink: Box<dyn Sink>,
         capacity: usize,
+        limits: BatchConfig,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<(EventQueue, EventWorker)> {
-        let (tx, rx) = mpsc::channel(capacity);
-        let m = metrics.clone();
+        // One slot is kept for `Close`, so shutdown never waits on a full queue forever.
+        let (tx, rx) = mpsc::sync_channel(capacity + 1);
+        let depth = Arc::new(AtomicI64::new(0));
+        let (m, d) = (metrics.clone(), depth.clone());
         let thread = std::thread::Builder::new()
             .name("flowgate-events".into())
-            .spawn(move || file::run(sink, rx, m))?;
+            .spawn(move || run(sink, rx, limits, d, m))?;
         let queue = EventQueue {
             tx: Some(tx.clone()),
+            depth,
             metrics,
         };
         Ok((queue, EventWorker { tx, thread }))
     }
 
-    /// Writes out everything queued, then stops the worker.
+    /// Delivers everything queued, then stops the worker.
     pub fn close(self) {
-        if self.tx.blocking_send(Message::Close).is_ok() {
+        if self.tx.send(Message::Close).is_ok() {
             let _ = self.thread.join();
+        }
+    }
+}
+
+fn run(
+    mut sink: Box<dyn Sink>,
+    rx: mpsc::Receiver<Message>,
+    limits: BatchConfig,
+    depth: Arc<AtomicI64>,
+    metrics: Arc<Metrics>,
+) {
+    let mut batch = Batch::new();
+    let mut last_tick = Instant::now();
+    loop {
+        let wait = match batch.started {
+            Some(t) => limits.max_wait.0.saturating_sub(t.elapsed()).min(TICK),
+            None => TICK,
+        };
+        let closing = match rx.recv_timeout(wait) {
+            Ok(Message::Event(ev)) => {
+                let d = depth.fetch_sub(1, Ordering::Relaxed) - 1;
+                metrics.event_queue_depth.set(d);
+                if batch.push(&ev).is_err() {
+                    metrics.events.with_label_values(&["failed"]).inc();
+                }
+                false
+            }
+            Ok(Message::Close) | Err(RecvTimeoutError::Disconnected) => true,
+            Err(RecvTimeoutError::Timeout) => false,
+        };
+        let now = Instant::now();
+        if batch.count > 0 && (closing || batch.is_due(&limits, now)) {
+            sink.deliver(&batch);
+            batch.clear();
+        }
+        if closing {
+            sink.close();
+            return;
+        }
+        if now.duration_since(last_tick) >= TICK {
+            sink.tick(now);
+            last_tick = now;
         }
     }
 }

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use super::ClickEvent;
+use std::sync::Arc;
+
+use super::{ClickEvent, Pseudonymizer};
 use crate::config::{IpPrivacy, PrivacyConfig};
 use crate::identity::Visitor;
 use crate::rules::request::{percent_decode, query_pairs};
@@ -15,19 +17,29 @@ use crate::snapshot::Snapshot;
 const MAX_TEXT: usize = 1024;
 
 /// What events may carry.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EventPolicy {
     pub ip: IpPrivacy,
     /// Parameter names; a trailing `*` matches a prefix.
     pub query_params: Vec<String>,
+    pub honor_gpc: bool,
+    /// Set when `ip: hash`.
+    pub pseudonyms: Option<Arc<Pseudonymizer>>,
 }
 
 impl EventPolicy {
-    pub fn new(privacy: &PrivacyConfig) -> EventPolicy {
-        EventPolicy {
+    /// Fails only when `ip: hash` cannot keep its salt folder.
+    pub fn new(privacy: &PrivacyConfig) -> std::io::Result<EventPolicy> {
+        let pseudonyms = match privacy.ip.value {
+            IpPrivacy::Hash => Some(Arc::new(Pseudonymizer::open(&privacy.salt_dir)?)),
+            _ => None,
+        };
+        Ok(EventPolicy {
             ip: privacy.ip.value,
             query_params: privacy.query_params.clone(),
-        }
+            honor_gpc: privacy.honor_gpc,
+            pseudonyms,
+        })
     }
 
     fn keeps_param(&self, name: &str) -> bool {
@@ -37,20 +49,27 @@ impl EventPolicy {
         })
     }
 
-    fn ip(&self, ip: IpAddr) -> Option<String> {
+    fn ip(&self, ip: IpAddr, gpc: bool) -> Option<String> {
         match self.ip {
+            IpPrivacy::None => None,
+            IpPrivacy::Truncate => Some(truncate(ip)),
+            _ if gpc => Some(truncate(ip)),
             IpPrivacy::Full => Some(ip.to_string()),
-            IpPrivacy::Truncate => Some(match ip {
-                IpAddr::V4(a) => {
-                    let [a, b, c, _] = a.octets();
-                    format!("{a}.{b}.{c}.0")
-                }
-                IpAddr::V6(a) => {
-                    let s = a.segments();
-                    std::net::Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0).to_string()
-                }
-            }),
-            IpPrivacy::Hash | IpPrivacy::None => None,
+            IpPrivacy::Hash => self.pseudonyms.as_ref().and_then(|p| p.pseudonym(ip)),
+        }
+    }
+}
+
+/// IPv4 /24, IPv6 /48.
+fn truncate(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(a) => {
+            let [a, b, c, _] = a.octets();
+            format!("{a}.{b}.{c}.0")
+        }
+        IpAddr::V6(a) => {
+            let s = a.segments();
+            std::net::Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0).to_string()
         }
     }
 }
@@ -73,6 +92,8 @@ pub fn click_event(
     policy: &EventPolicy,
 ) -> ClickEvent {
     let route = snap.rules.route(decision.route);
+    // Global Privacy Control: the visitor asked not to be tracked beyond what serving needs.
+    let gpc = policy.honor_gpc && req.header("sec-gpc").is_some_and(|v| v.trim() == "1");
     let query: BTreeMap<String, String> = req
         .query
         .map(|q| {
@@ -90,7 +111,7 @@ pub fn click_event(
         route: route.name.clone(),
         action: route.action.kind().to_string(),
         status: outcome.status,
-        ip: policy.ip(visitor.ip),
+        ip: policy.ip(visitor.ip, gpc),
         country: visitor.country.map(|c| c.as_str().to_string()),
         asn: visitor.asn,
         as_org: visitor.as_org.as_deref().map(String::from),
@@ -102,7 +123,10 @@ pub fn click_event(
         anonymous: visitor.anonymous.names().map(String::from).collect(),
         bot: visitor.bot,
         device: visitor.device.as_str().to_string(),
-        ua: req.user_agent().map(|s| clip(s).to_string()),
+        ua: req
+            .user_agent()
+            .filter(|_| !gpc)
+            .map(|s| clip(s).to_string()),
         referer: req.header("referer").map(|s| clip(s).to_string()),
         host: clip(req.hostname()).to_string(),
         path: clip(req.path).to_string(),

@@ -42,6 +42,12 @@ pub fn date(ms: u64) -> String {
     format!("{y:04}-{mo:02}-{d:02}")
 }
 
+/// `2026-11-22T14`, for hourly files.
+pub fn hour(ms: u64) -> String {
+    let (y, mo, d, s, _) = civil(ms);
+    format!("{y:04}-{mo:02}-{d:02}T{:02}", s / 3600)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +58,6 @@ mod tests {
         assert_eq!(rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
         assert_eq!(rfc3339(1_795_357_667_001), "2026-11-22T14:27:47.001Z");
         assert_eq!(date(1_795_357_667_001), "2026-11-22");
+        assert_eq!(hour(1_795_357_667_001), "2026-11-22T14");
     }
 }

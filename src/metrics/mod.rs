@@ -16,9 +16,12 @@ pub struct Metrics {
     pub request_duration: Histogram,
     /// `upstream`, `kind` (connect, timeout, ...).
     pub upstream_errors: IntCounterVec,
-    /// `outcome`: written, sent, spooled, dropped, failed.
+    /// `outcome`: written, sent, spooled, replayed, dropped, failed.
     pub events: IntCounterVec,
     pub event_queue_depth: IntGauge,
+    /// Bytes of event batches waiting in the spool for the collector.
+    pub spool_bytes: IntGauge,
+    pub sink_request_duration: Histogram,
     /// `outcome`: ok, error.
     pub reloads: IntCounterVec,
     pub snapshot_generation: IntGauge,
@@ -59,6 +62,16 @@ impl Metrics {
             ]),
         )?;
         registry.register(Box::new(request_duration.clone()))?;
+        let sink_request_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "flowgate_event_sink_request_duration_seconds",
+                "Time the collector took to answer one batch.",
+            )
+            .buckets(vec![
+                0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+        )?;
+        registry.register(Box::new(sink_request_duration.clone()))?;
         let m = Metrics {
             requests: counter(
                 "flowgate_requests_total",
@@ -80,6 +93,11 @@ impl Metrics {
                 "flowgate_event_queue_depth",
                 "Click events waiting for the sink.",
             )?,
+            spool_bytes: gauge(
+                "flowgate_event_spool_bytes",
+                "Bytes of click events spooled on disk for the collector.",
+            )?,
+            sink_request_duration,
             reloads: counter(
                 "flowgate_reloads_total",
                 "Snapshot reloads by outcome.",

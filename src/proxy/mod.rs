@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use http::Uri;
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
@@ -15,10 +16,11 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::ErrorType;
 
-use crate::events::{self, EventPolicy, EventQueue, Outcome};
+use crate::events::{self, ConversionEvent, Event, EventPolicy, EventQueue, Outcome};
 use crate::identity::{client_ip, CidrSet, ClientIpHeader, Visitor};
 use crate::lifecycle::{InFlight, InFlightCounter};
 use crate::metrics::Metrics;
+use crate::rules::request::{percent_decode, query_pairs};
 use crate::rules::{Action, Decision, RequestFacts, Vars};
 use crate::snapshot::{Live, Snapshot};
 
@@ -30,6 +32,13 @@ pub struct Gateway {
     pub policy: EventPolicy,
     pub metrics: Arc<Metrics>,
     pub in_flight: InFlightCounter,
+    pub postback: Option<Postback>,
+}
+
+/// `postback:` from the config, with the token resolved.
+pub struct Postback {
+    pub path: String,
+    pub token: Option<String>,
 }
 
 /// Per-request state, carried between pingora's phases.
@@ -69,6 +78,60 @@ fn facts(req: &RequestHeader) -> RequestFacts<'_> {
     }
 }
 
+/// A conversion from `?click_id=...&payout=...&currency=...&status=...&token=...`.
+fn conversion(
+    pb: &Postback,
+    query: Option<&str>,
+) -> std::result::Result<ConversionEvent, (u16, &'static str)> {
+    let mut click_id = None;
+    let (mut payout, mut currency, mut status, mut token) = (None, None, None, None);
+    for (k, v) in query_pairs(query.unwrap_or("")) {
+        let v = percent_decode(v);
+        match k {
+            "click_id" | "cid" | "subid" => click_id = Some(v.into_owned()),
+            "payout" | "amount" | "sum" => payout = Some(v.into_owned()),
+            "currency" => currency = Some(v.into_owned()),
+            "status" => status = Some(v.into_owned()),
+            "token" => token = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    if let Some(want) = &pb.token {
+        let given = token.unwrap_or_default();
+        if !constant_time_eq(given.as_bytes(), want.as_bytes()) {
+            return Err((403, "bad token\n"));
+        }
+    }
+    let click_id = click_id
+        .filter(|c| !c.is_empty() && c.len() <= 64)
+        .ok_or((400, "click_id is required\n"))?;
+    let payout = match payout.filter(|p| !p.is_empty()) {
+        Some(p) => Some(
+            p.parse::<f64>()
+                .ok()
+                .filter(|p| p.is_finite())
+                .ok_or((400, "payout must be a number\n"))?,
+        ),
+        None => None,
+    };
+    let short = |s: Option<String>| {
+        s.filter(|s| !s.is_empty())
+            .map(|s| s.chars().take(32).collect())
+    };
+    Ok(ConversionEvent {
+        ts: events::time::rfc3339(events::time::now_ms()),
+        click_id,
+        payout,
+        currency: short(currency),
+        status: short(status),
+    })
+}
+
+/// Compares secrets without leaking, through timing, how much of a guess was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 impl Gateway {
     fn upstream_of<'s>(
         &self,
@@ -102,6 +165,29 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        if let Some(pb) = self
+            .postback
+            .as_ref()
+            .filter(|pb| session.req_header().uri.path() == pb.path)
+        {
+            let answer = conversion(pb, session.req_header().uri.query());
+            let (status, body) = match answer {
+                Ok(event) => {
+                    self.events.send(Event::Conversion(event));
+                    (200, "ok\n")
+                }
+                Err((status, msg)) => (status, msg),
+            };
+            ctx.status = Some(status);
+            respond::Local::page(
+                status,
+                "text/plain; charset=utf-8",
+                Bytes::from_static(body.as_bytes()),
+            )
+            .write(session)
+            .await?;
+            return Ok(true);
+        }
         let snap = self.live.current();
         ctx.peer_ip = session
             .client_addr()
@@ -350,6 +436,6 @@ impl ProxyHttp for Gateway {
         };
         let facts = facts(session.req_header());
         let event = events::click_event(snap, visitor, decision, &facts, &outcome, &self.policy);
-        self.events.send(event);
+        self.events.send(Event::Click(event));
     }
 }

@@ -293,7 +293,7 @@ pub fn write_setup(
     std::fs::write(dir.join("rules/main.yaml"), rules).unwrap();
     let config = format!(
         "listen: [\"{addr}\"]\nadmin: {admin}\nrules: rules\nthreads: 2\nshutdown_timeout: 2s\n\
-         events: {{ sink: file, file: {{ dir: events }} }}\n{config_extra}"
+         events: {{ sink: file, file: {{ dir: events }}, batch: {{ max_wait: 100ms }} }}\n{config_extra}"
     );
     let path = dir.join("flowgate.yaml");
     std::fs::write(&path, config).unwrap();
