@@ -43,6 +43,27 @@ pub enum Command {
     Check,
     /// Print the decision for a request and the trace of every flow and condition, as JSON.
     Explain(ExplainArgs),
+    /// Work on stored click events.
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Erase a visitor's events from the event files and the spool (the right to erasure).
+    Forget {
+        /// Every event from this address (as stored in full, or as today's and any
+        /// still-kept day's pseudonym).
+        #[arg(
+            long,
+            required_unless_present = "click_id",
+            conflicts_with = "click_id"
+        )]
+        ip: Option<std::net::IpAddr>,
+        /// Every event of this click: the click and its conversions.
+        #[arg(long)]
+        click_id: Option<String>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -72,6 +93,9 @@ pub fn main() -> ExitCode {
         Command::Run { upgrade } => run(&cli.config, upgrade),
         Command::Check => check(&cli.config),
         Command::Explain(args) => explain(&cli.config, &args),
+        Command::Events(EventsCommand::Forget { ip, click_id }) => {
+            forget(&cli.config, ip, click_id)
+        }
     }
 }
 
@@ -104,6 +128,43 @@ fn check(path: &Path) -> ExitCode {
         Err(problems) => {
             eprintln!("{problems}");
             eprintln!("{}: {} problem(s)", path.display(), problems.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn forget(path: &Path, ip: Option<std::net::IpAddr>, click_id: Option<String>) -> ExitCode {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let mut ips: Vec<String> = Vec::new();
+    if let Some(ip) = ip {
+        ips.push(ip.to_canonical().to_string());
+        if config.privacy.salt_dir.is_dir() {
+            if let Ok(p) = crate::events::Pseudonymizer::open(&config.privacy.salt_dir) {
+                ips.extend(p.known_pseudonyms(ip));
+            }
+        }
+    }
+    let matches = |ev: &serde_json::Value| match &click_id {
+        Some(id) => ev["click_id"].as_str() == Some(id.as_str()),
+        None => ev["ip"]
+            .as_str()
+            .is_some_and(|v| ips.iter().any(|i| i == v)),
+    };
+    let mut dirs = vec![config.events.file.dir.as_path()];
+    if let Some(http) = &config.events.http {
+        dirs.push(http.spool_dir.as_path());
+    }
+    let dirs: Vec<&Path> = dirs.into_iter().filter(|d| d.is_dir()).collect();
+    match crate::events::forget(&dirs, &matches) {
+        Ok(n) => {
+            println!("removed {n} events");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("forget: {e}");
             ExitCode::FAILURE
         }
     }

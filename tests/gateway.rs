@@ -403,22 +403,15 @@ fn sighup_reloads_rules_and_a_bad_change_keeps_the_old_ones() {
     let main = fg.rules_dir().join("main.yaml");
     std::fs::write(&main, "routes: { r: { respond: { body: two } } }\ncampaigns: [ { id: c, flows: [ { name: f, to: r } ] } ]\n").unwrap();
     fg.signal("HUP");
-    wait_for(|| fg.get("/", &[]).body == "two");
+    wait_for("reload", Duration::from_secs(5), || {
+        fg.get("/", &[]).body == "two"
+    });
     assert_eq!(fg.metric("flowgate_snapshot_generation"), 2.0);
     std::fs::write(&main, "routes: { r: { respond: { body: three } } }\ncampaigns: [ { id: c, flows: [ { name: f, to: nowhere } ] } ]\n").unwrap();
     fg.signal("HUP");
-    wait_for(|| fg.metric(r#"flowgate_reloads_total{outcome="error"}"#) == 1.0);
+    wait_for("refused reload", Duration::from_secs(5), || {
+        fg.metric(r#"flowgate_reloads_total{outcome="error"}"#) == 1.0
+    });
     assert_eq!(fg.get("/", &[]).body, "two");
     assert_eq!(fg.metric("flowgate_snapshot_generation"), 2.0);
-}
-
-fn wait_for(mut cond: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !cond() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "condition not met within 5 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }

@@ -5,8 +5,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,15 +14,6 @@ use common::*;
 
 fn rules_v(body: &str) -> String {
     format!("routes: {{ page: {{ respond: {{ body: \"{body}\" }} }} }}\ncampaigns: [ {{ id: c, flows: [ {{ name: f, to: page }} ] }} ]\n")
-}
-
-fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    start.elapsed()
 }
 
 #[test]
@@ -226,27 +216,6 @@ fn shadow_rules_are_counted_and_never_change_a_response() {
     assert!(metrics.contains(r#"flowgate_shadow_decisions_total{campaign="c",live_route="page",shadow_route="other"} 1"#), "{metrics}");
     let _ = child.kill();
     let _ = child.wait();
-}
-
-fn spawn(config: &Path, upgrade: bool) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_flowgate"));
-    cmd.arg("run");
-    if upgrade {
-        cmd.arg("--upgrade");
-    }
-    cmd.arg("-c")
-        .arg(config)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
-}
-
-fn wait_listening(addr: SocketAddr) {
-    wait_for("listening", Duration::from_secs(20), || {
-        TcpStream::connect(addr).is_ok()
-    });
 }
 
 /// A browser-like client: keep-alive, and one retry on a fresh connection when the server

@@ -306,3 +306,61 @@ pub const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X)
 pub fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
+
+/// Starts `flowgate run` (or `run --upgrade`) on a config; the caller owns the process.
+pub fn spawn(config: &Path, upgrade: bool) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_flowgate"));
+    cmd.arg("run");
+    if upgrade {
+        cmd.arg("--upgrade");
+    }
+    cmd.arg("-c")
+        .arg(config)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+pub fn wait_listening(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "nothing listening on {addr}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        thread::sleep(Duration::from_millis(20));
+    }
+    start.elapsed()
+}
+
+/// The value of one metric series on an admin listener.
+pub fn metric_at(admin: SocketAddr, series: &str) -> f64 {
+    get(admin, "/metrics", &[])
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+/// Every event line in a folder's `.ndjson` files.
+pub fn event_lines(dir: &Path) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.path().extension().is_some_and(|e| e == "ndjson") {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            out.extend(
+                text.lines().map(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).expect("whole JSON lines")
+                }),
+            );
+        }
+    }
+    out
+}
