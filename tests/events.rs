@@ -434,6 +434,6 @@ fn postbacks_record_conversions_for_their_click() {
     assert_eq!(conv["click_id"], click.as_str());
     assert_eq!(conv["payout"], 12.5);
     assert_eq!(conv["currency"], "EUR");
-    assert_eq!(conv["status"], "approved");
+    assert_eq!(conv["conversion_status"], "approved");
     assert_eq!(ev.iter().filter(|e| e["type"] == "conversion").count(), 1);
 }

@@ -69,7 +69,8 @@ pub struct ConversionEvent {
     pub click_id: String,
     pub payout: Option<f64>,
     pub currency: Option<String>,
-    pub status: Option<String>,
+    /// The tracker's word for it (`approved`, `pending`, ...); not the HTTP status of clicks.
+    pub conversion_status: Option<String>,
 }
 
 enum Message {

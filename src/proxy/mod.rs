@@ -123,7 +123,7 @@ fn conversion(
         click_id,
         payout,
         currency: short(currency),
-        status: short(status),
+        conversion_status: short(status),
     })
 }
 
