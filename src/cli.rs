@@ -248,6 +248,7 @@ fn explain_batch(snapshot: &Snapshot) -> ExitCode {
 /// The configured sink on its worker thread, and the queue requests feed it through.
 fn start_events(
     config: &Config,
+    policy: EventPolicy,
     metrics: Arc<Metrics>,
 ) -> std::io::Result<(EventQueue, Option<EventWorker>)> {
     let ev = &config.events;
@@ -267,7 +268,7 @@ fn start_events(
             return Err(std::io::Error::other("sink: http needs events.http"))
         }
     };
-    let (queue, worker) = EventWorker::start(sink, ev.queue, ev.batch.clone(), metrics)?;
+    let (queue, worker) = EventWorker::start(sink, ev.queue, ev.batch.clone(), policy, metrics)?;
     Ok((queue, Some(worker)))
 }
 
@@ -290,13 +291,6 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (events, worker) = match start_events(&config, metrics.clone()) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("{}: events: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
-    };
     let policy = match EventPolicy::new(&config.privacy) {
         Ok(p) => p,
         Err(e) => {
@@ -305,6 +299,13 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
                 "{}: privacy.salt_dir: cannot keep the salt in {dir}: {e}",
                 path.display()
             );
+            return ExitCode::FAILURE;
+        }
+    };
+    let (events, worker) = match start_events(&config, policy, metrics.clone()) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("{}: events: {e}", path.display());
             return ExitCode::FAILURE;
         }
     };
@@ -343,7 +344,6 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
         trusted_proxies: config.trusted_proxies(),
         client_ip_header: config.client_ip_source(),
         events,
-        policy,
         metrics: metrics.clone(),
     };
     let mut proxy = http_proxy_service_with_name(&server.configuration, gateway, "flowgate");

@@ -1,6 +1,7 @@
 //! Click and conversion events: built on the request path, handed to a bounded queue without
 //! ever waiting, batched by a worker thread (count, bytes, age) and delivered by a sink.
 
+mod click_id;
 mod file;
 mod http;
 mod pseudonym;
@@ -18,10 +19,11 @@ use serde::Serialize;
 
 use crate::config::BatchConfig;
 use crate::metrics::Metrics;
+pub use click_id::new_click_id;
 pub use file::{forget, FileSink};
 pub use http::HttpSink;
 pub use pseudonym::Pseudonymizer;
-pub use record::{click_event, EventPolicy, Outcome};
+pub use record::{ClickRecord, EventPolicy, Outcome};
 
 /// One line of the event stream; `type` tells clicks from conversions.
 // Events travel boxed (one allocation when queued), so the variants' sizes do not matter.
@@ -73,8 +75,23 @@ pub struct ConversionEvent {
     pub conversion_status: Option<String>,
 }
 
+/// What requests hand to the queue; the worker turns it into an `Event`.
+pub enum Record {
+    Click(ClickRecord),
+    Conversion(ConversionEvent),
+}
+
+impl Record {
+    pub fn into_event(self, policy: &EventPolicy) -> Event {
+        match self {
+            Record::Click(c) => Event::Click(c.to_event(policy)),
+            Record::Conversion(c) => Event::Conversion(c),
+        }
+    }
+}
+
 enum Message {
-    Event(Box<Event>),
+    Record(Box<Record>),
     /// Deliver what is queued, then stop: sent once at shutdown.
     Close,
 }
@@ -96,8 +113,14 @@ pub struct Batch {
     started: Option<Instant>,
 }
 
+impl Default for Batch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Batch {
-    fn new() -> Batch {
+    pub fn new() -> Batch {
         Batch {
             lines: Vec::with_capacity(64 * 1024),
             count: 0,
@@ -105,7 +128,7 @@ impl Batch {
         }
     }
 
-    fn push(&mut self, event: &Event) -> serde_json::Result<()> {
+    pub fn push(&mut self, event: &Event) -> serde_json::Result<()> {
         let before = self.lines.len();
         if let Err(e) = serde_json::to_writer(&mut self.lines, event) {
             self.lines.truncate(before);
@@ -125,7 +148,7 @@ impl Batch {
                 .is_some_and(|t| now.duration_since(t) >= limits.max_wait.0)
     }
 
-    fn clear(&mut self) {
+    pub fn clear(&mut self) {
         self.lines.clear();
         self.count = 0;
         self.started = None;
@@ -150,12 +173,17 @@ impl EventQueue {
         }
     }
 
-    /// Never waits: when the queue is full the event is dropped and counted.
-    pub fn send(&self, event: Event) {
+    /// False with `sink: none`: then there is no point capturing records.
+    pub fn is_enabled(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    /// Never waits: when the queue is full the record is dropped and counted.
+    pub fn send(&self, record: Record) {
         let Some(tx) = &self.tx else {
             return;
         };
-        match tx.try_send(Message::Event(Box::new(event))) {
+        match tx.try_send(Message::Record(Box::new(record))) {
             Ok(()) => {
                 let depth = self.depth.fetch_add(1, Ordering::Relaxed) + 1;
                 self.metrics.event_queue_depth.set(depth);
@@ -181,6 +209,7 @@ impl EventWorker {
         sink: Box<dyn Sink>,
         capacity: usize,
         limits: BatchConfig,
+        policy: EventPolicy,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<(EventQueue, EventWorker)> {
         // One slot is kept for `Close`, so shutdown never waits on a full queue forever.
@@ -189,7 +218,7 @@ impl EventWorker {
         let (m, d) = (metrics.clone(), depth.clone());
         let thread = std::thread::Builder::new()
             .name("flowgate-events".into())
-            .spawn(move || run(sink, rx, limits, d, m))?;
+            .spawn(move || run(sink, rx, limits, policy, d, m))?;
         let queue = EventQueue {
             tx: Some(tx.clone()),
             depth,
@@ -210,6 +239,7 @@ fn run(
     mut sink: Box<dyn Sink>,
     rx: mpsc::Receiver<Message>,
     limits: BatchConfig,
+    policy: EventPolicy,
     depth: Arc<AtomicI64>,
     metrics: Arc<Metrics>,
 ) {
@@ -221,10 +251,10 @@ fn run(
             None => TICK,
         };
         let closing = match rx.recv_timeout(wait) {
-            Ok(Message::Event(ev)) => {
+            Ok(Message::Record(record)) => {
                 let d = depth.fetch_sub(1, Ordering::Relaxed) - 1;
                 metrics.event_queue_depth.set(d);
-                if batch.push(&ev).is_err() {
+                if batch.push(&record.into_event(&policy)).is_err() {
                     metrics.events.with_label_values(&["failed"]).inc();
                 }
                 false

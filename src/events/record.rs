@@ -1,6 +1,5 @@
 //! Building a click event from a decision, keeping only what the operator configured.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -75,65 +74,126 @@ fn truncate(ip: IpAddr) -> String {
 }
 
 /// How the request ended.
-pub struct Outcome<'a> {
+pub struct Outcome {
     pub ts_ms: u64,
-    pub click_id: &'a str,
+    pub click_id: uuid::Uuid,
     pub status: u16,
     pub upstream: Option<SocketAddr>,
     pub duration: Duration,
 }
 
-pub fn click_event(
-    snap: &Snapshot,
-    visitor: &Visitor,
-    decision: &Decision,
-    req: &RequestFacts,
-    outcome: &Outcome,
-    policy: &EventPolicy,
-) -> ClickEvent {
-    let route = snap.rules.route(decision.route);
-    // Global Privacy Control: the visitor asked not to be tracked beyond what serving needs.
-    let gpc = policy.honor_gpc && req.header("sec-gpc").is_some_and(|v| v.trim() == "1");
-    let query: BTreeMap<String, String> = req
-        .query
-        .map(|q| {
-            query_pairs(q)
-                .filter(|(k, _)| policy.keeps_param(k))
-                .map(|(k, v)| (k.to_string(), clip(&percent_decode(v)).to_string()))
-                .collect()
-        })
-        .unwrap_or_default();
-    ClickEvent {
-        ts: super::time::rfc3339(outcome.ts_ms),
-        click_id: outcome.click_id.to_string(),
-        campaign: snap.rules.campaign_id(decision).map(String::from),
-        flow: snap.rules.flow_name(decision).map(String::from),
-        route: route.name.clone(),
-        action: route.action.kind().to_string(),
-        status: outcome.status,
-        ip: policy.ip(visitor.ip, gpc),
-        country: visitor.country.map(|c| c.as_str().to_string()),
-        asn: visitor.asn,
-        as_org: visitor.as_org.as_deref().map(String::from),
-        ip_lists: snap
-            .intel
-            .list_names(visitor.ip_lists)
-            .map(String::from)
-            .collect(),
-        anonymous: visitor.anonymous.names().map(String::from).collect(),
-        bot: visitor.bot,
-        device: visitor.device.as_str().to_string(),
-        ua: req
-            .user_agent()
-            .filter(|_| !gpc)
-            .map(|s| clip(s).to_string()),
-        referer: req.header("referer").map(|s| clip(s).to_string()),
-        host: clip(req.hostname()).to_string(),
-        path: clip(req.path).to_string(),
-        query,
-        lang: req.primary_language().map(|l| l.to_ascii_lowercase()),
-        upstream: outcome.upstream.map(|a| a.to_string()),
-        duration_ms: outcome.duration.as_secs_f64() * 1000.0,
+/// What the request path keeps of a request for its click event. Capturing it costs one
+/// copy of the request's text into one buffer; naming, privacy and JSON happen on the
+/// event worker's thread (`to_event`).
+pub struct ClickRecord {
+    snapshot: Arc<Snapshot>,
+    visitor: Visitor,
+    decision: Decision,
+    outcome: Outcome,
+    /// `Sec-GPC: 1` was sent (applied when `privacy.honor_gpc` is on).
+    gpc: bool,
+    /// The request's user agent, referer, host, path, query and language, clipped, back to back.
+    text: String,
+    spans: [Option<(u32, u32)>; 6],
+}
+
+const UA: usize = 0;
+const REFERER: usize = 1;
+const HOST: usize = 2;
+const PATH: usize = 3;
+const QUERY: usize = 4;
+const LANG: usize = 5;
+
+impl ClickRecord {
+    pub fn capture(
+        snapshot: Arc<Snapshot>,
+        visitor: Visitor,
+        decision: Decision,
+        req: &RequestFacts,
+        outcome: Outcome,
+    ) -> ClickRecord {
+        let parts = [
+            req.user_agent(),
+            req.header("referer"),
+            Some(req.hostname()),
+            Some(req.path),
+            req.query,
+            req.primary_language(),
+        ]
+        .map(|p| p.map(clip));
+        let mut text = String::with_capacity(parts.iter().flatten().map(|p| p.len()).sum());
+        let spans = parts.map(|p| {
+            p.map(|p| {
+                let start = text.len() as u32;
+                text.push_str(p);
+                (start, text.len() as u32)
+            })
+        });
+        ClickRecord {
+            gpc: req.header("sec-gpc").is_some_and(|v| v.trim() == "1"),
+            snapshot,
+            visitor,
+            decision,
+            outcome,
+            text,
+            spans,
+        }
+    }
+
+    fn text(&self, part: usize) -> Option<&str> {
+        self.spans[part].and_then(|(a, b)| self.text.get(a as usize..b as usize))
+    }
+
+    /// The event as the collector receives it, with only what `policy` allows.
+    pub fn to_event(&self, policy: &EventPolicy) -> ClickEvent {
+        let (snap, d, v) = (&*self.snapshot, &self.decision, &self.visitor);
+        let route = snap.rules.route(d.route);
+        // Global Privacy Control: the visitor asked not to be tracked beyond what serving needs.
+        let gpc = policy.honor_gpc && self.gpc;
+        let query = self
+            .text(QUERY)
+            .map(|q| {
+                query_pairs(q)
+                    .filter(|(k, _)| policy.keeps_param(k))
+                    .map(|(k, v)| (k.to_string(), percent_decode(v).into_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut click_id = [0u8; 36];
+        ClickEvent {
+            ts: super::time::rfc3339(self.outcome.ts_ms),
+            click_id: self
+                .outcome
+                .click_id
+                .hyphenated()
+                .encode_lower(&mut click_id)
+                .to_string(),
+            campaign: snap.rules.campaign_id(d).map(String::from),
+            flow: snap.rules.flow_name(d).map(String::from),
+            route: route.name.clone(),
+            action: route.action.kind().to_string(),
+            status: self.outcome.status,
+            ip: policy.ip(v.ip, gpc),
+            country: v.country.map(|c| c.as_str().to_string()),
+            asn: v.asn,
+            as_org: v.as_org.as_deref().map(String::from),
+            ip_lists: snap
+                .intel
+                .list_names(v.ip_lists)
+                .map(String::from)
+                .collect(),
+            anonymous: v.anonymous.names().map(String::from).collect(),
+            bot: v.bot,
+            device: v.device.as_str().to_string(),
+            ua: self.text(UA).filter(|_| !gpc).map(String::from),
+            referer: self.text(REFERER).map(String::from),
+            host: self.text(HOST).unwrap_or("").to_string(),
+            path: self.text(PATH).unwrap_or("").to_string(),
+            query,
+            lang: self.text(LANG).map(|l| l.to_ascii_lowercase()),
+            upstream: self.outcome.upstream.map(|a| a.to_string()),
+            duration_ms: self.outcome.duration.as_secs_f64() * 1000.0,
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::ErrorType;
 
-use crate::events::{self, ConversionEvent, Event, EventPolicy, EventQueue, Outcome};
+use crate::events::{self, ClickRecord, ConversionEvent, EventQueue, Outcome, Record};
 use crate::identity::{client_ip, CidrSet, ClientIpHeader, Visitor};
 use crate::lifecycle::{InFlight, InFlightCounter};
 use crate::metrics::Metrics;
@@ -29,7 +29,6 @@ pub struct Gateway {
     pub trusted_proxies: CidrSet,
     pub client_ip_header: ClientIpHeader,
     pub events: EventQueue,
-    pub policy: EventPolicy,
     pub metrics: Arc<Metrics>,
     pub in_flight: InFlightCounter,
     pub postback: Option<Postback>,
@@ -152,7 +151,7 @@ impl ProxyHttp for Gateway {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             start: Instant::now(),
-            click_id: uuid::Uuid::now_v7(),
+            click_id: events::new_click_id(),
             peer_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             snapshot: None,
             visitor: None,
@@ -173,7 +172,7 @@ impl ProxyHttp for Gateway {
             let answer = conversion(pb, session.req_header().uri.query());
             let (status, body) = match answer {
                 Ok(event) => {
-                    self.events.send(Event::Conversion(event));
+                    self.events.send(Record::Conversion(event));
                     (200, "ok\n")
                 }
                 Err((status, msg)) => (status, msg),
@@ -403,9 +402,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
-        let (Some(snap), Some(decision), Some(visitor)) =
-            (&ctx.snapshot, &ctx.decision, &ctx.visitor)
-        else {
+        let (Some(snap), Some(decision)) = (&ctx.snapshot, ctx.decision) else {
             return;
         };
         let duration = ctx.start.elapsed();
@@ -418,24 +415,29 @@ impl ProxyHttp for Gateway {
         self.metrics
             .requests
             .with_label_values(&[
-                snap.rules.campaign_id(decision).unwrap_or(""),
-                snap.rules.flow_name(decision).unwrap_or(""),
+                snap.rules.campaign_id(&decision).unwrap_or(""),
+                snap.rules.flow_name(&decision).unwrap_or(""),
                 route.as_str(),
             ])
             .inc();
         self.metrics
             .request_duration
             .observe(duration.as_secs_f64());
-        let mut buf = [0u8; 36];
+        if !self.events.is_enabled() {
+            return;
+        }
+        let Some(visitor) = ctx.visitor.take() else {
+            return;
+        };
         let outcome = Outcome {
             ts_ms: events::time::now_ms(),
-            click_id: ctx.click_id_str(&mut buf),
+            click_id: ctx.click_id,
             status,
             upstream: ctx.upstream,
             duration,
         };
         let facts = facts(session.req_header());
-        let event = events::click_event(snap, visitor, decision, &facts, &outcome, &self.policy);
-        self.events.send(Event::Click(event));
+        let record = ClickRecord::capture(snap.clone(), visitor, decision, &facts, outcome);
+        self.events.send(Record::Click(record));
     }
 }
