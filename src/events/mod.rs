@@ -277,3 +277,66 @@ fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    /// A sink that blocks until released, so the queue behind it fills.
+    struct Stuck(Arc<AtomicBool>, Arc<AtomicI64>);
+
+    impl Sink for Stuck {
+        fn deliver(&mut self, batch: &Batch) {
+            while !self.0.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            self.1.fetch_add(batch.count as i64, Ordering::SeqCst);
+        }
+        fn tick(&mut self, _: Instant) {}
+        fn close(&mut self) {}
+    }
+
+    fn conversion(i: usize) -> Record {
+        Record::Conversion(ConversionEvent {
+            ts: String::new(),
+            click_id: i.to_string(),
+            payout: None,
+            currency: None,
+            conversion_status: None,
+        })
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_without_waiting() {
+        let metrics = Arc::new(Metrics::new().unwrap());
+        let (release, delivered) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicI64::new(0)),
+        );
+        let sink = Box::new(Stuck(release.clone(), delivered.clone()));
+        let limits = BatchConfig {
+            max_events: 1,
+            ..BatchConfig::default()
+        };
+        let policy = EventPolicy::new(&crate::config::PrivacyConfig::default()).unwrap();
+        let (queue, worker) = EventWorker::start(sink, 4, limits, policy, metrics.clone()).unwrap();
+        let started = Instant::now();
+        for i in 0..100 {
+            queue.send(conversion(i));
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(100),
+            "sending never waits"
+        );
+        let dropped = metrics.events.with_label_values(&["dropped"]).get();
+        assert!((90..=96).contains(&dropped), "dropped {dropped}");
+        release.store(true, Ordering::SeqCst);
+        worker.close();
+        assert_eq!(
+            delivered.load(Ordering::SeqCst) as u64 + dropped,
+            100,
+            "every event delivered or counted"
+        );
+    }
+}

@@ -184,3 +184,52 @@ impl Spool {
 fn count_lines(b: &[u8]) -> u64 {
     b.iter().filter(|&&c| c == b'\n').count() as u64
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replays_in_order_and_drops_the_oldest_when_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Arc::new(Metrics::new().unwrap());
+        let mut spool = Spool::open(dir.path(), 100, metrics.clone()).unwrap();
+        for i in 0..5 {
+            let lines = format!("{{\"n\":{i}}}\n{{\"n\":{i}}}\n");
+            spool.push(lines.as_bytes(), 2).unwrap();
+        }
+        // Each batch is 16 bytes: 6 fit in 100, so nothing is dropped yet.
+        assert_eq!(metrics.events.with_label_values(&["dropped"]).get(), 0);
+        for i in 5..9 {
+            spool
+                .push(format!("{{\"n\":{i}}}{}\n", " ".repeat(30)).as_bytes(), 1)
+                .unwrap();
+        }
+        assert!(
+            metrics.events.with_label_values(&["dropped"]).get() > 0,
+            "oldest dropped"
+        );
+        let first = spool.claim_oldest().unwrap();
+        let text = String::from_utf8(first.lines.clone()).unwrap();
+        assert!(!text.contains("\"n\":0"), "the oldest went first: {text}");
+        // A released claim stays first in line.
+        spool.release(first);
+        let again = spool.claim_oldest().unwrap();
+        assert_eq!(String::from_utf8(again.lines.clone()).unwrap(), text);
+        spool.done(again);
+        let mut rest = Vec::new();
+        while let Some(c) = spool.claim_oldest() {
+            rest.push(String::from_utf8(c.lines.clone()).unwrap());
+            spool.done(c);
+        }
+        let n = |t: &String| {
+            serde_json::from_str::<serde_json::Value>(t.lines().next().unwrap()).unwrap()["n"]
+                .as_u64()
+        };
+        let order: Vec<_> = rest.iter().map(n).collect();
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(order, sorted, "oldest first");
+        assert!(spool.is_empty());
+    }
+}
