@@ -145,7 +145,9 @@ fn bench(c: &mut Criterion) {
             query: r.query,
             headers: &r.headers,
         };
-        let visitor = snap.intel.visitor(ip, facts.user_agent());
+        let visitor = snap
+            .intel
+            .visitor(ip, facts.user_agent(), Default::default());
         snap.rules.evaluate(&visitor, &facts)
     };
 
@@ -164,7 +166,7 @@ fn bench(c: &mut Criterion) {
             let r = &reqs[i];
             let ip = client_ip(r.peer, &r.headers, &trusted, &source);
             let ua = r.headers.get("user-agent").and_then(|v| v.to_str().ok());
-            black_box(snap.intel.visitor(ip, ua))
+            black_box(snap.intel.visitor(ip, ua, Default::default()))
         })
     });
     let visitors: Vec<_> = reqs
@@ -172,7 +174,7 @@ fn bench(c: &mut Criterion) {
         .map(|r| {
             let ip = client_ip(r.peer, &r.headers, &trusted, &source);
             let ua = r.headers.get("user-agent").and_then(|v| v.to_str().ok());
-            snap.intel.visitor(ip, ua)
+            snap.intel.visitor(ip, ua, Default::default())
         })
         .collect();
     g.bench_function("rules", |b| {

@@ -43,9 +43,11 @@ fn bench(c: &mut Criterion) {
         query: Some("gclid=Cj0KCQiA&utm_source=google&utm_campaign=spring&x=1"),
         headers: &headers,
     };
-    let visitor = snap
-        .intel
-        .visitor("81.2.69.142".parse().unwrap(), facts.user_agent());
+    let visitor = snap.intel.visitor(
+        "81.2.69.142".parse().unwrap(),
+        facts.user_agent(),
+        Default::default(),
+    );
     let decision = snap.rules.evaluate(&visitor, &facts);
     let snap = Arc::new(snap);
     let capture = || {

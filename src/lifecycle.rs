@@ -3,7 +3,7 @@
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -148,25 +148,34 @@ async fn start_successor(config: &Path) -> std::io::Result<()> {
 }
 
 /// Requests being served; each request holds one `InFlight` from start to its click event.
+/// Once closed, requests still arriving on kept-alive connections are turned away unanswered.
 #[derive(Clone, Default)]
-pub struct InFlightCounter(Arc<AtomicUsize>);
+pub struct InFlightCounter(Arc<(AtomicUsize, AtomicBool)>);
 
-pub struct InFlight(Arc<AtomicUsize>);
+pub struct InFlight(Arc<(AtomicUsize, AtomicBool)>);
 
 impl InFlightCounter {
     pub fn enter(&self) -> InFlight {
-        self.0.fetch_add(1, Ordering::AcqRel);
+        self.0 .0.fetch_add(1, Ordering::AcqRel);
         InFlight(self.0.clone())
     }
 
     pub fn count(&self) -> usize {
-        self.0.load(Ordering::Acquire)
+        self.0 .0.load(Ordering::Acquire)
+    }
+
+    pub fn close(&self) {
+        self.0 .1.store(true, Ordering::Release);
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.0 .1.load(Ordering::Acquire)
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.0 .0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -189,9 +198,17 @@ pub fn exit_when_drained(
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 }
             }
-            while in_flight.count() > 0 {
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            let idle = || {
+                while in_flight.count() > 0 {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            };
+            idle();
+            // A kept-alive connection may still bring a request; from now on it is closed
+            // unanswered (clients retry such a request, as on any keep-alive race), and the
+            // ones that slipped in before are waited for, so every answer has its event.
+            in_flight.close();
+            idle();
             log::info!("drained: no request in flight");
             finish();
             std::process::exit(0);

@@ -153,3 +153,18 @@ fn flowgate_refuses_to_start_on_a_bad_config() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown route \"nowhere\""));
 }
+
+#[test]
+fn an_empty_rule_file_is_refused_not_read_as_no_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _, _) = write_setup(dir.path(), "", "# being written\n\n");
+    let (code, text) = check(&config);
+    assert_eq!(code, 1);
+    assert!(
+        text.contains("main.yaml") && text.contains("empty rule file"),
+        "{text}"
+    );
+    std::fs::write(dir.path().join("rules/main.yaml"), "{}\n").unwrap();
+    let (code, text) = check(&config);
+    assert_eq!(code, 0, "{text}");
+}

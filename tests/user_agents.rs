@@ -14,9 +14,9 @@ fn corpus(name: &str) -> Vec<String> {
 }
 
 fn misses(uas: &[String], want_bot: bool) -> Vec<&String> {
-    let c = UaClassifier::new();
+    let c = UaClassifier::default();
     uas.iter()
-        .filter(|ua| c.classify(Some(ua)).0 != want_bot)
+        .filter(|ua| c.classify(Some(ua)).bot != want_bot)
         .collect()
 }
 

@@ -73,6 +73,15 @@ impl CidrSet {
     /// Reads a list file: one address or network per line, `#` starts a comment.
     /// Every bad line is reported with its line number.
     pub fn load(path: &Path, problems: &mut Problems) -> Option<CidrSet> {
+        Self::load_with(path, false, problems).map(|(set, _)| set)
+    }
+
+    /// As `load`; with `skip_bad`, bad lines are skipped and counted instead of reported.
+    pub fn load_with(
+        path: &Path,
+        skip_bad: bool,
+        problems: &mut Problems,
+    ) -> Option<(CidrSet, usize)> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) => {
@@ -82,6 +91,7 @@ impl CidrSet {
         };
         let before = problems.len();
         let mut nets = Vec::new();
+        let mut skipped = 0;
         for (i, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or("").trim();
             if line.is_empty() {
@@ -89,6 +99,7 @@ impl CidrSet {
             }
             match line.parse::<Cidr>() {
                 Ok(c) => nets.push(c),
+                Err(_) if skip_bad => skipped += 1,
                 Err(e) => {
                     let span = Span {
                         line: i + 1,
@@ -98,7 +109,7 @@ impl CidrSet {
                 }
             }
         }
-        (problems.len() == before).then(|| CidrSet::new(nets))
+        (problems.len() == before).then(|| (CidrSet::new(nets), skipped))
     }
 
     #[inline]

@@ -59,6 +59,16 @@ pub struct Anonymous(pub u8);
 impl Anonymous {
     pub const NAMES: [&'static str; 5] = ["vpn", "tor", "proxy", "hosting", "residential"];
 
+    /// The flag for one of `NAMES` (none for anything else).
+    pub fn from_name(name: &str) -> Anonymous {
+        Anonymous(
+            Self::NAMES
+                .iter()
+                .position(|n| *n == name)
+                .map_or(0, |i| 1 << i),
+        )
+    }
+
     pub fn names(self) -> impl Iterator<Item = &'static str> {
         Self::NAMES
             .into_iter()
@@ -123,6 +133,24 @@ impl Mmdb {
                     .flatten()
             })?;
         CountryCode::parse(code)
+    }
+
+    /// `(city, region)`: the city's English name, and the region as an ISO 3166-2 code
+    /// (`GB-ENG`) — or its name where the database has no code (the DB-IP layout).
+    pub fn place(&self, ip: IpAddr) -> (Option<Box<str>>, Option<Box<str>>) {
+        let Ok(found) = self.reader.lookup(ip) else {
+            return (None, None);
+        };
+        let text = |path: &[maxminddb::PathElement]| found.decode_path::<&str>(path).ok().flatten();
+        let city = text(&path!["city", "names", "en"]).or_else(|| text(&path!["city"]));
+        let region = match (
+            text(&path!["country", "iso_code"]),
+            text(&path!["subdivisions", 0, "iso_code"]),
+        ) {
+            (Some(c), Some(r)) => Some(format!("{c}-{r}").into_boxed_str()),
+            _ => text(&path!["state1"]).map(Box::from),
+        };
+        (city.map(Box::from), region)
     }
 
     pub fn asn(&self, ip: IpAddr) -> (Option<u32>, Option<&str>) {

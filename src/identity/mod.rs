@@ -8,13 +8,13 @@ pub mod ua;
 
 use std::net::IpAddr;
 
-use crate::config::IntelConfig;
+use crate::config::{DataSource, IntelConfig};
 use crate::problem::Problems;
 
 pub use cidr::{Cidr, CidrSet};
 pub use client_ip::{client_ip, ClientIpHeader};
 pub use geo::{Anonymous, CountryCode, Mmdb};
-pub use ua::{Device, UaClassifier};
+pub use ua::{Browser, ClientHints, Device, Os, UaCache, UaClass, UaClassifier};
 
 /// The most IP lists a config may name (membership is a 64-bit mask).
 pub const MAX_LISTS: usize = 64;
@@ -24,6 +24,8 @@ pub const MAX_LISTS: usize = 64;
 pub struct Visitor {
     pub ip: IpAddr,
     pub country: Option<CountryCode>,
+    pub region: Option<Box<str>>,
+    pub city: Option<Box<str>>,
     pub asn: Option<u32>,
     pub as_org: Option<Box<str>>,
     /// Bit i set: the address is in list i of the snapshot's `Intel::lists`.
@@ -31,12 +33,18 @@ pub struct Visitor {
     pub anonymous: Anonymous,
     pub bot: bool,
     pub device: Device,
+    pub os: Os,
+    pub browser: Browser,
 }
 
 /// A named list of networks from `intel.lists`.
 pub struct IpList {
     pub name: String,
     pub set: CidrSet,
+    /// Membership also sets this anonymity flag (a Tor or VPN list).
+    pub anonymous: Anonymous,
+    /// Lines skipped with `skip_bad_lines`.
+    pub skipped: usize,
 }
 
 /// All visitor intelligence of one snapshot.
@@ -48,31 +56,52 @@ pub struct Intel {
     pub anonymous: Option<Mmdb>,
     pub lists: Vec<IpList>,
     pub ua: UaClassifier,
+    ua_cache: Option<UaCache>,
 }
 
 impl Intel {
     /// Loads every configured database and list; each unreadable or corrupt file is a problem.
     pub fn load(cfg: &IntelConfig, problems: &mut Problems) -> Intel {
-        let open = |p: &Option<std::path::PathBuf>, problems: &mut Problems| {
-            p.as_deref().and_then(|p| Mmdb::open(p, problems))
+        let open = |s: &Option<crate::yaml::At<DataSource>>, problems: &mut Problems| {
+            s.as_ref().and_then(|s| Mmdb::open(&s.file, problems))
         };
         let lists = cfg
             .lists
             .iter()
             // A list that fails to load keeps its name (and index), so rules naming it are
             // checked against the config rather than reported twice.
-            .map(|(name, path)| IpList {
-                name: name.clone(),
-                set: CidrSet::load(path, problems).unwrap_or_default(),
+            .map(|(name, src)| {
+                let (set, skipped) =
+                    CidrSet::load_with(&src.file, src.skip_bad_lines, problems).unwrap_or_default();
+                let anonymous = src
+                    .anonymous
+                    .as_deref()
+                    .map_or(Anonymous::default(), Anonymous::from_name);
+                IpList {
+                    name: name.clone(),
+                    set,
+                    anonymous,
+                    skipped,
+                }
             })
             .collect();
+        let ua = UaClassifier::new(&cfg.bots.add, &cfg.bots.allow).unwrap_or_else(|e| {
+            problems.push(
+                std::path::Path::new("intel.bots"),
+                Default::default(),
+                "",
+                e,
+            );
+            UaClassifier::default()
+        });
         Intel {
             country: open(&cfg.country, problems),
             city: open(&cfg.city, problems),
             asn: open(&cfg.asn, problems),
             anonymous: open(&cfg.anonymous, problems),
             lists,
-            ua: UaClassifier::new(),
+            ua,
+            ua_cache: (cfg.ua_cache > 0).then(|| UaCache::new(cfg.ua_cache)),
         }
     }
 
@@ -89,12 +118,24 @@ impl Intel {
             .map(|(_, l)| l.name.as_str())
     }
 
-    pub fn visitor(&self, ip: IpAddr, ua: Option<&str>) -> Visitor {
+    /// What the user agent says, through the cache when there is one.
+    pub fn classify_ua(&self, ua: Option<&str>) -> UaClass {
+        match &self.ua_cache {
+            Some(cache) => cache.classify(&self.ua, ua),
+            None => self.ua.classify(ua),
+        }
+    }
+
+    pub fn visitor(&self, ip: IpAddr, ua: Option<&str>, hints: ClientHints) -> Visitor {
         let country = self
             .country
             .as_ref()
             .or(self.city.as_ref())
             .and_then(|db| db.country(ip));
+        let (city, region) = match &self.city {
+            Some(db) => db.place(ip),
+            None => (None, None),
+        };
         let (asn, as_org) = match &self.asn {
             Some(db) => {
                 let (n, org) = db.asn(ip);
@@ -102,27 +143,32 @@ impl Intel {
             }
             None => (None, None),
         };
-        let ip_lists = self
-            .lists
-            .iter()
-            .enumerate()
-            .filter(|(_, l)| l.set.contains(ip))
-            .fold(0u64, |m, (i, _)| m | (1 << i));
-        let anonymous = self
+        let mut anonymous = self
             .anonymous
             .as_ref()
             .map(|db| db.anonymous(ip))
             .unwrap_or_default();
-        let (bot, device) = self.ua.classify(ua);
+        let mut ip_lists = 0u64;
+        for (i, l) in self.lists.iter().enumerate() {
+            if l.set.contains(ip) {
+                ip_lists |= 1 << i;
+                anonymous.0 |= l.anonymous.0;
+            }
+        }
+        let ua = self.classify_ua(ua).with_hints(hints);
         Visitor {
             ip,
             country,
+            region,
+            city,
             asn,
             as_org,
             ip_lists,
             anonymous,
-            bot,
-            device,
+            bot: ua.bot,
+            device: ua.device,
+            os: ua.os,
+            browser: ua.browser,
         }
     }
 }

@@ -27,6 +27,8 @@ pub struct Metrics {
     pub snapshot_generation: IntGauge,
     /// `source`: a list name or database kind.
     pub intel_entries: IntGaugeVec,
+    /// `source`: lines a `skip_bad_lines` list skipped.
+    pub intel_skipped_lines: IntGaugeVec,
     pub build_info: IntGaugeVec,
     /// `campaign` (live), `live_route`, `shadow_route`: every shadow decision, so agreement
     /// and disagreement rates are both visible.
@@ -116,6 +118,11 @@ impl Metrics {
                 "flowgate_shadow_decisions_total",
                 "Decisions of the shadow rules beside the live route they would replace.",
                 &["campaign", "live_route", "shadow_route"],
+            )?,
+            intel_skipped_lines: gauge_vec(
+                "flowgate_intel_skipped_lines",
+                "Unparsable lines skipped in IP lists with skip_bad_lines.",
+                &["source"],
             )?,
             build_info: gauge_vec(
                 "flowgate_build_info",

@@ -17,12 +17,15 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::ErrorType;
 
 use crate::events::{self, ClickRecord, ConversionEvent, EventQueue, Outcome, Record};
-use crate::identity::{client_ip, CidrSet, ClientIpHeader, Visitor};
+use crate::identity::{client_ip, CidrSet, ClientHints, ClientIpHeader, Visitor};
 use crate::lifecycle::{InFlight, InFlightCounter};
 use crate::metrics::Metrics;
 use crate::rules::request::{percent_decode, query_pairs};
 use crate::rules::{Action, Decision, RequestFacts, Vars};
 use crate::snapshot::{Live, Snapshot};
+
+/// The error that turns a request away after the process drained.
+const DRAINED: ErrorType = ErrorType::Custom("drained");
 
 pub struct Gateway {
     pub live: Arc<Live>,
@@ -164,6 +167,9 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        if self.in_flight.is_closed() {
+            return Error::e_explain(DRAINED, "process drained; closing the connection");
+        }
         if let Some(pb) = self
             .postback
             .as_ref()
@@ -200,7 +206,11 @@ impl ProxyHttp for Gateway {
             &self.client_ip_header,
         );
         let facts = facts(req);
-        let visitor = snap.intel.visitor(ip, facts.user_agent());
+        let visitor = snap.intel.visitor(
+            ip,
+            facts.user_agent(),
+            ClientHints::from_headers(&req.headers),
+        );
         let decision = snap.rules.evaluate(&visitor, &facts);
         if let Some(shadow) = &snap.shadow {
             let d = shadow.evaluate(&visitor, &facts);
@@ -344,6 +354,8 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
         let (code, kind) = match e.etype() {
+            // Drained: close the connection without an answer, so the client retries elsewhere.
+            t if *t == DRAINED => (0, ""),
             ErrorType::ConnectTimedout | ErrorType::TLSHandshakeTimedout => {
                 (504, "connect_timeout")
             }

@@ -14,7 +14,7 @@ use super::condition::{Condition, CountrySet, PathMatch, Presence};
 use super::model::*;
 use super::template::Template;
 use super::*;
-use crate::identity::{Cidr, CidrSet, CountryCode, Device, Intel};
+use crate::identity::{Anonymous, Browser, Cidr, CidrSet, CountryCode, Device, Intel, Os};
 use crate::problem::{Problems, Span};
 use crate::yaml::At;
 
@@ -50,7 +50,14 @@ pub fn load(dir: &Path, intel: &Intel) -> Result<Rules, Problems> {
     for path in rule_files(dir, &mut problems) {
         match std::fs::read_to_string(&path) {
             Err(e) => problems.push(&path, Span::default(), "", format!("cannot read: {e}")),
-            Ok(text) if text.trim().is_empty() => parsed.push((path, RuleFile::default())),
+            // Most likely a file caught mid-write (truncated, not yet filled): serving "no
+            // rules" from it would send every visitor to the fallback.
+            Ok(text) if is_blank_yaml(&text) => problems.push(
+                &path,
+                Span::default(),
+                "",
+                "empty rule file (write `{}` if it is meant to be empty)",
+            ),
             Ok(text) => match crate::yaml::parse::<RuleFile>(&text) {
                 Ok(f) => parsed.push((path, f)),
                 Err(e) => problems.push_yaml(&path, &e),
@@ -631,20 +638,57 @@ impl Compiler<'_> {
             terms.push(Condition::Bot(b));
         }
         if let Some(devices) = &c.device {
+            match family_mask(&devices.0, Device::parse, Device::bit, Device::names) {
+                Ok(mask) => terms.push(Condition::Device(mask)),
+                Err(e) => bad(self, "device", e),
+            }
+        }
+        if let Some(v) = &c.os {
+            match family_mask(&v.0, Os::parse, Os::bit, Os::names) {
+                Ok(mask) => terms.push(Condition::Os(mask)),
+                Err(e) => bad(self, "os", e),
+            }
+        }
+        if let Some(v) = &c.browser {
+            match family_mask(&v.0, Browser::parse, Browser::bit, Browser::names) {
+                Ok(mask) => terms.push(Condition::Browser(mask)),
+                Err(e) => bad(self, "browser", e),
+            }
+        }
+        if let Some(flags) = &c.anonymous {
             let mut mask = 0u8;
-            for d in &devices.0 {
-                match Device::parse(d) {
-                    Some(d) => mask |= d.bit(),
-                    None => bad(
+            for f in &flags.0 {
+                match Anonymous::from_name(f) {
+                    Anonymous(0) => bad(
                         self,
-                        "device",
-                        format!(
-                            "unknown device {d:?}; known: desktop, mobile, tablet, bot, unknown"
-                        ),
+                        "anonymous",
+                        format!("unknown flag {f:?}; known: {}", Anonymous::NAMES.join(", ")),
                     ),
+                    Anonymous(bit) => mask |= bit,
                 }
             }
-            terms.push(Condition::Device(mask));
+            terms.push(Condition::Anonymous(mask));
+        }
+        for (key, list, make) in [
+            (
+                "region",
+                &c.region,
+                Condition::Region as fn(Box<[String]>) -> Condition,
+            ),
+            ("city", &c.city, Condition::City),
+        ] {
+            if let Some(names) = list {
+                if names.0.iter().any(|n| n.trim().is_empty()) {
+                    bad(self, key, "names cannot be empty".into());
+                }
+                terms.push(make(names.0.clone().into()));
+            }
+        }
+        if let Some(re) = &c.as_org {
+            match compile_regex(re) {
+                Ok(re) => terms.push(Condition::AsOrg(re)),
+                Err(e) => bad(self, "as_org", e),
+            }
         }
         if let Some(re) = &c.ua {
             match compile_regex(re) {
@@ -748,6 +792,31 @@ impl Compiler<'_> {
             Condition::All(terms.into())
         })
     }
+}
+
+/// A set of family members (devices, OSes, browsers) as a bitmask.
+fn family_mask<T>(
+    names: &[String],
+    parse: fn(&str) -> Option<T>,
+    bit: fn(T) -> u16,
+    known: fn() -> String,
+) -> Result<u16, String> {
+    let mut mask = 0;
+    for n in names {
+        match parse(n) {
+            Some(x) => mask |= bit(x),
+            None => return Err(format!("unknown value {n:?}; known: {}", known())),
+        }
+    }
+    Ok(mask)
+}
+
+/// Nothing but white space and comments.
+fn is_blank_yaml(text: &str) -> bool {
+    text.lines().all(|l| {
+        let l = l.trim();
+        l.is_empty() || l.starts_with('#') || l == "---"
+    })
 }
 
 fn presence(want: &str) -> Result<Presence, String> {

@@ -39,14 +39,22 @@ pub enum Condition {
     Any(Box<[Condition]>),
     Not(Box<Condition>),
     Country(CountrySet),
+    /// ISO 3166-2 codes (`US-CA`) or names, compared without case.
+    Region(Box<[String]>),
+    City(Box<[String]>),
     /// Sorted.
     Asn(Box<[u32]>),
+    AsOrg(Regex),
+    /// Bits of `Anonymous`.
+    Anonymous(u8),
     Ip(CidrSet),
     /// Bit i: list i of the snapshot's intel.
     IpList(u64),
     Bot(bool),
     /// Bits of `Device::bit`.
-    Device(u8),
+    Device(u16),
+    Os(u16),
+    Browser(u16),
     Ua(Regex),
     /// `None`: no referer (or an empty one).
     Referer(Option<Regex>),
@@ -65,11 +73,23 @@ impl Condition {
             Condition::Any(cs) => cs.iter().any(|c| c.eval(v, r)),
             Condition::Not(c) => !c.eval(v, r),
             Condition::Country(set) => v.country.is_some_and(|c| set.contains(c.index())),
+            Condition::Region(names) => v
+                .region
+                .as_deref()
+                .is_some_and(|r| names.iter().any(|n| n.eq_ignore_ascii_case(r))),
+            Condition::City(names) => v
+                .city
+                .as_deref()
+                .is_some_and(|c| names.iter().any(|n| n.eq_ignore_ascii_case(c))),
             Condition::Asn(list) => v.asn.is_some_and(|a| list.binary_search(&a).is_ok()),
+            Condition::AsOrg(re) => v.as_org.as_deref().is_some_and(|o| re.is_match(o)),
+            Condition::Anonymous(mask) => v.anonymous.0 & mask != 0,
             Condition::Ip(set) => set.contains(v.ip),
             Condition::IpList(mask) => v.ip_lists & mask != 0,
             Condition::Bot(b) => v.bot == *b,
             Condition::Device(mask) => v.device.bit() & mask != 0,
+            Condition::Os(mask) => v.os.bit() & mask != 0,
+            Condition::Browser(mask) => v.browser.bit() & mask != 0,
             Condition::Ua(re) => re.is_match(r.user_agent().unwrap_or("")),
             Condition::Referer(None) => r.header("referer").is_none_or(|s| s.trim().is_empty()),
             Condition::Referer(Some(re)) => r.header("referer").is_some_and(|s| re.is_match(s)),

@@ -120,6 +120,31 @@ impl Tracer<'_> {
                     .map_or("unknown".into(), |c| c.as_str().to_string()),
                 c.eval(v, r),
             ),
+            Condition::Region(_) => (
+                v.region.as_deref().unwrap_or("unknown").to_string(),
+                c.eval(v, r),
+            ),
+            Condition::City(_) => (
+                v.city.as_deref().unwrap_or("unknown").to_string(),
+                c.eval(v, r),
+            ),
+            Condition::AsOrg(_) => (
+                v.as_org.as_deref().unwrap_or("unknown").to_string(),
+                c.eval(v, r),
+            ),
+            Condition::Anonymous(_) => {
+                let flags: Vec<&str> = v.anonymous.names().collect();
+                (
+                    if flags.is_empty() {
+                        "none".into()
+                    } else {
+                        flags.join(",")
+                    },
+                    c.eval(v, r),
+                )
+            }
+            Condition::Os(_) => (v.os.as_str().to_string(), c.eval(v, r)),
+            Condition::Browser(_) => (v.browser.as_str().to_string(), c.eval(v, r)),
             Condition::Asn(_) => (
                 v.asn.map_or("unknown".into(), |a| a.to_string()),
                 c.eval(v, r),
@@ -189,7 +214,13 @@ impl Condition {
             Condition::Any(_) => "any",
             Condition::Not(_) => "not",
             Condition::Country(_) => "country",
+            Condition::Region(_) => "region",
+            Condition::City(_) => "city",
             Condition::Asn(_) => "asn",
+            Condition::AsOrg(_) => "as_org",
+            Condition::Anonymous(_) => "anonymous",
+            Condition::Os(_) => "os",
+            Condition::Browser(_) => "browser",
             Condition::Ip(_) => "ip",
             Condition::IpList(_) => "ip_list",
             Condition::Bot(_) => "bot",

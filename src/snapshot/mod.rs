@@ -95,12 +95,11 @@ impl Live {
 
     /// The files and folders snapshots are built from, for the watcher.
     pub fn sources(&self) -> watch::Sources {
-        let intel = &self.config.intel;
-        let files = [&intel.country, &intel.city, &intel.asn, &intel.anonymous]
-            .into_iter()
-            .flatten()
-            .chain(intel.lists.values())
-            .cloned()
+        let files = self
+            .config
+            .intel
+            .sources()
+            .map(|(_, s)| s.file.clone())
             .collect();
         let folders = std::iter::once(&self.config.rules)
             .chain(self.config.shadow_rules.as_ref())
@@ -136,6 +135,10 @@ fn publish(metrics: &Metrics, s: &Snapshot) {
             .intel_entries
             .with_label_values(&[list.name.as_str()])
             .set(list.set.entries() as i64);
+        metrics
+            .intel_skipped_lines
+            .with_label_values(&[list.name.as_str()])
+            .set(list.skipped as i64);
     }
     let dbs = [
         ("country", &s.intel.country),

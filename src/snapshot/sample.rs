@@ -8,6 +8,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use serde::{Deserialize, Serialize};
 
 use super::Snapshot;
+use crate::identity::ClientHints;
 use crate::rules::{RequestFacts, Step};
 
 /// `{"url", "ip", "ua", "headers": {..}, "method"}`, as in `--batch` input and rule tests.
@@ -47,12 +48,16 @@ pub struct DecisionView {
 pub struct VisitorView {
     pub ip: String,
     pub country: Option<String>,
+    pub region: Option<String>,
+    pub city: Option<String>,
     pub asn: Option<u32>,
     pub as_org: Option<String>,
     pub ip_lists: Vec<String>,
     pub anonymous: Vec<&'static str>,
     pub bot: bool,
     pub device: &'static str,
+    pub os: &'static str,
+    pub browser: &'static str,
 }
 
 /// The parts of a sample request the rules read, owned.
@@ -131,7 +136,11 @@ impl Snapshot {
             headers: &p.headers,
         };
         let ip = req.ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-        let v = self.intel.visitor(ip, facts.user_agent());
+        let v = self.intel.visitor(
+            ip,
+            facts.user_agent(),
+            ClientHints::from_headers(&p.headers),
+        );
         let (d, trace) = self.rules.explain(&self.intel, &v, &facts);
         let route = self.rules.route(d.route);
         Ok(Explanation {
@@ -144,6 +153,8 @@ impl Snapshot {
             visitor: VisitorView {
                 ip: v.ip.to_string(),
                 country: v.country.map(|c| c.as_str().to_string()),
+                region: v.region.as_deref().map(String::from),
+                city: v.city.as_deref().map(String::from),
                 asn: v.asn,
                 as_org: v.as_org.as_deref().map(String::from),
                 ip_lists: self
@@ -154,6 +165,8 @@ impl Snapshot {
                 anonymous: v.anonymous.names().collect(),
                 bot: v.bot,
                 device: v.device.as_str(),
+                os: v.os.as_str(),
+                browser: v.browser.as_str(),
             },
             trace,
         })

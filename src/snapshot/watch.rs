@@ -43,14 +43,21 @@ fn run(live: &Live) {
     let mut last = fingerprint(&sources);
     loop {
         match rx.recv_timeout(POLL) {
-            Ok(()) => {
-                std::thread::sleep(DEBOUNCE);
-                while rx.try_recv().is_ok() {}
-            }
+            Ok(()) => while rx.try_recv().is_ok() {},
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         }
-        let now = fingerprint(&sources);
+        // Files written in place pass through half-written states: build only from files
+        // that stayed the same for a whole debounce period.
+        let mut now = fingerprint(&sources);
+        loop {
+            std::thread::sleep(DEBOUNCE);
+            let again = fingerprint(&sources);
+            if again == now {
+                break;
+            }
+            now = again;
+        }
         if now == last {
             continue;
         }

@@ -1,0 +1,318 @@
+//! What the user agent says: bot or human, device class, OS and browser family. One
+//! compiled pattern set and one pass over the string; a bounded cache in front, since the
+//! same few thousand user agents make most of the traffic.
+
+mod cache;
+mod patterns;
+
+use regex::RegexSet;
+
+pub use cache::UaCache;
+
+macro_rules! family {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),* }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),* }
+            }
+
+            pub fn parse(s: &str) -> Option<$name> {
+                Self::ALL.iter().copied().find(|d| d.as_str().eq_ignore_ascii_case(s.trim()))
+            }
+
+            /// A bit for compact sets in compiled rules.
+            pub fn bit(self) -> u16 {
+                1 << (self as u16)
+            }
+
+            /// The known names, for error messages.
+            pub fn names() -> String {
+                Self::ALL.iter().map(|d| d.as_str()).collect::<Vec<_>>().join(", ")
+            }
+        }
+    };
+}
+
+family!(
+    /// The class of device behind the user agent.
+    Device { Desktop = "desktop", Mobile = "mobile", Tablet = "tablet", Tv = "tv", Console = "console", Bot = "bot", Unknown = "unknown" }
+);
+family!(
+    Os { Windows = "windows", Macos = "macos", Ios = "ios", Android = "android", Linux = "linux", Chromeos = "chromeos", Other = "other" }
+);
+family!(
+    Browser {
+        Chrome = "chrome", Safari = "safari", Firefox = "firefox", Edge = "edge", Opera = "opera",
+        Samsung = "samsung", Yandex = "yandex", Ie = "ie", Facebook = "facebook",
+        Instagram = "instagram", Tiktok = "tiktok", Other = "other",
+    }
+);
+
+/// Everything the user agent tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UaClass {
+    pub bot: bool,
+    pub device: Device,
+    pub os: Os,
+    pub browser: Browser,
+}
+
+/// `Sec-CH-UA-Mobile` and `Sec-CH-UA-Platform`, which Chromium sends in place of details it
+/// no longer writes into the user agent.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientHints<'a> {
+    pub mobile: Option<bool>,
+    pub platform: Option<&'a str>,
+}
+
+impl<'a> ClientHints<'a> {
+    pub fn from_headers(headers: &'a http::HeaderMap) -> ClientHints<'a> {
+        let text = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+        ClientHints {
+            mobile: text("sec-ch-ua-mobile").and_then(|v| match v.trim() {
+                "?1" => Some(true),
+                "?0" => Some(false),
+                _ => None,
+            }),
+            platform: text("sec-ch-ua-platform").map(|p| p.trim().trim_matches('"')),
+        }
+    }
+}
+
+pub struct UaClassifier {
+    set: RegexSet,
+    /// Index of the first operator pattern: `[extra, allow)` add bots, `[allow, ..)` allow.
+    extra: usize,
+    allow: usize,
+}
+
+const I_BOT: usize = 0;
+const I_NOT_BOT: usize = 1;
+const I_TV: usize = 2;
+const I_CONSOLE: usize = 3;
+const I_TABLET: usize = 4;
+const I_ANDROID: usize = 5;
+const I_MOBILE: usize = 6;
+const I_DESKTOP: usize = 7;
+const I_OS: usize = 8;
+const I_BROWSER: usize = I_OS + patterns::OS.len();
+const BUILT_IN: usize = I_BROWSER + patterns::BROWSERS.len();
+
+impl Default for UaClassifier {
+    fn default() -> Self {
+        Self::new(&[], &[]).expect("built-in user-agent patterns compile")
+    }
+}
+
+impl UaClassifier {
+    /// The built-in patterns plus the operator's: `extra` marks more clients as bots,
+    /// `allow` marks clients as human whatever else matches.
+    pub fn new(extra: &[String], allow: &[String]) -> Result<UaClassifier, String> {
+        let mut all: Vec<&str> = vec![
+            patterns::BOT,
+            patterns::NOT_BOT,
+            patterns::TV,
+            patterns::CONSOLE,
+            patterns::TABLET,
+            patterns::ANDROID,
+            patterns::MOBILE,
+            patterns::DESKTOP,
+        ];
+        all.extend(patterns::OS.iter().map(|(_, p)| *p));
+        all.extend(patterns::BROWSERS.iter().map(|(_, p)| *p));
+        for p in extra.iter().chain(allow) {
+            regex::Regex::new(p).map_err(|e| format!("bad regex {p:?}: {e}"))?;
+        }
+        all.extend(extra.iter().map(String::as_str));
+        all.extend(allow.iter().map(String::as_str));
+        let set = regex::RegexSetBuilder::new(all)
+            .case_insensitive(true)
+            .size_limit(32 << 20)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(UaClassifier {
+            set,
+            extra: BUILT_IN,
+            allow: BUILT_IN + extra.len(),
+        })
+    }
+
+    /// A missing or empty user agent is a bot.
+    pub fn classify(&self, ua: Option<&str>) -> UaClass {
+        let ua = match ua.map(str::trim) {
+            None | Some("") => return UaClass::BOT,
+            Some(ua) => ua,
+        };
+        let m = self.set.matches(ua);
+        let allowed = (self.allow..m.len()).any(|i| m.matched(i));
+        let added = (self.extra..self.allow).any(|i| m.matched(i));
+        let bot = !allowed && (added || (m.matched(I_BOT) && !m.matched(I_NOT_BOT)));
+        let os = patterns::OS
+            .iter()
+            .enumerate()
+            .find(|(i, _)| m.matched(I_OS + i))
+            .and_then(|(_, (name, _))| Os::parse(name))
+            .unwrap_or(Os::Other);
+        let browser = patterns::BROWSERS
+            .iter()
+            .enumerate()
+            .find(|(i, _)| m.matched(I_BROWSER + i))
+            .and_then(|(_, (name, _))| Browser::parse(name))
+            .unwrap_or(Browser::Other);
+        let device = if bot {
+            Device::Bot
+        } else if m.matched(I_TV) {
+            Device::Tv
+        } else if m.matched(I_CONSOLE) {
+            Device::Console
+        } else if m.matched(I_TABLET) || (m.matched(I_ANDROID) && !m.matched(I_MOBILE)) {
+            Device::Tablet
+        } else if m.matched(I_MOBILE) || m.matched(I_ANDROID) {
+            Device::Mobile
+        } else if m.matched(I_DESKTOP) {
+            Device::Desktop
+        } else {
+            Device::Unknown
+        };
+        UaClass {
+            bot,
+            device,
+            os,
+            browser,
+        }
+    }
+}
+
+impl UaClass {
+    pub const BOT: UaClass = UaClass {
+        bot: true,
+        device: Device::Bot,
+        os: Os::Other,
+        browser: Browser::Other,
+    };
+
+    /// Client hints refine what the user agent left vague; they never make a bot human.
+    pub fn with_hints(mut self, hints: ClientHints) -> UaClass {
+        if self.bot {
+            return self;
+        }
+        if let Some(os) = hints
+            .platform
+            .and_then(|p| match p.to_ascii_lowercase().as_str() {
+                "windows" => Some(Os::Windows),
+                "macos" => Some(Os::Macos),
+                "ios" => Some(Os::Ios),
+                "android" => Some(Os::Android),
+                "linux" => Some(Os::Linux),
+                "chrome os" | "chromeos" => Some(Os::Chromeos),
+                _ => None,
+            })
+        {
+            self.os = os;
+        }
+        match hints.mobile {
+            Some(true) if matches!(self.device, Device::Desktop | Device::Unknown) => {
+                self.device = Device::Mobile
+            }
+            Some(false) if self.device == Device::Mobile && self.os != Os::Ios => {
+                self.device = Device::Desktop
+            }
+            _ => {}
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class(ua: &str) -> UaClass {
+        UaClassifier::default().classify(Some(ua))
+    }
+
+    #[test]
+    fn devices_os_and_browsers() {
+        let chrome = class("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36");
+        assert_eq!(
+            (chrome.bot, chrome.device, chrome.os, chrome.browser),
+            (false, Device::Desktop, Os::Windows, Browser::Chrome)
+        );
+        let iphone = class("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1");
+        assert_eq!(
+            (iphone.device, iphone.os, iphone.browser),
+            (Device::Mobile, Os::Ios, Browser::Safari)
+        );
+        let ipad = class("Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.6 Mobile/15E148 Safari/604.1");
+        assert_eq!((ipad.device, ipad.os), (Device::Tablet, Os::Ios));
+        let tab = class("Mozilla/5.0 (Linux; Android 13; SM-X700) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36");
+        assert_eq!((tab.device, tab.os), (Device::Tablet, Os::Android));
+        let edge = class("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 Edg/124.0.0.0");
+        assert_eq!((edge.os, edge.browser), (Os::Macos, Browser::Edge));
+        let tv = class("Mozilla/5.0 (SMART-TV; Linux; Tizen 6.0) AppleWebKit/537.36 (KHTML, like Gecko) 76.0.3809.146/6.0 TV Safari/537.36");
+        assert_eq!(tv.device, Device::Tv);
+        let ps = class("Mozilla/5.0 (PlayStation; PlayStation 5/2.26) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/13.0 Safari/605.1.15");
+        assert_eq!(ps.device, Device::Console);
+        let cubot = class("Mozilla/5.0 (Linux; Android 9; CUBOT P30) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/90.0.4430.91 Mobile Safari/537.36");
+        assert_eq!((cubot.bot, cubot.device), (false, Device::Mobile));
+    }
+
+    #[test]
+    fn in_app_browsers_are_people() {
+        let ig = class("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML,like Gecko) Mobile/21F79 Instagram 330.0.3.29.91 (iPhone14,3; iOS 17_5; en_IR@calendar=gregorian; en; scale=3.00; 1125x2436; 595323416)");
+        assert_eq!(
+            (ig.bot, ig.device, ig.browser),
+            (false, Device::Mobile, Browser::Instagram)
+        );
+        let fb = class("Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 [FBAN/FBIOS;FBAV/441.0.0.33.113;FBBV/123;FBDV/iPhone14,5;FBMD/iPhone;FBSN/iOS;FBSV/17.1;FBSS/3;FBCR/;FBID/phone;FBLC/en_US;FBOP/5]");
+        assert_eq!((fb.bot, fb.browser), (false, Browser::Facebook));
+    }
+
+    #[test]
+    fn bots_and_operator_patterns() {
+        for bot in ["curl/8.5.0", "python-requests/2.31.0", "Go-http-client/1.1",
+            "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36"] {
+            assert_eq!(class(bot), UaClass { os: class(bot).os, browser: class(bot).browser, ..UaClass::BOT }, "{bot}");
+        }
+        let c = UaClassifier::default();
+        assert!(c.classify(None).bot && c.classify(Some(" ")).bot);
+        let ops =
+            UaClassifier::new(&["(?i)acmeprobe".into()], &["(?i)^curl/8\\.5".into()]).unwrap();
+        assert!(
+            ops.classify(Some(
+                "Mozilla/5.0 (Windows NT 10.0) AcmeProbe/1.0 Chrome/1 Safari/1"
+            ))
+            .bot
+        );
+        assert!(
+            !ops.classify(Some("curl/8.5.0")).bot,
+            "allowed by the operator"
+        );
+        assert!(UaClassifier::new(&["(unclosed".into()], &[]).is_err());
+    }
+
+    #[test]
+    fn client_hints_refine() {
+        let reduced = class("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36");
+        let hinted = reduced.with_hints(ClientHints {
+            mobile: Some(true),
+            platform: Some("Android"),
+        });
+        assert_eq!((hinted.device, hinted.os), (Device::Mobile, Os::Android));
+        assert!(
+            UaClass::BOT
+                .with_hints(ClientHints {
+                    mobile: Some(true),
+                    platform: None
+                })
+                .bot
+        );
+    }
+}

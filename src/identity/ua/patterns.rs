@@ -1,0 +1,90 @@
+//! The built-in patterns. Case-insensitive, linear-time (no look-around): tokens that name a
+//! kind of client rather than lists of products, so clients nobody listed are caught too.
+
+/// Automation: crawlers, previews, monitors, scanners, AI crawlers, HTTP libraries, CLI tools
+/// and headless or driven browsers. Mostly tokens that name a kind of tool rather than a
+/// product, so tools nobody has listed yet are caught too.
+pub const BOT: &str = r"(?x)
+    # what the client says it is
+    bot\b | bot[-_/;:.)\ ] | robot | crawl | spider | slurp | scrap(e|er|ing|y)\b
+  | \bfetch(er)?\b | archiv(e|er|ing) | index(er|ing) | \bseo\b | audit | optimi[sz]er
+  | monitor | uptime | health.?(check|service) | synthetic | \bcheck(er)?\b | linkcheck
+  | \bscan(ner)?\b | vulnerab | preview | validator | analy[sz]er | \bprobe | survey
+  | agent\b | agent/ | \bcron\b | proxy\b | downloader | sitesucker | httrack | \btools?/
+  | verif(y|ication) | \bdcv\b | certificate | webhook | resolver | expander | lookup | onebox
+  | parser | classifier | extract | daemon | integration | batch\b | recon\b | observatory
+  | inspector | transcoder | fuzz | discovery | sender\b | service\b
+  # headless and driven browsers
+  | headless | phantomjs | slimerjs | selenium | webdriver | puppeteer | playwright | cypress
+  | \bsplash\b | htmlunit | jsdom | nightmare
+  # HTTP libraries and command-line tools
+  | curl | wget | httpie | python | aiohttp | httpx | \(java\) | java/ | jakarta | okhttp
+  | apache-httpclient | go-http-client | \bgo/\d | libwww-perl | lwp- | lwp:: | perl | ruby
+  | \bphp | guzzle | node-fetch | axios | undici | \bnode/ | node\.js | reqwest | \bhyper/
+  | rest-?client | restsharp | postman | insomnia | winhttp | http.?client | httpurlconnection
+  | http-kit | [-_]http/ | libcurl | mechanize | grpc- | jersey/ | cryptoapi
+  # performance, uptime and load tools
+  | pingdom | statuscake | gtmetrix | lighthouse | pagespeed | speedcurve | ptst/ | webpagetest
+  | catchpoint | gomez | rigor\b | site24x7 | ruxit | dynatrace | newrelic | datadog
+  | dareboost | apachebench | \bsiege | jmeter | \bk6/ | collectd | munin | nagios | zabbix
+  | xymon | \bmonit/ | prometheus | icinga | hobbit | kube-probe
+  # feed readers and link previews
+  | \bfeed | \brss | rss\b | \breader\b | newsblur | reeder | readkit | newspaper
+  | facebookexternalhit | facebookcatalog | meta-external | whatsapp | embedly | iframely
+  | outbrain | thumbor | imgproxy | weblight | mediapartners | adsbot | google-
+  | googleother | duplexweb | apis-google | google.?(favicon|search.console|association)
+  | googlemessages | ^duckduckgo/ | ddg[-_]android | cloudflare | clamav
+  # AI crawlers and agents, search engines
+  | gptbot | chatgpt | openai | claude | anthropic | perplexity | ccbot | bytespider | cohere
+  | diffbot | omgili | amazonbot | applebot | yandex | baiduspider | sogou | seznam | petalbot
+  | nutch | heritrix | gigablast | mixnode | sparkler | owler | zgrab | masscan | nuclei
+  | acunetix | arachni | burpcollaborator | sqlmap | nikto | wpscan
+  # a URL or e-mail address in the user agent
+  | https?:// | \+https?: | \bwww\. | \b[a-z0-9-]+\.(com|net|org|io|ai|app|ly|gy|me|ru|de|co)/
+  | [\w.-]+@[a-z0-9-]+\.[a-z]{2,} | mailto:
+  # shapes no browser sends: no product/version at all, a bare product token, a bare Mozilla,
+  # or Mozilla with a single comment and nothing after it
+  | ^[^/]*$ | ^[\w.-]+/v?[\d.]+$ | ^mozilla/[\d.]+$ | ^mozilla/[\d.]+\ [\w.-]+(/[\w.]+)?$
+  | ^mozilla/[\d.]+\ \((compatible;\ )?[^;)]+\)$
+";
+
+/// Humans whose user agents contain bot-like tokens: phones named like bots, and in-app
+/// browsers (a visitor tapping a link in Facebook, Instagram or TikTok is a person).
+pub const NOT_BOT: &str = r"(?x)
+    cubot | mozacfetch | yandexsearch | yabrowser
+  | \bfban/ | \bfbav/ | fb_iab | \binstagram\ \d | musical_ly | bytedancewebview | \btiktok
+  | \bsnapchat/ | \bline/\d | kakaotalk | \[pinterest/ | linkedinapp | twitter\ for
+";
+pub const TV: &str = r"smart-?tv|hbbtv|\bappletv|googletv|android\ ?tv|\broku|\baft[a-z]{1,3}\b|bravia|\btizen.*\btv\b|web0s|webos.*tv|netcast|\bcrkey|\bvizio|philipstv";
+pub const CONSOLE: &str = r"playstation|\bxbox|nintendo|\bwii\b";
+pub const TABLET: &str =
+    r"ipad|tablet|kindle|\bsilk/|playbook|\bsm-t\d|\bsm-x\d|nexus (7|9|10)\b|\bxoom\b|\btab\b";
+pub const ANDROID: &str = r"android";
+pub const MOBILE: &str =
+    r"mobi|iphone|ipod|windows phone|blackberry|\bbb10\b|opera mini|iemobile|\bwebos\b|symbian";
+pub const DESKTOP: &str = r"windows nt|macintosh|mac os x|\bx11\b|linux (x86_64|i686)|\bcros\b";
+
+/// Operating systems, most specific first.
+pub const OS: [(&str, &str); 6] = [
+    ("ios", r"iphone|ipad|ipod|\bcpu (iphone )?os \d|\bios[ /]\d"),
+    ("android", r"android"),
+    ("chromeos", r"\bcros\b"),
+    ("macos", r"macintosh|mac os x"),
+    ("windows", r"windows"),
+    ("linux", r"linux|x11|ubuntu|fedora"),
+];
+
+/// Browsers, most specific first (every Chromium says Chrome, every browser says Mozilla).
+pub const BROWSERS: [(&str, &str); 11] = [
+    ("facebook", r"\bfban/|\bfbav/|fb_iab"),
+    ("instagram", r"\binstagram\ \d"),
+    ("tiktok", r"musical_ly|bytedancewebview|\btiktok"),
+    ("edge", r"\bedg(e|a|ios)?/"),
+    ("opera", r"\bopr/|\bopera"),
+    ("samsung", r"samsungbrowser"),
+    ("yandex", r"yabrowser"),
+    ("firefox", r"firefox/|fxios/"),
+    ("chrome", r"chrome/|crios/|chromium/"),
+    ("ie", r"\bmsie |trident/"),
+    ("safari", r"safari/|applewebkit/"),
+];
