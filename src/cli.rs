@@ -46,6 +46,15 @@ pub enum Command {
     /// Work on stored click events.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Work on intel data (IP lists, MaxMind databases).
+    #[command(subcommand)]
+    Intel(IntelCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IntelCommand {
+    /// Download every list and database that has a `url`, validate it, swap it in atomically.
+    Update,
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,6 +105,7 @@ pub fn main() -> ExitCode {
         Command::Events(EventsCommand::Forget { ip, click_id }) => {
             forget(&cli.config, ip, click_id)
         }
+        Command::Intel(IntelCommand::Update) => intel_update(&cli.config),
     }
 }
 
@@ -167,6 +177,33 @@ fn forget(path: &Path, ip: Option<std::net::IpAddr>, click_id: Option<String>) -
             eprintln!("forget: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn intel_update(path: &Path) -> ExitCode {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let results = crate::identity::update::update_all(&config.intel);
+    if results.is_empty() {
+        println!("{}: no intel source has a url", path.display());
+        return ExitCode::SUCCESS;
+    }
+    let mut failed = 0;
+    for u in &results {
+        match &u.result {
+            Ok(bytes) => println!("{}: updated {} ({bytes} bytes)", u.key, u.file.display()),
+            Err(e) => {
+                failed += 1;
+                eprintln!("{}: {}: {e}", u.key, u.file.display());
+            }
+        }
+    }
+    if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

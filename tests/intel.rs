@@ -284,3 +284,153 @@ campaigns:
     assert_eq!(flow("198.51.100.1", IPHONE).0, "apple");
     assert_eq!(flow("198.51.100.1", CHROME).0, "rest");
 }
+
+/// A static HTTP server: path -> bytes, 404 for anything else.
+fn serve_files(files: Vec<(&'static str, Vec<u8>)>) -> std::net::SocketAddr {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let files = std::sync::Arc::new(files);
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let files = files.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(conn.try_clone().unwrap());
+                let mut w = conn;
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                let target = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                loop {
+                    let mut h = String::new();
+                    if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                        break;
+                    }
+                }
+                let path = target.split('?').next().unwrap_or("");
+                match files.iter().find(|(p, _)| *p == path) {
+                    Some((_, body)) => {
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                            body.len()
+                        );
+                        let _ = w
+                            .write_all(head.as_bytes())
+                            .and_then(|()| w.write_all(body));
+                    }
+                    None => {
+                        let _ = w.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// A ustar archive holding one file, as MaxMind's GeoLite2 downloads do (in a folder).
+fn tar(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut h = [0u8; 512];
+    h[..name.len()].copy_from_slice(name.as_bytes());
+    h[100..108].copy_from_slice(b"0000644\0");
+    h[108..116].copy_from_slice(b"0000000\0");
+    h[116..124].copy_from_slice(b"0000000\0");
+    h[124..136].copy_from_slice(format!("{:011o}\0", data.len()).as_bytes());
+    h[136..148].copy_from_slice(b"00000000000\0");
+    h[156] = b'0';
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    let mut out = h.to_vec();
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(512) * 512 + 1024, 0);
+    out
+}
+
+#[test]
+fn intel_update_validates_downloads_and_swaps_them_in_atomically() {
+    let country = std::fs::read(data("maxmind/GeoIP2-Country-Test.mmdb")).unwrap();
+    let asn = std::fs::read(data("maxmind/GeoLite2-ASN-Test.mmdb")).unwrap();
+    let server = serve_files(vec![
+        ("/tor.txt", b"185.220.101.1\n185.220.101.2\n".to_vec()),
+        ("/country.mmdb.gz", gzip(&country)),
+        (
+            "/GeoLite2-ASN.tar.gz",
+            gzip(&tar("GeoLite2-ASN_20261122/GeoLite2-ASN.mmdb", &asn)),
+        ),
+        ("/truncated.mmdb", country[..country.len() / 2].to_vec()),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("anon.mmdb"), b"the old file").unwrap();
+    std::fs::write(d.join("dc.txt"), b"10.0.0.0/8\n").unwrap();
+    std::env::set_var("FLOWGATE_TEST_LICENSE", "k3y");
+    let config = format!(
+        "rules: rules\nevents: {{ sink: none }}\nintel:\n  \
+         country: {{ file: country.mmdb, url: \"http://{server}/country.mmdb.gz\" }}\n  \
+         asn: {{ file: asn.mmdb, url: \"http://{server}/GeoLite2-ASN.tar.gz?license_key=${{FLOWGATE_TEST_LICENSE}}&suffix=tar.gz\" }}\n  \
+         anonymous: {{ file: anon.mmdb, url: \"http://{server}/truncated.mmdb\" }}\n  \
+         lists:\n    tor: {{ file: tor.txt, url: \"http://{server}/tor.txt\", anonymous: tor }}\n    \
+         dc: {{ file: dc.txt, url: \"http://{server}/gone.txt\" }}\n"
+    );
+    std::fs::create_dir_all(d.join("rules")).unwrap();
+    std::fs::write(d.join("rules/r.yaml"), "{}\n").unwrap();
+    std::fs::write(d.join("flowgate.yaml"), config).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_flowgate"))
+        .args(["intel", "update", "-c"])
+        .arg(d.join("flowgate.yaml"))
+        .env("FLOWGATE_TEST_LICENSE", "k3y")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "two sources failed: {text}");
+    assert_eq!(
+        std::fs::read(d.join("country.mmdb")).unwrap(),
+        country,
+        "gunzipped: {text}"
+    );
+    assert_eq!(
+        std::fs::read(d.join("asn.mmdb")).unwrap(),
+        asn,
+        "taken out of the tar.gz: {text}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("tor.txt")).unwrap(),
+        "185.220.101.1\n185.220.101.2\n"
+    );
+    assert_eq!(
+        std::fs::read(d.join("anon.mmdb")).unwrap(),
+        b"the old file",
+        "a truncated download never replaces"
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("dc.txt")).unwrap(),
+        "10.0.0.0/8\n",
+        "a failed download never replaces"
+    );
+    assert!(
+        text.contains("intel.anonymous") && text.contains("refused"),
+        "{text}"
+    );
+    assert!(
+        text.contains("intel.lists.dc") && text.contains("HTTP 404"),
+        "{text}"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(d)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".download"))
+        .collect();
+    assert!(leftovers.is_empty(), "no temporary files left behind");
+}

@@ -5,6 +5,7 @@ pub mod cidr;
 pub mod client_ip;
 pub mod geo;
 pub mod ua;
+pub mod update;
 
 use std::net::IpAddr;
 
