@@ -33,8 +33,7 @@ fn crawlers_are_bots() {
     for m in &missed {
         println!("  missed: {m}");
     }
-    // First version; the visitor-intelligence issue raises the bar to 99%.
-    assert!(recall >= 0.90, "recall {recall}");
+    assert!(recall >= 0.99, "recall {recall}");
 }
 
 #[test]
@@ -50,5 +49,30 @@ fn browsers_are_humans() {
     for m in &flagged {
         println!("  flagged: {m}");
     }
-    assert!(fp <= 0.02, "false positives {fp}");
+    // The fixture's browsers include automation (a SQL-injection payload, a `.env` scanner,
+    // GTmetrix, Yahoo! Slurp, ...): flagging those is right, so the bar leaves room for them.
+    assert!(fp <= 0.015, "false positives {fp}");
+}
+
+#[test]
+fn in_app_browsers_in_the_corpus_are_humans() {
+    let c = UaClassifier::default();
+    let in_app: Vec<String> = corpus("browsers.yml")
+        .into_iter()
+        .filter(|ua| {
+            [
+                "FBAN/",
+                "FBAV/",
+                "Instagram ",
+                "musical_ly",
+                "BytedanceWebview",
+            ]
+            .iter()
+            .any(|m| ua.contains(m))
+        })
+        .collect();
+    assert!(in_app.len() >= 5, "{} in-app user agents", in_app.len());
+    for ua in &in_app {
+        assert!(!c.classify(Some(ua)).bot, "{ua}");
+    }
 }

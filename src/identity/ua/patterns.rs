@@ -13,7 +13,13 @@ pub const BOT: &str = r"(?x)
   | agent\b | agent/ | \bcron\b | proxy\b | downloader | sitesucker | httrack | \btools?/
   | verif(y|ication) | \bdcv\b | certificate | webhook | resolver | expander | lookup | onebox
   | parser | classifier | extract | daemon | integration | batch\b | recon\b | observatory
-  | inspector | transcoder | fuzz | discovery | sender\b | service\b
+  | inspector | transcoder | fuzz | discovery | sender\b | service\b | fetcher | (^|[^a-z])scanner
+  | \d+\ subscribers? | lead.?gen | marketplace | advisor\b | trackable | \bhydra\b | mutant
+  | \bcursor/ | \bdevin/ | \bmanus- | securityheaders | algolia | emclient | igetter | \bswcd\b
+  | dmbrowser | webster | datanyze | marketgoo | morningscore | pageburst | taginspector
+  | dejaclick | foregenix | hexometer | scope3 | onetrust | collapsify | browsershots | twingly
+  | inoreader | nuzzel | blogtrottr | mnogosearch | marginalia | firephp | \bdaum\b
+  | cdn/ | workflow | logic-?apps
   # headless and driven browsers
   | headless | phantomjs | slimerjs | selenium | webdriver | puppeteer | playwright | cypress
   | \bsplash\b | htmlunit | jsdom | nightmare
@@ -24,7 +30,7 @@ pub const BOT: &str = r"(?x)
   | rest-?client | restsharp | postman | insomnia | winhttp | http.?client | httpurlconnection
   | http-kit | [-_]http/ | libcurl | mechanize | grpc- | jersey/ | cryptoapi
   # performance, uptime and load tools
-  | pingdom | statuscake | gtmetrix | lighthouse | pagespeed | speedcurve | ptst/ | webpagetest
+  | pingdom | statuscake | gtmetrix | lighthouse | page\ ?speed | speedcurve | ptst/ | webpagetest
   | catchpoint | gomez | rigor\b | site24x7 | ruxit | dynatrace | newrelic | datadog
   | dareboost | apachebench | \bsiege | jmeter | \bk6/ | collectd | munin | nagios | zabbix
   | xymon | \bmonit/ | prometheus | icinga | hobbit | kube-probe
@@ -46,13 +52,16 @@ pub const BOT: &str = r"(?x)
   # or Mozilla with a single comment and nothing after it
   | ^[^/]*$ | ^[\w.-]+/v?[\d.]+$ | ^mozilla/[\d.]+$ | ^mozilla/[\d.]+\ [\w.-]+(/[\w.]+)?$
   | ^mozilla/[\d.]+\ \((compatible;\ )?[^;)]+\)$
+  # not a user agent at all: a version glued to the next product, a request line, an encoded
+  # blob, another header, a prefix
+  | \.\d+[a-z]+browser/ | ^(get|post|head|put)\ / | ^[\w+/=]{40,}$ | \bhost:\ | ^\w+\| | ^anonymous, | \(at\)
 ";
 
 /// Humans whose user agents contain bot-like tokens: phones named like bots, and in-app
 /// browsers (a visitor tapping a link in Facebook, Instagram or TikTok is a person).
 pub const NOT_BOT: &str = r"(?x)
-    cubot | mozacfetch | yandexsearch | yabrowser
-  | \bfban/ | \bfbav/ | fb_iab | \binstagram\ \d | musical_ly | bytedancewebview | \btiktok
+    cubot | mozacfetch | yandexsearch | yabrowser | amiga-aweb | ^links\ \(
+  | \bfban/ | \bfbav/ | fb_iab | \binstagram\ \d | musical_ly | bytedancewebview
   | \bsnapchat/ | \bline/\d | kakaotalk | \[pinterest/ | linkedinapp | twitter\ for
 ";
 pub const TV: &str = r"smart-?tv|hbbtv|\bappletv|googletv|android\ ?tv|\broku|\baft[a-z]{1,3}\b|bravia|\btizen.*\btv\b|web0s|webos.*tv|netcast|\bcrkey|\bvizio|philipstv";
@@ -78,7 +87,7 @@ pub const OS: [(&str, &str); 6] = [
 pub const BROWSERS: [(&str, &str); 11] = [
     ("facebook", r"\bfban/|\bfbav/|fb_iab"),
     ("instagram", r"\binstagram\ \d"),
-    ("tiktok", r"musical_ly|bytedancewebview|\btiktok"),
+    ("tiktok", r"musical_ly|bytedancewebview"),
     ("edge", r"\bedg(e|a|ios)?/"),
     ("opera", r"\bopr/|\bopera"),
     ("samsung", r"samsungbrowser"),
