@@ -434,3 +434,66 @@ fn intel_update_validates_downloads_and_swaps_them_in_atomically() {
         .collect();
     assert!(leftovers.is_empty(), "no temporary files left behind");
 }
+
+/// A database in the DB-IP / ip-location-db layout (`country_code`, `city`, `state1`), as
+/// operators without a MaxMind licence use.
+fn dbip_database(path: &Path, database_type: &str, net: &str, record: serde_json::Value) {
+    use maxminddb_writer::{metadata, paths::IpAddrWithMask, Database};
+    let mut db = Database::default();
+    db.metadata.ip_version = metadata::IpVersion::V6;
+    db.metadata.database_type = database_type.into();
+    db.metadata.binary_format_major_version = 2;
+    db.metadata.languages = vec!["en".into()];
+    db.metadata.build_epoch = 1_795_000_000;
+    db.metadata
+        .description
+        .insert("en".into(), format!("{database_type} fixture"));
+    let value = db.insert_value(record).unwrap();
+    let net: IpNet = net.parse().unwrap();
+    let addr = match net.network() {
+        IpAddr::V4(a) => IpAddr::V6(a.to_ipv6_compatible()),
+        v6 => v6,
+    };
+    let mask = if net.network().is_ipv4() {
+        net.prefix_len() + 96
+    } else {
+        net.prefix_len()
+    };
+    db.insert_node(IpAddrWithMask::new(addr, mask), value);
+    let file = std::fs::File::create(path).unwrap();
+    db.write_to(std::io::BufWriter::new(file)).unwrap();
+}
+
+#[test]
+fn the_dbip_layout_answers_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let city = dir.path().join("dbip-city.mmdb");
+    dbip_database(
+        &city,
+        "DBIP-City-Lite",
+        "203.0.113.0/24",
+        serde_json::json!({"country_code": "DE", "city": "Berlin", "state1": "Land Berlin"}),
+    );
+    let asn = dir.path().join("dbip-asn.mmdb");
+    dbip_database(
+        &asn,
+        "DBIP-ASN-Lite",
+        "203.0.113.0/24",
+        serde_json::json!({"autonomous_system_number": 64500u32, "autonomous_system_organization": "Example Net"}),
+    );
+    let mut problems = Problems::new();
+    let city = Mmdb::open(&city, &mut problems).unwrap_or_else(|| panic!("{problems}"));
+    let asn = Mmdb::open(&asn, &mut problems).unwrap_or_else(|| panic!("{problems}"));
+    let ip: IpAddr = "203.0.113.9".parse().unwrap();
+    assert_eq!(
+        city.country(ip).map(|c| c.as_str().to_string()).as_deref(),
+        Some("DE")
+    );
+    let (c, r) = city.place(ip);
+    assert_eq!(
+        (c.as_deref(), r.as_deref()),
+        (Some("Berlin"), Some("Land Berlin"))
+    );
+    assert_eq!(asn.asn(ip), (Some(64500), Some("Example Net")));
+    assert_eq!(city.country("198.51.100.1".parse().unwrap()), None);
+}

@@ -157,10 +157,12 @@ impl Mmdb {
         let Ok(found) = self.reader.lookup(ip) else {
             return (None, None);
         };
-        let number = found
-            .decode_path::<u32>(&path!["autonomous_system_number"])
-            .ok()
-            .flatten();
+        // MaxMind stores it as uint32, some other writers wider: accept both.
+        let key = path!["autonomous_system_number"];
+        let number = found.decode_path::<u32>(&key).ok().flatten().or_else(|| {
+            let wide = found.decode_path::<u64>(&key).ok().flatten();
+            wide.and_then(|n| u32::try_from(n).ok())
+        });
         let org = found
             .decode_path::<&str>(&path!["autonomous_system_organization"])
             .ok()
