@@ -118,19 +118,6 @@ impl ClickHouse {
     }
 }
 
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
-}
-
 impl Drop for ClickHouse {
     fn drop(&mut self) {
         self.kill();
@@ -171,24 +158,14 @@ fn every_click_reaches_clickhouse_exactly_once_across_an_outage() {
         upstream.addr
     );
     let fg_dir = dir.path().join("flowgate");
-    let (config, addr, admin) = write_setup(&fg_dir, "", &rules);
     let url = format!(
         "http://127.0.0.1:{}/?query=INSERT INTO flowgate.clicks FORMAT JSONEachRow&date_time_input_format=best_effort&input_format_skip_unknown_fields=1",
         ch.http
     );
-    let text = std::fs::read_to_string(&config).unwrap();
-    let text: String = text
-        .lines()
-        .filter(|l| !l.starts_with("events:"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(
-        &config,
-        text + &format!(
-            "events: {{ sink: http, http: {{ url: \"{url}\", spool_dir: spool, retries: 1, timeout: 2s }}, batch: {{ max_wait: 200ms }} }}\n"
-        ),
-    )
-    .unwrap();
+    let events = format!(
+        "events: {{ sink: http, http: {{ url: \"{url}\", spool_dir: spool, retries: 1, timeout: 2s }}, batch: {{ max_wait: 200ms }} }}\n"
+    );
+    let (config, addr, admin) = setup_with_events(&fg_dir, &rules, &events);
     let mut fg = spawn(&config, false);
     wait_listening(addr);
 

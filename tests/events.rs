@@ -127,22 +127,6 @@ fn http_sink(collector: &Collector, dir: &std::path::Path, extra: &str) -> Strin
     )
 }
 
-/// `write_setup` with an `events:` block of our own instead of the harness's file sink.
-fn setup_with_events(
-    dir: &std::path::Path,
-    events: &str,
-) -> (std::path::PathBuf, SocketAddr, SocketAddr) {
-    let (config, addr, admin) = write_setup(dir, "", RULES);
-    let text = std::fs::read_to_string(&config).unwrap();
-    let text: String = text
-        .lines()
-        .filter(|l| !l.starts_with("events:"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(&config, text + events).unwrap();
-    (config, addr, admin)
-}
-
 fn visit(addr: SocketAddr, range: std::ops::Range<u32>) -> Vec<String> {
     range
         .map(|i| {
@@ -165,8 +149,11 @@ fn the_http_sink_posts_gzipped_batches_with_secret_headers() {
         ", gzip: true, headers: {{ Authorization: {{ file: {} }} }}",
         dir.path().join("token").display()
     );
-    let (config, addr, admin) =
-        setup_with_events(dir.path(), &http_sink(&collector, dir.path(), &extra));
+    let (config, addr, admin) = setup_with_events(
+        dir.path(),
+        RULES,
+        &http_sink(&collector, dir.path(), &extra),
+    );
     let mut fg = spawn(&config, false);
     wait_listening(addr);
     let sent = visit(addr, 0..5);
@@ -192,7 +179,7 @@ fn a_collector_outage_spools_events_and_replays_them_in_order() {
     let collector = Collector::start();
     let dir = tempfile::tempdir().unwrap();
     let (config, addr, admin) =
-        setup_with_events(dir.path(), &http_sink(&collector, dir.path(), ""));
+        setup_with_events(dir.path(), RULES, &http_sink(&collector, dir.path(), ""));
     let mut fg = spawn(&config, false);
     wait_listening(addr);
     let mut sent = visit(addr, 0..3);
@@ -239,7 +226,8 @@ fn what_is_undelivered_at_shutdown_is_spooled_and_sent_by_the_next_run() {
     let collector = Collector::start();
     collector.mode.store(UNAVAILABLE, Ordering::SeqCst);
     let dir = tempfile::tempdir().unwrap();
-    let (config, addr, _) = setup_with_events(dir.path(), &http_sink(&collector, dir.path(), ""));
+    let (config, addr, _) =
+        setup_with_events(dir.path(), RULES, &http_sink(&collector, dir.path(), ""));
     let mut fg = spawn(&config, false);
     wait_listening(addr);
     let sent = visit(addr, 0..10);
@@ -266,7 +254,7 @@ fn a_batch_the_collector_refuses_is_kept_aside_not_retried() {
     collector.mode.store(REFUSING, Ordering::SeqCst);
     let dir = tempfile::tempdir().unwrap();
     let (config, addr, admin) =
-        setup_with_events(dir.path(), &http_sink(&collector, dir.path(), ""));
+        setup_with_events(dir.path(), RULES, &http_sink(&collector, dir.path(), ""));
     let mut fg = spawn(&config, false);
     wait_listening(addr);
     visit(addr, 0..4);
@@ -297,6 +285,7 @@ fn event_files_rotate_by_size_and_old_ones_are_deleted() {
         .unwrap();
     let (config, addr, _) = setup_with_events(
         dir.path(),
+        RULES,
         "events: { file: { dir: events, rotate_bytes: 2KiB, retain: 30d }, batch: { max_events: 5, max_wait: 50ms } }\n",
     );
     let mut fg = spawn(&config, false);

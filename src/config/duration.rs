@@ -36,26 +36,52 @@ impl Timeout {
 
 impl<'de> serde::Deserialize<'de> for Timeout {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = Timeout;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a duration like 500ms, 2s or 1m")
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Timeout, E> {
-                Ok(Timeout(Duration::from_secs(v)))
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Timeout, E> {
-                u64::try_from(v)
-                    .map(|v| Timeout(Duration::from_secs(v)))
-                    .map_err(|_| E::custom("a duration cannot be negative"))
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Timeout, E> {
-                Timeout::parse(v).map_err(E::custom)
-            }
-        }
-        d.deserialize_any(V)
+        number_or_text(
+            d,
+            "a duration like 500ms, 2s or 1m",
+            |n| Timeout(Duration::from_secs(n)),
+            Timeout::parse,
+        )
     }
+}
+
+/// A value written as a bare number or as text with a unit.
+fn number_or_text<'de, D, T>(
+    d: D,
+    expecting: &'static str,
+    from_number: fn(u64) -> T,
+    from_text: fn(&str) -> Result<T, String>,
+) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct V<T> {
+        expecting: &'static str,
+        from_number: fn(u64) -> T,
+        from_text: fn(&str) -> Result<T, String>,
+    }
+    impl<T> serde::de::Visitor<'_> for V<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str(self.expecting)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<T, E> {
+            Ok((self.from_number)(v))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<T, E> {
+            u64::try_from(v)
+                .map(self.from_number)
+                .map_err(|_| E::custom("cannot be negative"))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+            (self.from_text)(v).map_err(E::custom)
+        }
+    }
+    d.deserialize_any(V {
+        expecting,
+        from_number,
+        from_text,
+    })
 }
 
 #[cfg(test)]
@@ -110,25 +136,12 @@ impl ByteSize {
 
 impl<'de> serde::Deserialize<'de> for ByteSize {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = ByteSize;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a size like 64KiB, 256MB or 1GiB")
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ByteSize, E> {
-                Ok(ByteSize(v))
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ByteSize, E> {
-                u64::try_from(v)
-                    .map(ByteSize)
-                    .map_err(|_| E::custom("a size cannot be negative"))
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ByteSize, E> {
-                ByteSize::parse(v).map_err(E::custom)
-            }
-        }
-        d.deserialize_any(V)
+        number_or_text(
+            d,
+            "a size like 64KiB, 256MB or 1GiB",
+            ByteSize,
+            ByteSize::parse,
+        )
     }
 }
 

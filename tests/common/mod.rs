@@ -93,7 +93,7 @@ fn parse_reply(raw: &[u8]) -> Reply {
     }
 }
 
-fn dechunk(mut s: &str) -> String {
+pub fn dechunk(mut s: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = s.split_once("\r\n") {
         let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
@@ -363,4 +363,21 @@ pub fn event_lines(dir: &Path) -> Vec<serde_json::Value> {
         }
     }
     out
+}
+
+/// `write_setup`, with the harness's `events:` line replaced by `events`.
+pub fn setup_with_events(
+    dir: &Path,
+    rules: &str,
+    events: &str,
+) -> (PathBuf, SocketAddr, SocketAddr) {
+    let (config, addr, admin) = write_setup(dir, "", rules);
+    let text: String = std::fs::read_to_string(&config)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("events:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&config, text + events).unwrap();
+    (config, addr, admin)
 }
