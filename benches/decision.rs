@@ -144,6 +144,7 @@ fn bench(c: &mut Criterion) {
             path: r.path,
             query: r.query,
             headers: &r.headers,
+            at: None,
         };
         let visitor = snap
             .intel
@@ -188,6 +189,7 @@ fn bench(c: &mut Criterion) {
                 path: r.path,
                 query: r.query,
                 headers: &r.headers,
+                at: None,
             };
             black_box(snap.rules.evaluate(&visitors[i], &facts))
         })

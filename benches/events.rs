@@ -42,6 +42,7 @@ fn bench(c: &mut Criterion) {
         path: "/spring/lp",
         query: Some("gclid=Cj0KCQiA&utm_source=google&utm_campaign=spring&x=1"),
         headers: &headers,
+        at: None,
     };
     let visitor = snap.intel.visitor(
         "81.2.69.142".parse().unwrap(),
@@ -52,7 +53,7 @@ fn bench(c: &mut Criterion) {
     let snap = Arc::new(snap);
     let capture = || {
         let outcome = Outcome {
-            ts_ms: events::time::now_ms(),
+            ts_ms: flowgate::time::now_ms(),
             click_id: events::new_click_id(),
             status: 200,
             upstream: Some("127.0.0.1:8081".parse().unwrap()),

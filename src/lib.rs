@@ -12,4 +12,5 @@ pub mod problem;
 pub mod proxy;
 pub mod rules;
 pub mod snapshot;
+pub mod time;
 pub mod yaml;

@@ -168,3 +168,35 @@ fn an_empty_rule_file_is_refused_not_read_as_no_rules() {
     let (code, text) = check(&config);
     assert_eq!(code, 0, "{text}");
 }
+
+#[test]
+fn schedule_conditions_are_checked_and_rule_tests_can_pin_the_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = "routes: { live: { respond: { body: live } }, closed: { respond: { body: closed } } }\n\
+                 campaigns: [ { id: c, flows: [ { name: office, if: { schedule: { days: [mon, tue, wed, thu, fri], hours: \"09:00-17:30\", tz: \"+01:00\" } }, to: live }, { name: rest, to: closed } ] } ]\n";
+    let (config, _, _) = write_setup(dir.path(), "", rules);
+    std::fs::create_dir_all(dir.path().join("rules/tests")).unwrap();
+    std::fs::write(
+        dir.path().join("rules/tests/hours.yaml"),
+        "- { name: monday morning, request: { url: http://x/, at: \"2026-11-23T09:30:00+01:00\" }, expect: { flow: office } }\n\
+         - { name: sunday, request: { url: http://x/, at: \"2026-11-22T12:00:00Z\" }, expect: { flow: rest } }\n",
+    )
+    .unwrap();
+    let (code, text) = check(&config);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("2 rule tests passed"), "{text}");
+
+    std::fs::write(
+        dir.path().join("rules/main.yaml"),
+        rules
+            .replace("tz: \\\"+01:00\\\"", "tz: \\\"Europe/Berlin\\\"")
+            .replace("\"09:00-17:30\"", "\"9 to 5\""),
+    )
+    .unwrap();
+    let (code, text) = check(&config);
+    assert_eq!(code, 1);
+    assert!(
+        text.contains("schedule") && text.contains("not a window"),
+        "{text}"
+    );
+}

@@ -12,7 +12,7 @@ fn seed() -> u64 {
     let mut b = [0u8; 8];
     if getrandom::getrandom(&mut b).is_err() {
         // No OS randomness: fall back to time and thread identity (still unique per process).
-        let t = super::time::now_ms();
+        let t = crate::time::now_ms();
         let thread = std::thread::current().id();
         b = (t
             ^ (format!("{thread:?}").len() as u64).rotate_left(32)
@@ -38,7 +38,7 @@ pub fn new_click_id() -> uuid::Uuid {
     let mut random = [0u8; 10];
     random[..8].copy_from_slice(&next().to_le_bytes());
     random[8..].copy_from_slice(&next().to_le_bytes()[..2]);
-    uuid::Builder::from_unix_timestamp_millis(super::time::now_ms(), &random).into_uuid()
+    uuid::Builder::from_unix_timestamp_millis(crate::time::now_ms(), &random).into_uuid()
 }
 
 #[cfg(test)]

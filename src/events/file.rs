@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::{time, Batch, Sink};
+use super::{Batch, Sink};
 use crate::config::{FileSinkConfig, Rotate};
 use crate::metrics::Metrics;
+use crate::time;
 
 const RETENTION_EVERY: Duration = Duration::from_secs(600);
 

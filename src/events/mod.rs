@@ -7,7 +7,6 @@ mod http;
 mod pseudonym;
 mod record;
 mod spool;
-pub mod time;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};

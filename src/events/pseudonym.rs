@@ -82,7 +82,7 @@ impl Pseudonymizer {
 }
 
 fn today() -> u64 {
-    super::time::now_ms() / 86_400_000
+    crate::time::now_ms() / 86_400_000
 }
 
 fn hash(salt: &Salt, ip: IpAddr) -> String {

@@ -161,7 +161,7 @@ impl ClickRecord {
             .unwrap_or_default();
         let mut click_id = [0u8; 36];
         ClickEvent {
-            ts: super::time::rfc3339(self.outcome.ts_ms),
+            ts: crate::time::rfc3339(self.outcome.ts_ms),
             click_id: self
                 .outcome
                 .click_id

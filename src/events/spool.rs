@@ -83,7 +83,7 @@ impl Spool {
         self.seq += 1;
         let name = format!(
             "{:016}-{:010}-{:08}.ndjson",
-            super::time::now_ms(),
+            crate::time::now_ms(),
             std::process::id(),
             self.seq
         );
@@ -165,7 +165,7 @@ impl Spool {
         let dir = self.dir.join("rejected");
         let name = format!(
             "{:016}-{:010}.ndjson",
-            super::time::now_ms(),
+            crate::time::now_ms(),
             std::process::id()
         );
         let kept =

@@ -77,6 +77,7 @@ fn facts(req: &RequestHeader) -> RequestFacts<'_> {
         path: req.uri.path(),
         query: req.uri.query(),
         headers: &req.headers,
+        at: None,
     }
 }
 
@@ -121,7 +122,7 @@ fn conversion(
             .map(|s| s.chars().take(32).collect())
     };
     Ok(ConversionEvent {
-        ts: events::time::rfc3339(events::time::now_ms()),
+        ts: crate::time::rfc3339(crate::time::now_ms()),
         click_id,
         payout,
         currency: short(currency),
@@ -442,7 +443,7 @@ impl ProxyHttp for Gateway {
             return;
         };
         let outcome = Outcome {
-            ts_ms: events::time::now_ms(),
+            ts_ms: crate::time::now_ms(),
             click_id: ctx.click_id,
             status,
             upstream: ctx.upstream,

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method};
 use regex::Regex;
 
-use super::condition::{Condition, CountrySet, PathMatch, Presence};
+use super::condition::{Condition, CountrySet, PathMatch, Presence, Schedule, WEEKDAYS};
 use super::model::*;
 use super::template::Template;
 use super::*;
@@ -780,6 +780,13 @@ impl Compiler<'_> {
             }
         }
 
+        if let Some(spec) = &c.schedule {
+            match schedule(spec) {
+                Ok(s) => terms.push(Condition::Schedule(s)),
+                Err(e) => bad(self, "schedule", e),
+            }
+        }
+
         if terms.is_empty() && self.problems.len() == before {
             self.problem(file, span, field, "empty condition");
         }
@@ -792,6 +799,60 @@ impl Compiler<'_> {
             Condition::All(terms.into())
         })
     }
+}
+
+fn schedule(spec: &ScheduleSpec) -> Result<Schedule, String> {
+    let mut days = 0u8;
+    for d in spec.days.iter().flat_map(|d| d.0.iter()) {
+        let key = d.trim().to_ascii_lowercase();
+        let i = WEEKDAYS
+            .iter()
+            .position(|w| key.starts_with(w) && key.len() >= 3)
+            .ok_or_else(|| format!("{d:?} is not a day (mon, tue, ... sun)"))?;
+        days |= 1 << i;
+    }
+    let hm = |t: &str| -> Option<u16> {
+        let (h, m) = t.trim().split_once(':').unwrap_or((t.trim(), "0"));
+        let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+        (h <= 24 && m < 60 && h * 60 + m <= 1440).then_some(h * 60 + m)
+    };
+    let window = match &spec.hours {
+        Some(w) => {
+            let bad = || format!("hours {w:?} is not a window like \"09:00-17:30\" or \"22-06\"");
+            let (a, b) = w.split_once('-').ok_or_else(bad)?;
+            Some((hm(a).ok_or_else(bad)?, hm(b).ok_or_else(bad)?))
+        }
+        None => None,
+    };
+    let offset_min = match spec.tz.as_deref().map(str::trim) {
+        None | Some("UTC" | "utc" | "Z") => 0,
+        Some(tz) => {
+            let bad = || {
+                format!(
+                    "tz {tz:?} is not UTC or an offset like +02:00 (zone names are not supported)"
+                )
+            };
+            let sign = match tz.get(..1) {
+                Some("+") => 1,
+                Some("-") => -1,
+                _ => return Err(bad()),
+            };
+            let (h, m) = tz[1..].split_once(':').unwrap_or((&tz[1..], "0"));
+            let (h, m): (i32, i32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+            if h > 14 || m > 59 {
+                return Err(bad());
+            }
+            sign * (h * 60 + m)
+        }
+    };
+    if days == 0 && window.is_none() {
+        return Err("needs days, hours or both".into());
+    }
+    Ok(Schedule {
+        days,
+        window,
+        offset_min,
+    })
 }
 
 /// A set of family members (devices, OSes, browsers) as a bitmask.

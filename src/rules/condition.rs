@@ -64,6 +64,40 @@ pub enum Condition {
     Language(Box<[String]>),
     Method(Box<[Method]>),
     Path(PathMatch),
+    Schedule(Schedule),
+}
+
+/// Days of the week and a time-of-day window, in a fixed offset from UTC.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    /// Bit 0 = Monday; 0 means every day.
+    pub days: u8,
+    /// `[from, to)` in minutes of the day; `from > to` wraps past midnight.
+    pub window: Option<(u16, u16)>,
+    pub offset_min: i32,
+}
+
+pub const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+impl Schedule {
+    /// `(weekday 0 = Monday, minute of the day)` at a Unix time, in this schedule's offset.
+    pub fn local(&self, ms: u64) -> (usize, u16) {
+        let minutes = (ms / 60_000) as i64 + i64::from(self.offset_min);
+        // 1970-01-01 was a Thursday.
+        let weekday = (minutes.div_euclid(1440) + 3).rem_euclid(7) as usize;
+        (weekday, minutes.rem_euclid(1440) as u16)
+    }
+
+    pub fn holds(&self, ms: u64) -> bool {
+        let (day, minute) = self.local(ms);
+        let day_ok = self.days == 0 || self.days & (1 << day) != 0;
+        let time_ok = match self.window {
+            None => true,
+            Some((from, to)) if from <= to => minute >= from && minute < to,
+            Some((from, to)) => minute >= from || minute < to,
+        };
+        day_ok && time_ok
+    }
 }
 
 impl Condition {
@@ -114,6 +148,50 @@ impl Condition {
             Condition::Method(methods) => methods.contains(r.method),
             Condition::Path(PathMatch::Prefixes(ps)) => ps.iter().any(|p| r.path.starts_with(&**p)),
             Condition::Path(PathMatch::Regex(re)) => re.is_match(r.path),
+            Condition::Schedule(s) => s.holds(r.at.unwrap_or_else(crate::time::now_ms)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> u64 {
+        crate::time::parse_rfc3339(s).unwrap()
+    }
+
+    #[test]
+    fn business_hours_in_an_offset_and_windows_past_midnight() {
+        // Monday to Friday, 09:00-17:30 at UTC+2.
+        let office = Schedule {
+            days: 0b1_1111,
+            window: Some((540, 1050)),
+            offset_min: 120,
+        };
+        assert!(
+            office.holds(at("2026-11-23T07:00:00Z")),
+            "Monday 09:00 local"
+        );
+        assert!(
+            !office.holds(at("2026-11-23T06:59:00Z")),
+            "Monday 08:59 local"
+        );
+        assert!(
+            !office.holds(at("2026-11-23T15:30:00Z")),
+            "Monday 17:30 local is outside"
+        );
+        assert!(!office.holds(at("2026-11-22T10:00:00Z")), "Sunday");
+        assert!(
+            !office.holds(at("2026-11-20T23:30:00-01:00")),
+            "Saturday 00:30 UTC is Saturday 02:30 local"
+        );
+        let night = Schedule {
+            days: 0,
+            window: Some((1320, 360)),
+            offset_min: 0,
+        };
+        assert!(night.holds(at("2026-11-23T23:10:00Z")) && night.holds(at("2026-11-24T05:59:00Z")));
+        assert!(!night.holds(at("2026-11-24T06:00:00Z")));
     }
 }

@@ -195,6 +195,18 @@ impl Tracer<'_> {
             ),
             Condition::Method(_) => (r.method.to_string(), c.eval(v, r)),
             Condition::Path(_) => (r.path.to_string(), c.eval(v, r)),
+            Condition::Schedule(s) => {
+                let (day, minute) = s.local(r.at.unwrap_or_else(crate::time::now_ms));
+                let seen = format!(
+                    "{} {:02}:{:02} (UTC{:+03}:{:02})",
+                    super::condition::WEEKDAYS[day],
+                    minute / 60,
+                    minute % 60,
+                    s.offset_min / 60,
+                    (s.offset_min % 60).abs()
+                );
+                (seen, c.eval(v, r))
+            }
         };
         self.trace.push(Step {
             flow: Some(self.flow.to_string()),
@@ -232,6 +244,7 @@ impl Condition {
             Condition::Language(_) => "language",
             Condition::Method(_) => "method",
             Condition::Path(_) => "path",
+            Condition::Schedule(_) => "schedule",
         }
     }
 }

@@ -199,4 +199,15 @@ pub struct ConditionSpec {
     pub language: Option<OneOrMany<String>>,
     pub method: Option<OneOrMany<String>>,
     pub path: Option<OneOrMany<String>>,
+    pub schedule: Option<ScheduleSpec>,
+}
+
+/// `{ days: [mon, fri], hours: "09:00-17:30", tz: "+02:00" }`; every part optional.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSpec {
+    pub days: Option<OneOrMany<String>>,
+    pub hours: Option<String>,
+    /// A fixed offset from UTC (`+02:00`, `-05:00`) or `UTC`.
+    pub tz: Option<String>,
 }

@@ -11,6 +11,8 @@ pub struct RequestFacts<'a> {
     pub path: &'a str,
     pub query: Option<&'a str>,
     pub headers: &'a HeaderMap,
+    /// The moment `schedule` conditions judge (Unix ms); `None` means now.
+    pub at: Option<u64>,
 }
 
 impl<'a> RequestFacts<'a> {
@@ -148,6 +150,7 @@ mod tests {
             path: "/",
             query: Some("gclid=abc&utm_source=x%20y&flag"),
             headers: &headers,
+            at: None,
         };
         assert_eq!(facts.primary_language(), Some("de"));
         assert_eq!(facts.param("utm_source").as_deref(), Some("x y"));

@@ -157,6 +157,7 @@ mod tests {
             path: "/",
             query,
             headers,
+            at: None,
         }
     }
 

@@ -26,6 +26,9 @@ pub struct SampleRequest {
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
     pub method: Option<String>,
+    /// The moment to judge `schedule` conditions at (RFC 3339); default: now.
+    #[serde(default)]
+    pub at: Option<String>,
 }
 
 /// The answer `flowgate explain` prints.
@@ -128,12 +131,20 @@ impl SampleRequest {
 impl Snapshot {
     pub fn explain(&self, req: &SampleRequest) -> Result<Explanation, String> {
         let p = req.parse()?;
+        let at = match &req.at {
+            Some(t) => Some(
+                crate::time::parse_rfc3339(t)
+                    .ok_or_else(|| format!("at {t:?} is not an RFC 3339 time"))?,
+            ),
+            None => None,
+        };
         let facts = RequestFacts {
             method: &p.method,
             host: &p.host,
             path: &p.path,
             query: p.query.as_deref(),
             headers: &p.headers,
+            at,
         };
         let ip = req.ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
         let v = self.intel.visitor(
