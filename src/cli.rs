@@ -97,7 +97,7 @@ pub struct ExplainArgs {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    crate::logging::init();
     match cli.command.unwrap_or(Command::Run { upgrade: false }) {
         Command::Run { upgrade } => run(&cli.config, upgrade),
         Command::Check => check(&cli.config),
