@@ -166,10 +166,10 @@ fn the_http_sink_posts_gzipped_batches_with_secret_headers() {
         "{headers:?}"
     );
     assert!(headers.contains(&("content-type".into(), "application/x-ndjson".into())));
-    assert_eq!(
-        metric_at(admin, r#"flowgate_events_total{outcome="sent"}"#),
-        5.0
-    );
+    // Counted once the collector has answered, a moment after it stored the lines.
+    wait_for("counted as sent", Duration::from_secs(5), || {
+        metric_at(admin, r#"flowgate_events_total{outcome="sent"}"#) == 5.0
+    });
     let _ = fg.kill();
     let _ = fg.wait();
 }
@@ -192,7 +192,9 @@ fn a_collector_outage_spools_events_and_replays_them_in_order() {
     wait_for("spooled", Duration::from_secs(5), || {
         metric_at(admin, r#"flowgate_events_total{outcome="spooled"}"#) == 37.0
     });
-    assert!(metric_at(admin, "flowgate_event_spool_bytes") > 0.0);
+    wait_for("spool size published", Duration::from_secs(5), || {
+        metric_at(admin, "flowgate_event_spool_bytes") > 0.0
+    });
     assert_eq!(collector.sub_ids().len(), 3, "nothing accepted while down");
 
     collector.mode.store(UP, Ordering::SeqCst);
@@ -209,10 +211,14 @@ fn a_collector_outage_spools_events_and_replays_them_in_order() {
         .map(|e| e["query"]["sub_id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(order, sent);
-    assert_eq!(
-        metric_at(admin, r#"flowgate_events_total{outcome="replayed"}"#)
-            + metric_at(admin, r#"flowgate_events_total{outcome="sent"}"#),
-        45.0
+    wait_for(
+        "counted as replayed or sent",
+        Duration::from_secs(5),
+        || {
+            metric_at(admin, r#"flowgate_events_total{outcome="replayed"}"#)
+                + metric_at(admin, r#"flowgate_events_total{outcome="sent"}"#)
+                == 45.0
+        },
     );
     wait_for("spool empty", Duration::from_secs(5), || {
         metric_at(admin, "flowgate_event_spool_bytes") == 0.0

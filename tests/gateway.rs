@@ -361,6 +361,8 @@ fn metrics_count_requests_by_campaign_flow_and_route() {
         fg.get("/", &[("User-Agent", "curl/8")]);
     }
     fg.get("/old/", &[("User-Agent", CHROME)]);
+    // Counters move in the logging phase, before the request's event is written.
+    fg.events(4);
     let series = r#"flowgate_requests_total{campaign="spring",flow="automation",route="safe"}"#;
     assert_eq!(fg.metric(series), 3.0);
     assert_eq!(
@@ -368,11 +370,10 @@ fn metrics_count_requests_by_campaign_flow_and_route() {
         1.0
     );
     assert_eq!(fg.metric("flowgate_request_duration_seconds_count"), 4.0);
-    fg.events(4);
-    assert_eq!(
-        fg.metric(r#"flowgate_events_total{outcome="written"}"#),
-        4.0
-    );
+    // `written` is counted just after the lines reach the file.
+    wait_for("written counted", Duration::from_secs(5), || {
+        fg.metric(r#"flowgate_events_total{outcome="written"}"#) == 4.0
+    });
     assert_eq!(fg.metric(r#"flowgate_build_info{version="0.1.0"}"#), 1.0);
     assert_eq!(
         fg.metric(r#"flowgate_intel_entries{source="datacenter"}"#),
