@@ -12,26 +12,33 @@ impl Timeout {
     }
 
     pub fn parse(s: &str) -> Result<Timeout, String> {
-        let s = s.trim();
-        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-        let (num, unit) = s.split_at(split);
-        let n: u64 = num
-            .parse()
-            .map_err(|_| format!("{s:?} is not a duration like 500ms, 2s or 1m"))?;
-        let d = match unit.trim() {
-            "ms" => Duration::from_millis(n),
-            "" | "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n * 60),
-            "h" => Duration::from_secs(n * 3600),
-            "d" => Duration::from_secs(n * 86_400),
-            _ => {
-                return Err(format!(
-                    "{s:?} is not a duration like 500ms, 2s, 1m, 6h or 90d"
-                ))
-            }
-        };
-        Ok(Timeout(d))
+        const MS: [(&str, u64); 6] = [
+            ("ms", 1),
+            ("", 1000),
+            ("s", 1000),
+            ("m", 60_000),
+            ("h", 3_600_000),
+            ("d", 86_400_000),
+        ];
+        scaled(s, &MS, "a duration like 500ms, 2s, 1m, 6h or 90d")
+            .map(|ms| Timeout(Duration::from_millis(ms)))
     }
+}
+
+/// A number with an optional unit from `units` (unit, multiplier), checked for overflow.
+fn scaled(s: &str, units: &[(&str, u64)], expected: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let bad = || format!("{s:?} is not {expected}");
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let k = units
+        .iter()
+        .find(|(u, _)| *u == unit.trim())
+        .map(|(_, k)| *k)
+        .ok_or_else(bad)?;
+    n.checked_mul(k)
+        .ok_or_else(|| format!("{s:?} is too large"))
 }
 
 impl<'de> serde::Deserialize<'de> for Timeout {
@@ -103,6 +110,10 @@ mod tests {
             Duration::from_secs(90 * 86_400)
         );
         assert!(Timeout::parse("5w").is_err());
+        // Operator input never overflows into a panic.
+        assert!(Timeout::parse("99999999999999999d")
+            .unwrap_err()
+            .contains("too large"));
     }
 }
 
@@ -112,25 +123,17 @@ pub struct ByteSize(pub u64);
 
 impl ByteSize {
     pub fn parse(s: &str) -> Result<ByteSize, String> {
-        let t = s.trim();
-        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-        let (num, unit) = t.split_at(split);
-        let n: u64 = num
-            .parse()
-            .map_err(|_| format!("{s:?} is not a size like 64KiB, 256MB or 1GiB"))?;
-        let k = match unit.trim() {
-            "" | "B" => 1,
-            "KB" => 1_000,
-            "KiB" => 1 << 10,
-            "MB" => 1_000_000,
-            "MiB" => 1 << 20,
-            "GB" => 1_000_000_000,
-            "GiB" => 1 << 30,
-            _ => return Err(format!("{s:?} is not a size like 64KiB, 256MB or 1GiB")),
-        };
-        n.checked_mul(k)
-            .map(ByteSize)
-            .ok_or_else(|| format!("{s:?} is too large"))
+        const BYTES: [(&str, u64); 8] = [
+            ("", 1),
+            ("B", 1),
+            ("KB", 1_000),
+            ("KiB", 1 << 10),
+            ("MB", 1_000_000),
+            ("MiB", 1 << 20),
+            ("GB", 1_000_000_000),
+            ("GiB", 1 << 30),
+        ];
+        scaled(s, &BYTES, "a size like 64KiB, 256MB or 1GiB").map(ByteSize)
     }
 }
 

@@ -9,7 +9,6 @@ mod record;
 mod spool;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -160,18 +159,13 @@ impl Batch {
 #[derive(Clone)]
 pub struct EventQueue {
     tx: Option<SyncSender<Message>>,
-    depth: Arc<AtomicI64>,
     metrics: Arc<Metrics>,
 }
 
 impl EventQueue {
     /// A queue whose events go nowhere (`sink: none`).
     pub fn disabled(metrics: Arc<Metrics>) -> EventQueue {
-        EventQueue {
-            tx: None,
-            depth: Arc::default(),
-            metrics,
-        }
+        EventQueue { tx: None, metrics }
     }
 
     /// False with `sink: none`: then there is no point capturing records.
@@ -185,10 +179,7 @@ impl EventQueue {
             return;
         };
         match tx.try_send(Message::Record(Box::new(record))) {
-            Ok(()) => {
-                let depth = self.depth.fetch_add(1, Ordering::Relaxed) + 1;
-                self.metrics.event_queue_depth.set(depth);
-            }
+            Ok(()) => self.metrics.event_queue_depth.inc(),
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.metrics.events.with_label_values(&["dropped"]).inc()
             }
@@ -215,14 +206,12 @@ impl EventWorker {
     ) -> std::io::Result<(EventQueue, EventWorker)> {
         // One slot is kept for `Close`, so shutdown never waits on a full queue forever.
         let (tx, rx) = mpsc::sync_channel(capacity + 1);
-        let depth = Arc::new(AtomicI64::new(0));
-        let (m, d) = (metrics.clone(), depth.clone());
+        let m = metrics.clone();
         let thread = std::thread::Builder::new()
             .name("flowgate-events".into())
-            .spawn(move || run(sink, rx, limits, policy, d, m))?;
+            .spawn(move || run(sink, rx, limits, policy, m))?;
         let queue = EventQueue {
             tx: Some(tx.clone()),
-            depth,
             metrics,
         };
         Ok((queue, EventWorker { tx, thread }))
@@ -241,7 +230,6 @@ fn run(
     rx: mpsc::Receiver<Message>,
     limits: BatchConfig,
     policy: EventPolicy,
-    depth: Arc<AtomicI64>,
     metrics: Arc<Metrics>,
 ) {
     let mut batch = Batch::new();
@@ -253,8 +241,7 @@ fn run(
         };
         let closing = match rx.recv_timeout(wait) {
             Ok(Message::Record(record)) => {
-                let d = depth.fetch_sub(1, Ordering::Relaxed) - 1;
-                metrics.event_queue_depth.set(d);
+                metrics.event_queue_depth.dec();
                 if batch.push(&record.into_event(&policy)).is_err() {
                     metrics.events.with_label_values(&["failed"]).inc();
                 }
@@ -282,7 +269,7 @@ fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicBool;
+    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
     /// A sink that blocks until released, so the queue behind it fills.
     struct Stuck(Arc<AtomicBool>, Arc<AtomicI64>);

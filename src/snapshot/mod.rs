@@ -7,7 +7,6 @@ pub mod watch;
 
 pub use sample::{DecisionView, Explanation, SampleRequest, VisitorView};
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -71,7 +70,6 @@ pub struct Live {
     current: ArcSwap<Snapshot>,
     config: Arc<Config>,
     metrics: Arc<Metrics>,
-    generation: AtomicU64,
     /// One reload at a time: SIGHUP and the watcher may ask together.
     reloading: Mutex<()>,
 }
@@ -84,7 +82,6 @@ impl Live {
             current: ArcSwap::from_pointee(snapshot),
             config,
             metrics,
-            generation: AtomicU64::new(1),
             reloading: Mutex::new(()),
         })
     }
@@ -111,12 +108,11 @@ impl Live {
     /// Rebuilds from the files on disk. On any problem the serving snapshot stays.
     pub fn reload(&self) -> Result<u64, Problems> {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
-        let generation = self.generation.load(Ordering::Relaxed) + 1;
+        let generation = self.current.load().generation + 1;
         match Snapshot::build(&self.config, generation) {
             Ok(snapshot) => {
                 publish(&self.metrics, &snapshot);
                 self.current.store(Arc::new(snapshot));
-                self.generation.store(generation, Ordering::Relaxed);
                 self.metrics.reloads.with_label_values(&["ok"]).inc();
                 Ok(generation)
             }
