@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use pingora::proxy::http_proxy_service_with_name;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
 use pingora::services::listening::Service;
@@ -13,7 +12,7 @@ use pingora::services::listening::Service;
 use crate::config::{self, Config, SinkKind};
 use crate::events::{EventPolicy, EventQueue, EventWorker, FileSink, HttpSink, Sink};
 use crate::metrics::{AdminService, Metrics};
-use crate::proxy::Gateway;
+use crate::proxy::{App, Gateway};
 use crate::snapshot::{Live, SampleRequest, Snapshot};
 
 #[derive(Debug, Parser)]
@@ -351,12 +350,17 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
     // down, which cancels whatever still runs: the grace period is the drain budget.
     let drain = config.shutdown_timeout.0.as_secs().max(1);
     let (upgrade_sock, pid_file) = config.process_files();
+    let threads = config
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .max(1);
     let conf = ServerConf {
         upgrade_sock: upgrade_sock.to_string_lossy().into_owned(),
         pid_file: pid_file.to_string_lossy().into_owned(),
-        threads: config
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        threads,
+        // One single-threaded runtime per core: a connection, its requests and its upstream
+        // connections stay on the thread that serves it.
+        work_stealing: false,
         grace_period_seconds: Some(drain),
         graceful_shutdown_timeout_seconds: Some(1),
         ..ServerConf::default()
@@ -374,7 +378,7 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
         token: p.token.as_ref().and_then(|t| t.resolve().ok()),
     });
     let in_flight = crate::lifecycle::InFlightCounter::default();
-    let gateway = Gateway {
+    let gateway = Arc::new(Gateway {
         in_flight: in_flight.clone(),
         postback,
         live: live.clone(),
@@ -382,25 +386,26 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
         client_ip_header: config.client_ip_source(),
         events,
         metrics: metrics.clone(),
-    };
-    let mut proxy = http_proxy_service_with_name(&server.configuration, gateway, "flowgate");
+    });
+    let mut service = Service::new("flowgate".to_string(), App(gateway));
     for addr in &config.listen {
-        proxy.add_tcp(&addr.to_string());
+        service.add_tcp(&addr.to_string());
     }
     for t in &config.tls {
         let (cert, key) = (t.cert.to_string_lossy(), t.key.to_string_lossy());
-        if let Err(e) = proxy.add_tls(&t.listen.to_string(), &cert, &key) {
+        if let Err(e) = service.add_tls(&t.listen.to_string(), &cert, &key) {
             eprintln!("{}: tls {}: {e}", path.display(), t.listen);
             return ExitCode::FAILURE;
         }
     }
-    server.add_service(proxy);
+    server.add_service(service);
     if let Some(admin) = &config.admin {
         let admin_app = AdminService {
             metrics,
             live: live.clone(),
         };
         let mut service = Service::new("admin".to_string(), admin_app);
+        service.threads = Some(1);
         service.add_tcp(&admin.to_string());
         server.add_service(service);
     }

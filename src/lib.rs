@@ -9,6 +9,7 @@ pub mod identity;
 pub mod lifecycle;
 pub mod logging;
 pub mod metrics;
+pub mod path;
 pub mod problem;
 pub mod proxy;
 pub mod rules;

@@ -147,42 +147,68 @@ async fn start_successor(config: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Requests being served; each request holds one `InFlight` from start to its click event.
-/// Once closed, requests still arriving on kept-alive connections are turned away unanswered.
+/// Requests being served and visitor connections open. Each request holds one `InFlight`
+/// from start to its click event, each connection one `Open`. Once closed, requests still
+/// arriving on kept-alive connections are turned away unanswered.
 #[derive(Clone, Default)]
-pub struct InFlightCounter(Arc<(AtomicUsize, AtomicBool)>);
+pub struct InFlightCounter(Arc<Counts>);
 
-pub struct InFlight(Arc<(AtomicUsize, AtomicBool)>);
+#[derive(Default)]
+pub struct Counts {
+    requests: AtomicUsize,
+    connections: AtomicUsize,
+    closed: AtomicBool,
+}
+
+pub struct InFlight(Arc<Counts>);
+
+pub struct Open(Arc<Counts>);
 
 impl InFlightCounter {
     pub fn enter(&self) -> InFlight {
-        self.0 .0.fetch_add(1, Ordering::AcqRel);
+        self.0.requests.fetch_add(1, Ordering::AcqRel);
         InFlight(self.0.clone())
     }
 
+    pub fn connection(&self) -> Open {
+        self.0.connections.fetch_add(1, Ordering::AcqRel);
+        Open(self.0.clone())
+    }
+
     pub fn count(&self) -> usize {
-        self.0 .0.load(Ordering::Acquire)
+        self.0.requests.load(Ordering::Acquire)
+    }
+
+    pub fn connections(&self) -> usize {
+        self.0.connections.load(Ordering::Acquire)
     }
 
     pub fn close(&self) {
-        self.0 .1.store(true, Ordering::Release);
+        self.0.closed.store(true, Ordering::Release);
     }
 
     pub fn is_closed(&self) -> bool {
-        self.0 .1.load(Ordering::Acquire)
+        self.0.closed.load(Ordering::Acquire)
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0 .0.fetch_sub(1, Ordering::AcqRel);
+        self.0.requests.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 /// Pingora's grace period after SIGTERM or an upgrade is a fixed sleep, and the runtime
 /// shutdown after it cancels whatever still runs. So the grace period is our whole drain
-/// budget, and this ends it early: once the listeners are closed and no request is in flight,
-/// `finish` runs (writing out click events) and the process exits.
+/// budget, and this ends it early: once the listeners are closed, every visitor connection
+/// has closed (each after its next answer, or after a second of silence) and no request is in
+/// flight, `finish` runs (writing out click events) and the process exits.
 pub fn exit_when_drained(
     mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase>,
     in_flight: InFlightCounter,
@@ -199,7 +225,7 @@ pub fn exit_when_drained(
                 }
             }
             let idle = || {
-                while in_flight.count() > 0 {
+                while in_flight.count() > 0 || in_flight.connections() > 0 {
                     std::thread::sleep(Duration::from_millis(10));
                 }
             };
@@ -209,7 +235,7 @@ pub fn exit_when_drained(
             // ones that slipped in before are waited for, so every answer has its event.
             in_flight.close();
             idle();
-            log::info!("drained: no request in flight");
+            log::info!("drained: no connection open, no request in flight");
             finish();
             std::process::exit(0);
         });

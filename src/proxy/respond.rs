@@ -1,68 +1,56 @@
-//! Responses flowgate writes itself: `respond` pages, redirects and upstream error pages.
-
-use std::borrow::Cow;
+//! Responses flowgate writes itself: `respond` pages, redirects and error pages.
 
 use bytes::Bytes;
-use pingora::http::ResponseHeader;
-use pingora::prelude::*;
-use pingora::proxy::Session;
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
 
-pub struct Local {
-    pub status: u16,
-    content_type: Cow<'static, str>,
-    location: Option<String>,
-    body: Bytes,
+use super::body::Body;
+
+/// Decisions differ per visitor: no shared cache may keep one.
+const PRIVATE: HeaderValue = HeaderValue::from_static("private, no-store");
+const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+const HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
+
+fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-impl Local {
-    pub fn page(status: u16, content_type: &str, body: Bytes) -> Local {
-        Local {
-            status,
-            content_type: Cow::Owned(content_type.to_string()),
-            location: None,
-            body,
-        }
-    }
+fn local(code: u16, content_type: HeaderValue, body: Bytes) -> Response<Body> {
+    let mut r = Response::new(Body::bytes(body));
+    *r.status_mut() = status(code);
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, content_type);
+    h.insert(header::CACHE_CONTROL, PRIVATE);
+    r
+}
 
-    pub fn redirect(status: u16, location: String) -> Local {
-        Local {
-            status,
-            content_type: Cow::Borrowed("text/plain; charset=utf-8"),
-            location: Some(location),
-            body: Bytes::new(),
-        }
-    }
+pub fn page(code: u16, content_type: &HeaderValue, body: Bytes) -> Response<Body> {
+    local(code, content_type.clone(), body)
+}
 
-    pub fn error_page(status: u16) -> Local {
-        let body: &'static [u8] = match status {
-            502 => b"<!doctype html><title>502 Bad Gateway</title><h1>502 Bad Gateway</h1><p>The page is unavailable right now. Please try again shortly.</p>\n",
-            504 => b"<!doctype html><title>504 Gateway Timeout</title><h1>504 Gateway Timeout</h1><p>The page took too long to answer. Please try again shortly.</p>\n",
-            _ => b"<!doctype html><title>Error</title><h1>Something went wrong</h1>\n",
-        };
-        Local {
-            status,
-            content_type: Cow::Borrowed("text/html; charset=utf-8"),
-            location: None,
-            body: Bytes::from_static(body),
-        }
-    }
+pub fn text(code: u16, body: &'static str) -> Response<Body> {
+    local(code, TEXT, Bytes::from_static(body.as_bytes()))
+}
 
-    pub async fn write(self, session: &mut Session) -> Result<()> {
-        let mut header = ResponseHeader::build(self.status, Some(4))?;
-        header.insert_header("content-type", &*self.content_type)?;
-        header.insert_header("content-length", self.body.len().to_string())?;
-        // Decisions differ per visitor: no shared cache may keep one.
-        header.insert_header("cache-control", "private, no-store")?;
-        if let Some(location) = self.location {
-            header.insert_header("location", location)?;
+/// `location` was rendered by the route's template, which escapes what it inserts; a value
+/// that still cannot be a header becomes an error page rather than a broken redirect.
+pub fn redirect(code: u16, location: &str) -> Response<Body> {
+    match HeaderValue::from_str(location) {
+        Ok(loc) => {
+            let mut r = local(code, TEXT, Bytes::new());
+            r.headers_mut().insert(header::LOCATION, loc);
+            r
         }
-        let empty = self.body.is_empty();
-        session
-            .write_response_header(Box::new(header), empty)
-            .await?;
-        if !empty {
-            session.write_response_body(Some(self.body), true).await?;
-        }
-        Ok(())
+        Err(_) => error_page(500),
     }
+}
+
+pub fn error_page(code: u16) -> Response<Body> {
+    let body: &'static [u8] = match code {
+        400 => b"<!doctype html><title>400 Bad Request</title><h1>400 Bad Request</h1>\n",
+        502 => b"<!doctype html><title>502 Bad Gateway</title><h1>502 Bad Gateway</h1><p>The page is unavailable right now. Please try again shortly.</p>\n",
+        504 => b"<!doctype html><title>504 Gateway Timeout</title><h1>504 Gateway Timeout</h1><p>The page took too long to answer. Please try again shortly.</p>\n",
+        _ => b"<!doctype html><title>Error</title><h1>Something went wrong</h1>\n",
+    };
+    local(code, HTML, Bytes::from_static(body))
 }

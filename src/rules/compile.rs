@@ -248,7 +248,10 @@ impl Compiler<'_> {
         Upstream {
             name: name.to_string(),
             peers,
-            host: spec.host.clone(),
+            host: spec
+                .host
+                .as_deref()
+                .and_then(|h| HeaderValue::from_str(h).ok()),
             tls: spec.tls,
             sni,
             connect_timeout: spec.connect_timeout.0,
@@ -267,7 +270,7 @@ impl Compiler<'_> {
         let placeholder = Action::Respond {
             status: 500,
             body: Bytes::new(),
-            content_type: String::new(),
+            content_type: HeaderValue::from_static("text/plain"),
         };
         let action = match &o.item.value {
             RouteSpec::Proxy(p) => match upstreams.get(p.upstream.as_str()) {
@@ -365,17 +368,21 @@ impl Compiler<'_> {
             (None, None) => Bytes::new(),
         };
         let content_type = match &r.content_type {
-            Some(ct) if HeaderValue::from_str(ct).is_err() => {
-                self.problem(
-                    file,
-                    ct.span,
-                    format!("{field}.respond.content_type"),
-                    "not a valid header value",
-                );
-                return None;
-            }
-            Some(ct) => ct.value.clone(),
-            None => guess_content_type(r.file.as_ref().map(|f| f.value.as_path())).to_string(),
+            Some(ct) => match HeaderValue::from_str(ct) {
+                Ok(v) => v,
+                Err(_) => {
+                    self.problem(
+                        file,
+                        ct.span,
+                        format!("{field}.respond.content_type"),
+                        "not a valid header value",
+                    );
+                    return None;
+                }
+            },
+            None => HeaderValue::from_static(guess_content_type(
+                r.file.as_ref().map(|f| f.value.as_path()),
+            )),
         };
         Some(Action::Respond {
             status: r.status.value,
@@ -422,7 +429,7 @@ impl Compiler<'_> {
             action: Action::Respond {
                 status: 404,
                 body: Bytes::from_static(b"not found\n"),
-                content_type: "text/plain; charset=utf-8".to_string(),
+                content_type: HeaderValue::from_static("text/plain; charset=utf-8"),
             },
         });
         index.insert(NOT_FOUND.to_string(), routes.len() - 1);

@@ -44,7 +44,7 @@ pub struct Upstream {
     pub name: String,
     pub peers: Vec<SocketAddr>,
     /// Host header sent upstream; `None` keeps the visitor's.
-    pub host: Option<String>,
+    pub host: Option<http::HeaderValue>,
     pub tls: bool,
     pub sni: String,
     pub connect_timeout: Duration,
@@ -78,7 +78,7 @@ pub enum Action {
     Respond {
         status: u16,
         body: Bytes,
-        content_type: String,
+        content_type: http::HeaderValue,
     },
 }
 

@@ -1,0 +1,110 @@
+//! The bodies flowgate sends: its own bytes, or a peer's body streamed through. A response
+//! body also carries what must happen once it is over (the click event, the upstream
+//! connection going back to its pool), so that happens exactly when the visitor has it all.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+
+use super::handle::Finish;
+
+/// A request or response body: nothing, bytes flowgate holds, or a peer's body.
+pub enum Body {
+    Full(Option<Bytes>),
+    Stream(Incoming),
+}
+
+impl Body {
+    pub fn empty() -> Body {
+        Body::Full(None)
+    }
+
+    pub fn bytes(b: Bytes) -> Body {
+        Body::Full((!b.is_empty()).then_some(b))
+    }
+}
+
+impl HttpBody for Body {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            Body::Stream(s) => Pin::new(s).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Body::Full(b) => b.is_none(),
+            Body::Stream(s) => s.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Body::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            Body::Stream(s) => s.size_hint(),
+        }
+    }
+}
+
+/// A response body with its `Finish`, run at the end of the body or when hyper drops it
+/// (the visitor went away).
+pub struct Tracked {
+    body: Body,
+    finish: Option<Finish>,
+}
+
+impl Tracked {
+    pub fn new(body: Body, finish: Option<Finish>) -> Tracked {
+        Tracked { body, finish }
+    }
+
+    fn done(&mut self, complete: bool) {
+        if let Some(f) = self.finish.take() {
+            f.run(complete);
+        }
+    }
+}
+
+impl HttpBody for Tracked {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => this.done(true),
+            Poll::Ready(Some(Err(_))) => this.done(false),
+            Poll::Ready(Some(Ok(_))) if this.body.is_end_stream() => this.done(true),
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        let complete = self.body.is_end_stream();
+        self.done(complete);
+    }
+}

@@ -1,0 +1,237 @@
+//! One visitor connection: hyper's HTTP/1 server over the stream pingora accepted, raced
+//! against flowgate's own deadlines and the shutdown watch. pingora spawns each connection on
+//! one of its threads but leaves the socket registered with the accepting thread's poller,
+//! which would make every readiness event a cross-thread wakeup; a plain TCP connection is
+//! therefore registered anew with the thread that serves it. hyper has no deadline of its own
+//! without a timer per request, so a once-a-second watchdog per connection reads what the
+//! connection did (bytes read, requests started and finished) and closes it when it idles too
+//! long, sends a header too slowly, or stays silent once the process drains.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use pingora::protocols::Stream;
+use pingora::server::ShutdownWatch;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::Gateway;
+
+/// nginx's `client_header_timeout`: a request header, or a new connection's first bytes.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// nginx's `keepalive_timeout` is 75 s; between requests a visitor has this long.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A header block (request line and headers) larger than this gets 431.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+const TICK: Duration = Duration::from_secs(1);
+
+/// What a connection has done, written by the request path and read by the watchdog.
+#[derive(Default)]
+pub struct ConnState {
+    reads: AtomicU64,
+    started: AtomicU64,
+    finished: AtomicU64,
+    draining: AtomicBool,
+}
+
+impl ConnState {
+    pub fn request_started(&self) {
+        self.started.fetch_add(1, Relaxed);
+    }
+
+    pub fn request_finished(&self) {
+        self.finished.fetch_add(1, Relaxed);
+    }
+
+    /// Once the process drains, each answer closes its connection.
+    pub fn draining(&self) -> bool {
+        self.draining.load(Relaxed)
+    }
+}
+
+/// Serves the connection until the visitor closes it, hyper ends it, or a deadline does.
+pub async fn serve(gw: Arc<Gateway>, stream: Stream, shutdown: &ShutdownWatch) {
+    let _open = gw.in_flight.connection();
+    let peer = stream
+        .get_socket_digest()
+        .and_then(|d| d.peer_addr().and_then(|a| a.as_inet().map(|a| a.ip())))
+        .map(|ip| ip.to_canonical());
+    let Some(peer) = peer else {
+        log::debug!("connection without a peer address; closed");
+        return;
+    };
+    match localize(stream) {
+        Ok(tcp) => serve_io(gw, tcp, peer, shutdown).await,
+        Err(stream) => serve_io(gw, stream, peer, shutdown).await,
+    }
+}
+
+/// The same TCP connection, registered with this thread's poller; a TLS stream stays as it is.
+fn localize(stream: Stream) -> Result<tokio::net::TcpStream, Stream> {
+    use std::os::fd::FromRawFd;
+    if !stream
+        .as_any()
+        .is::<pingora::protocols::l4::stream::Stream>()
+    {
+        return Err(stream);
+    }
+    // SAFETY: `id()` of an l4 stream is its open socket; the duplicate is a new descriptor
+    // this function owns from here on.
+    let fd = unsafe { libc::fcntl(stream.id(), libc::F_DUPFD_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(stream);
+    }
+    // SAFETY: `fd` was just created above and nothing else refers to it.
+    let std = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+    match tokio::net::TcpStream::from_std(std) {
+        Ok(tcp) => Ok(tcp),
+        Err(e) => {
+            log::debug!("cannot move a connection to its thread: {e}");
+            Err(stream)
+        }
+    }
+}
+
+async fn serve_io<S>(gw: Arc<Gateway>, stream: S, peer: std::net::IpAddr, shutdown: &ShutdownWatch)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let state = Arc::new(ConnState::default());
+    let io = TokioIo::new(Counted {
+        inner: stream,
+        state: state.clone(),
+    });
+    let svc_state = state.clone();
+    let svc = service_fn(move |req| {
+        let (gw, state) = (gw.clone(), svc_state.clone());
+        async move { super::handle::handle(gw, state, peer, req).await }
+    });
+    let conn = http1::Builder::new()
+        .max_buf_size(MAX_HEADER_BYTES)
+        .max_headers(100)
+        .serve_connection(io, svc)
+        .with_upgrades();
+    tokio::pin!(conn);
+    let mut shutdown = shutdown.clone();
+    if *shutdown.borrow() {
+        state.draining.store(true, Relaxed);
+    }
+    loop {
+        tokio::select! {
+            done = &mut conn => {
+                if let Err(e) = done {
+                    log::debug!("connection from a visitor ended: {e}");
+                }
+                return;
+            }
+            changed = shutdown.changed(), if !state.draining() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    state.draining.store(true, Relaxed);
+                }
+            }
+            () = watchdog(&state) => {
+                log::debug!("connection closed by its deadline");
+                return;
+            }
+        }
+    }
+}
+
+/// Returns when the connection should be closed: silent past its deadline while no request
+/// is being answered. Restarted (from zero) when the process starts draining.
+async fn watchdog(state: &ConnState) {
+    let mut interval = tokio::time::interval(TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval.tick().await;
+    let mut seen = (
+        state.started.load(Relaxed),
+        state.finished.load(Relaxed),
+        state.reads.load(Relaxed),
+    );
+    let mut quiet = Duration::ZERO;
+    loop {
+        interval.tick().await;
+        let (started, finished, reads) = (
+            state.started.load(Relaxed),
+            state.finished.load(Relaxed),
+            state.reads.load(Relaxed),
+        );
+        if started != finished || (started, finished) != (seen.0, seen.1) {
+            // Answering, or answered since the last look: the clock starts again.
+            seen = (started, finished, reads);
+            quiet = Duration::ZERO;
+            continue;
+        }
+        quiet += TICK;
+        let partial_header = reads != seen.2;
+        let limit = if partial_header || started == 0 {
+            HEADER_TIMEOUT
+        } else if state.draining() {
+            // Closed only after a second of silence: a request already on its way still
+            // gets its answer (with `Connection: close`).
+            TICK
+        } else {
+            IDLE_TIMEOUT
+        };
+        if quiet >= limit {
+            return;
+        }
+    }
+}
+
+/// The accepted stream, counting reads that brought bytes (for the watchdog).
+struct Counted<S> {
+    inner: S,
+    state: Arc<ConnState>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.state.reads.fetch_add(1, Relaxed);
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,340 @@
+//! One request: pin the snapshot, work out the visitor, ask the rules, carry the decision out
+//! (answer, redirect or proxy), and leave its click event for when the answer is over.
+
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::request::Parts;
+use http::{Request, Response, StatusCode, Uri};
+use hyper::body::Incoming;
+
+use super::body::{Body, Tracked};
+use super::conn::ConnState;
+use super::headers::{self, Forwarding};
+use super::upstream::{self, Pooled};
+use super::{postback, respond, Gateway};
+use crate::events::{self, ClickRecord, Outcome, Record};
+use crate::identity::{client_ip, ClientHints};
+use crate::lifecycle::InFlight;
+use crate::rules::{Action, RequestFacts, Vars};
+
+/// The process drained: the connection closes without an answer, and the client retries.
+#[derive(Debug)]
+pub struct Drained;
+
+impl std::fmt::Display for Drained {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("process drained")
+    }
+}
+
+impl std::error::Error for Drained {}
+
+/// What happens once the visitor has the whole answer (or went away).
+pub struct Finish {
+    gw: Arc<Gateway>,
+    conn: Arc<ConnState>,
+    record: Option<ClickRecord>,
+    pooled: Option<Pooled>,
+    _in_flight: InFlight,
+}
+
+impl Finish {
+    pub fn run(self, complete: bool) {
+        if let Some(p) = self.pooled {
+            if complete {
+                p.release();
+            }
+        }
+        if let Some(r) = self.record {
+            self.gw.events.send(Record::Click(r));
+        }
+        self.conn.request_finished();
+    }
+}
+
+fn facts(parts: &Parts) -> RequestFacts<'_> {
+    let host = parts
+        .uri
+        .host()
+        .or_else(|| {
+            parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })
+        .unwrap_or("");
+    RequestFacts {
+        method: &parts.method,
+        host,
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &parts.headers,
+        at: None,
+    }
+}
+
+pub async fn handle(
+    gw: Arc<Gateway>,
+    conn: Arc<ConnState>,
+    peer: IpAddr,
+    req: Request<Incoming>,
+) -> Result<Response<Tracked>, Drained> {
+    if gw.in_flight.is_closed() {
+        return Err(Drained);
+    }
+    let start = Instant::now();
+    conn.request_started();
+    let in_flight = gw.in_flight.enter();
+    let (mut parts, body) = req.into_parts();
+    let mut finish = Finish {
+        gw: gw.clone(),
+        conn: conn.clone(),
+        record: None,
+        pooled: None,
+        _in_flight: in_flight,
+    };
+    if let Some(pb) = gw
+        .postback
+        .as_ref()
+        .filter(|pb| parts.uri.path() == pb.path)
+    {
+        let answer = match postback::conversion(pb, parts.uri.query()) {
+            Ok(event) => {
+                gw.events.send(Record::Conversion(event));
+                respond::text(200, "ok\n")
+            }
+            Err((status, msg)) => respond::text(status, msg),
+        };
+        return Ok(finished(answer, finish, conn.draining()));
+    }
+
+    let snap = gw.live.current();
+    let facts = facts(&parts);
+    let ip = client_ip(
+        peer,
+        &parts.headers,
+        &gw.trusted_proxies,
+        &gw.client_ip_header,
+    );
+    let visitor = snap.intel.visitor(
+        ip,
+        facts.user_agent(),
+        ClientHints::from_headers(&parts.headers),
+    );
+    let decision = snap.rules.evaluate(&visitor, &facts);
+    let route = snap.rules.route(decision.route);
+    let campaign = snap.rules.campaign_id(&decision).unwrap_or("");
+    if let Some(shadow) = &snap.shadow {
+        let d = shadow.evaluate(&visitor, &facts);
+        gw.metrics
+            .shadow_decisions
+            .with_label_values(&[campaign, &route.name, &shadow.route(d.route).name])
+            .inc();
+    }
+    let click_id = events::new_click_id();
+    let mut id_buf = [0u8; 36];
+    let click_id_str = click_id.hyphenated().encode_lower(&mut id_buf);
+
+    let mut upstream_peer = None;
+    let response = match &route.action {
+        Action::Respond {
+            status,
+            body,
+            content_type,
+        } => respond::page(*status, content_type, body.clone()),
+        Action::Redirect {
+            to,
+            status,
+            keep_query,
+        } => {
+            let vars = Vars {
+                click_id: click_id_str,
+                country: visitor.country.as_ref().map(|c| c.as_str()),
+                asn: visitor.asn,
+                campaign,
+                flow: snap.rules.flow_name(&decision).unwrap_or(""),
+                route: &route.name,
+            };
+            respond::redirect(*status, &to.render(&vars, &facts, *keep_query))
+        }
+        Action::Proxy { upstream, path } => {
+            let up = &snap.rules.upstreams[*upstream];
+            let fwd = Forwarding {
+                forwarded_for: forwarded_for(&parts, peer, gw.trusted_proxies.contains(peer)),
+                real_ip: ip_value(visitor.ip),
+                click_id: HeaderValue::from_bytes(click_id_str.as_bytes())
+                    .unwrap_or(HeaderValue::from_static("")),
+                host: up.host.clone(),
+            };
+            match target(&parts.uri, path) {
+                None => respond::error_page(400),
+                Some(target) => {
+                    let leg = Leg {
+                        gw: &gw,
+                        up,
+                        target: &target,
+                        fwd: &fwd,
+                    };
+                    let (resp, peer, pooled) = leg.proxy(&mut parts, body).await;
+                    upstream_peer = Some(peer);
+                    finish.pooled = pooled;
+                    resp
+                }
+            }
+        }
+    };
+
+    let status = response.status().as_u16();
+    let duration = start.elapsed();
+    gw.metrics
+        .requests
+        .with_label_values(&[
+            campaign,
+            snap.rules.flow_name(&decision).unwrap_or(""),
+            route.name.as_str(),
+        ])
+        .inc();
+    gw.metrics.request_duration.observe(duration.as_secs_f64());
+    if gw.events.is_enabled() {
+        let outcome = Outcome {
+            ts_ms: crate::time::now_ms(),
+            click_id,
+            status,
+            upstream: upstream_peer,
+            duration,
+        };
+        let facts = self::facts(&parts);
+        finish.record = Some(ClickRecord::capture(
+            snap.clone(),
+            visitor,
+            decision,
+            &facts,
+            outcome,
+        ));
+    }
+    Ok(finished(response, finish, conn.draining()))
+}
+
+/// The response with its `Finish`; while draining it also closes the connection.
+fn finished(resp: Response<Body>, finish: Finish, draining: bool) -> Response<Tracked> {
+    let (mut parts, body) = resp.into_parts();
+    if draining && parts.status != StatusCode::SWITCHING_PROTOCOLS {
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    Response::from_parts(parts, Tracked::new(body, Some(finish)))
+}
+
+/// The upstream target: the route's path prefix before the visitor's path, in origin form.
+fn target(uri: &Uri, prefix: &str) -> Option<Uri> {
+    if prefix.is_empty() && uri.scheme().is_none() {
+        return Some(uri.clone());
+    }
+    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut s = String::with_capacity(prefix.len() + pq.len());
+    s.push_str(prefix);
+    s.push_str(pq);
+    Uri::try_from(s).ok()
+}
+
+/// Each proxy appends the address it heard from; from an untrusted peer the incoming chain is
+/// the visitor's own words and is replaced.
+fn forwarded_for(parts: &Parts, peer: IpAddr, trusted: bool) -> HeaderValue {
+    let mut v = Vec::with_capacity(64);
+    if trusted {
+        for prev in parts.headers.get_all("x-forwarded-for") {
+            v.extend_from_slice(prev.as_bytes());
+            v.extend_from_slice(b", ");
+        }
+    }
+    let _ = write!(v, "{peer}");
+    HeaderValue::from_maybe_shared(Bytes::from(v)).unwrap_or(HeaderValue::from_static(""))
+}
+
+fn ip_value(ip: IpAddr) -> HeaderValue {
+    let mut buf = [0u8; 48];
+    let mut cursor = &mut buf[..];
+    let _ = write!(cursor, "{ip}");
+    let n = 48 - cursor.len();
+    HeaderValue::from_bytes(&buf[..n]).unwrap_or(HeaderValue::from_static(""))
+}
+
+/// A switch of protocols both sides asked for: once hyper hands over both connections, bytes
+/// are copied each way until either side closes.
+fn tunnel(parts: &mut Parts, resp: &mut Response<Incoming>) {
+    let down = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
+    let up = resp.extensions_mut().remove::<hyper::upgrade::OnUpgrade>();
+    let (Some(down), Some(up)) = (down, up) else {
+        return;
+    };
+    tokio::spawn(async move {
+        let (Ok(down), Ok(up)) = (down.await, up.await) else {
+            return;
+        };
+        let (mut down, mut up) = (
+            hyper_util::rt::TokioIo::new(down),
+            hyper_util::rt::TokioIo::new(up),
+        );
+        if let Err(e) = tokio::io::copy_bidirectional(&mut down, &mut up).await {
+            log::debug!("upgraded connection: {e}");
+        }
+    });
+}
+
+/// The proxy action of one request.
+struct Leg<'a> {
+    gw: &'a Gateway,
+    up: &'a crate::rules::Upstream,
+    target: &'a Uri,
+    fwd: &'a Forwarding,
+}
+
+impl Leg<'_> {
+    /// The upstream's answer (or an error page), the peer asked, and the connection to give
+    /// back to the pool once the answer has been read to the end.
+    async fn proxy(
+        &self,
+        parts: &mut Parts,
+        body: Incoming,
+    ) -> (Response<Body>, SocketAddr, Option<Pooled>) {
+        let upgrade = headers::wants_upgrade(&parts.headers);
+        let bodyless = hyper::body::Body::is_end_stream(&body);
+        let mut body = Some(Body::Stream(body));
+        let build = || {
+            let b = body.take().unwrap_or_else(Body::empty);
+            headers::upstream_request(parts, self.target, self.fwd, upgrade, b)
+        };
+        let answer = match upstream::send(self.up, build, bodyless).await {
+            Ok(a) => a,
+            Err((e, peer)) => {
+                self.gw.count_upstream_error(&self.up.name, e.kind());
+                return (respond::error_page(e.status()), peer, None);
+            }
+        };
+        let mut resp = answer.response;
+        let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+        let pooled = if !switching {
+            Some(answer.conn)
+        } else if upgrade {
+            tunnel(parts, &mut resp);
+            None
+        } else {
+            // An upgrade nobody asked for: its bytes would not be HTTP any more.
+            self.gw.count_upstream_error(&self.up.name, "protocol");
+            return (respond::error_page(502), answer.peer, None);
+        };
+        let (mut rp, rb) = resp.into_parts();
+        headers::clean_response(&mut rp.headers, switching);
+        (
+            Response::from_parts(rp, Body::Stream(rb)),
+            answer.peer,
+            pooled,
+        )
+    }
+}

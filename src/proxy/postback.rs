@@ -1,0 +1,102 @@
+//! Conversions reported by a tracker: `GET <postback.path>?click_id=…&payout=…&status=…`.
+
+use crate::events::ConversionEvent;
+use crate::rules::request::{percent_decode, query_pairs};
+
+/// `postback:` from the config, with the token resolved.
+pub struct Postback {
+    pub path: String,
+    pub token: Option<String>,
+}
+
+/// A conversion from `?click_id=...&payout=...&currency=...&status=...&token=...`, or the
+/// status and message the tracker gets instead.
+pub fn conversion(
+    pb: &Postback,
+    query: Option<&str>,
+) -> Result<ConversionEvent, (u16, &'static str)> {
+    let mut click_id = None;
+    let (mut payout, mut currency, mut status, mut token) = (None, None, None, None);
+    for (k, v) in query_pairs(query.unwrap_or("")) {
+        let v = percent_decode(v);
+        match k {
+            "click_id" | "cid" | "subid" => click_id = Some(v.into_owned()),
+            "payout" | "amount" | "sum" => payout = Some(v.into_owned()),
+            "currency" => currency = Some(v.into_owned()),
+            "status" => status = Some(v.into_owned()),
+            "token" => token = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    if let Some(want) = &pb.token {
+        let given = token.unwrap_or_default();
+        if !constant_time_eq(given.as_bytes(), want.as_bytes()) {
+            return Err((403, "bad token\n"));
+        }
+    }
+    let click_id = click_id
+        .filter(|c| !c.is_empty() && c.len() <= 64)
+        .ok_or((400, "click_id is required\n"))?;
+    let payout = match payout.filter(|p| !p.is_empty()) {
+        Some(p) => Some(
+            p.parse::<f64>()
+                .ok()
+                .filter(|p| p.is_finite())
+                .ok_or((400, "payout must be a number\n"))?,
+        ),
+        None => None,
+    };
+    let short = |s: Option<String>| {
+        s.filter(|s| !s.is_empty())
+            .map(|s| s.chars().take(32).collect())
+    };
+    Ok(ConversionEvent {
+        ts: crate::time::rfc3339(crate::time::now_ms()),
+        click_id,
+        payout,
+        currency: short(currency),
+        conversion_status: short(status),
+    })
+}
+
+/// Compares secrets without leaking, through timing, how much of a guess was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pb(token: Option<&str>) -> Postback {
+        Postback {
+            path: "/postback".into(),
+            token: token.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_tracker_template_maps_onto_a_conversion() {
+        let c = conversion(&pb(None), Some("cid=abc&amount=1.5&status=approved")).unwrap();
+        assert_eq!(c.click_id, "abc");
+        assert_eq!(c.payout, Some(1.5));
+        assert_eq!(c.conversion_status.as_deref(), Some("approved"));
+    }
+
+    #[test]
+    fn a_wrong_token_a_missing_click_id_and_a_bad_payout_are_refused() {
+        assert_eq!(
+            conversion(&pb(Some("s3")), Some("click_id=a&token=s4"))
+                .unwrap_err()
+                .0,
+            403
+        );
+        assert_eq!(conversion(&pb(None), Some("payout=1")).unwrap_err().0, 400);
+        assert_eq!(
+            conversion(&pb(None), Some("click_id=a&payout=NaN"))
+                .unwrap_err()
+                .0,
+            400
+        );
+    }
+}

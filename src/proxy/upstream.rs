@@ -1,0 +1,269 @@
+//! The upstream leg: hyper client connections in a per-thread pool. A connection lives on the
+//! thread that opened it, so taking one out and giving it back needs no lock, no task and no
+//! cross-thread wakeup. A pooled connection is checked when taken out (hyper's connection task
+//! notices a peer's close while idle) and retired after `MAX_IDLE`.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use super::body::Body;
+use crate::rules::Upstream;
+
+/// Below the keep-alive timeout of any common server (nginx: 75 s), so a pooled connection is
+/// almost never closed by the peer just as a request goes out on it.
+const MAX_IDLE: Duration = Duration::from_secs(15);
+const MAX_IDLE_PER_PEER: usize = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamError {
+    Connect,
+    ConnectTimeout,
+    Tls,
+    Timeout,
+    Protocol,
+}
+
+impl UpstreamError {
+    /// The `kind` label of `flowgate_upstream_errors_total`.
+    pub fn kind(self) -> &'static str {
+        match self {
+            UpstreamError::Connect => "connect",
+            UpstreamError::ConnectTimeout => "connect_timeout",
+            UpstreamError::Tls => "tls",
+            UpstreamError::Timeout => "timeout",
+            UpstreamError::Protocol => "protocol",
+        }
+    }
+
+    /// What the visitor gets.
+    pub fn status(self) -> u16 {
+        match self {
+            UpstreamError::ConnectTimeout | UpstreamError::Timeout => 504,
+            _ => 502,
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Eq)]
+struct Key {
+    addr: SocketAddr,
+    /// `Some(server name)` for TLS.
+    tls: Option<Arc<str>>,
+}
+
+struct Idle {
+    sender: SendRequest<Body>,
+    since: Instant,
+}
+
+thread_local! {
+    static POOL: RefCell<Vec<(Key, Vec<Idle>)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn take_idle(key: &Key) -> Option<SendRequest<Body>> {
+    POOL.with_borrow_mut(|pool| {
+        let (_, idle) = pool.iter_mut().find(|(k, _)| k == key)?;
+        while let Some(i) = idle.pop() {
+            if !i.sender.is_closed() && i.since.elapsed() < MAX_IDLE {
+                return Some(i.sender);
+            }
+        }
+        None
+    })
+}
+
+/// A pooled connection that is still open. Its task may not have noticed yet that the last
+/// response was read to the end, so this waits for it to ask for the next request.
+async fn take(key: &Key) -> Option<SendRequest<Body>> {
+    while let Some(mut sender) = take_idle(key) {
+        if sender.ready().await.is_ok() {
+            return Some(sender);
+        }
+    }
+    None
+}
+
+/// A connection in use; `release` gives it back once its response has been read to the end.
+pub struct Pooled {
+    key: Key,
+    sender: SendRequest<Body>,
+}
+
+impl Pooled {
+    pub fn release(self) {
+        if self.sender.is_closed() {
+            return;
+        }
+        let idle = Idle {
+            sender: self.sender,
+            since: Instant::now(),
+        };
+        POOL.with_borrow_mut(|pool| match pool.iter_mut().find(|(k, _)| *k == self.key) {
+            Some((_, list)) => {
+                if list.len() >= MAX_IDLE_PER_PEER {
+                    list.remove(0);
+                }
+                list.push(idle);
+            }
+            None => pool.push((self.key, vec![idle])),
+        });
+    }
+}
+
+/// The answer of one peer of `up`.
+pub struct Answer {
+    pub response: Response<Incoming>,
+    pub conn: Pooled,
+    pub peer: SocketAddr,
+}
+
+/// Sends the request `build` makes to a peer of `up`: on a pooled connection if one is idle,
+/// else on a new one (each peer tried once while connecting fails). When a pooled connection
+/// fails before the answer began, the request goes once more on a new connection, if hyper
+/// hands it back unsent or `replay` allows building it again (a request without a body).
+pub async fn send(
+    up: &Upstream,
+    mut build: impl FnMut() -> Request<Body>,
+    replay: bool,
+) -> Result<Answer, (UpstreamError, SocketAddr)> {
+    let tls = up.tls.then(|| Arc::<str>::from(up.sni.as_str()));
+    let mut peer = up.next_peer();
+    let mut key = Key {
+        addr: peer,
+        tls: tls.clone(),
+    };
+    let mut req = build();
+    if let Some(mut sender) = take(&key).await {
+        match tokio::time::timeout(up.read_timeout, sender.try_send_request(req)).await {
+            Ok(Ok(response)) => {
+                let conn = Pooled { key, sender };
+                return Ok(Answer {
+                    response,
+                    conn,
+                    peer,
+                });
+            }
+            Ok(Err(mut e)) => {
+                log::debug!("upstream {peer}: pooled connection failed: {}", e.error());
+                req = match e.take_message() {
+                    Some(unsent) => unsent,
+                    None if replay => build(),
+                    None => return Err((UpstreamError::Protocol, peer)),
+                };
+            }
+            Err(_) => return Err((UpstreamError::Timeout, peer)),
+        }
+    }
+    let mut sender = None;
+    for attempt in 0..up.peers.len() {
+        if attempt > 0 {
+            peer = up.next_peer();
+            key.addr = peer;
+        }
+        match connect(peer, tls.as_deref(), up.connect_timeout).await {
+            Ok(s) => {
+                sender = Some(s);
+                break;
+            }
+            Err(e) if attempt + 1 == up.peers.len() => return Err((e, peer)),
+            Err(e) => log::debug!("upstream {peer}: {}; trying the next peer", e.kind()),
+        }
+    }
+    let Some(mut sender) = sender else {
+        return Err((UpstreamError::Connect, peer));
+    };
+    match tokio::time::timeout(up.read_timeout, sender.send_request(req)).await {
+        Ok(Ok(response)) => Ok(Answer {
+            response,
+            conn: Pooled { key, sender },
+            peer,
+        }),
+        Ok(Err(e)) => {
+            log::debug!("upstream {peer}: {e}");
+            Err((UpstreamError::Protocol, peer))
+        }
+        Err(_) => Err((UpstreamError::Timeout, peer)),
+    }
+}
+
+async fn connect(
+    addr: SocketAddr,
+    tls: Option<&str>,
+    limit: Duration,
+) -> Result<SendRequest<Body>, UpstreamError> {
+    let tcp = match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            log::debug!("upstream {addr}: connect: {e}");
+            return Err(UpstreamError::Connect);
+        }
+        Err(_) => return Err(UpstreamError::ConnectTimeout),
+    };
+    let _ = tcp.set_nodelay(true);
+    let Some(name) = tls else {
+        return handshake(TokioIo::new(tcp)).await;
+    };
+    let server_name =
+        pingora::tls::ServerName::try_from(name.to_string()).map_err(|_| UpstreamError::Tls)?;
+    let connector = tls_connector().ok_or(UpstreamError::Tls)?;
+    match tokio::time::timeout(limit, connector.connect(server_name, tcp)).await {
+        Ok(Ok(s)) => handshake(TokioIo::new(s)).await,
+        Ok(Err(e)) => {
+            log::debug!("upstream {addr}: tls: {e}");
+            Err(UpstreamError::Tls)
+        }
+        Err(_) => Err(UpstreamError::ConnectTimeout),
+    }
+}
+
+async fn handshake<IO>(io: IO) -> Result<SendRequest<Body>, UpstreamError>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, conn) = http1::Builder::new()
+        .handshake(io)
+        .await
+        .map_err(|_| UpstreamError::Protocol)?;
+    // One task per upstream connection (not per request): it reads while the connection idles,
+    // so a peer's close is seen before the connection is taken out again.
+    tokio::spawn(async move {
+        if let Err(e) = conn.with_upgrades().await {
+            log::debug!("upstream connection: {e}");
+        }
+    });
+    Ok(sender)
+}
+
+/// Verifies upstream certificates against the system's roots; built on first use.
+fn tls_connector() -> Option<&'static pingora::tls::TlsConnector> {
+    static CONNECTOR: OnceLock<Option<pingora::tls::TlsConnector>> = OnceLock::new();
+    CONNECTOR
+        .get_or_init(|| {
+            use pingora::tls::{ClientConfig, RootCertStore};
+            pingora::tls::install_default_crypto_provider();
+            let mut roots = RootCertStore::empty();
+            match pingora::tls::load_native_certs() {
+                Ok(certs) => {
+                    let (_, bad) = roots.add_parsable_certificates(certs);
+                    if bad > 0 {
+                        log::debug!("upstream tls: {bad} system certificates unreadable");
+                    }
+                }
+                Err(e) => log::warn!("upstream tls: cannot load system certificates: {e}"),
+            }
+            let mut config = ClientConfig::builder()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            Some(pingora::tls::TlsConnector::from(Arc::new(config)))
+        })
+        .as_ref()
+}
