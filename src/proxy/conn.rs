@@ -114,6 +114,7 @@ where
     });
     let conn = http1::Builder::new()
         .max_buf_size(MAX_HEADER_BYTES)
+        .max_header_size(MAX_HEADER_BYTES)
         .max_headers(100)
         .serve_connection(io, svc)
         .with_upgrades();

@@ -9,8 +9,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
-use http::{Request, Response, StatusCode, Uri};
+use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
 
 use super::body::{Body, Tracked};
 use super::conn::ConnState;
@@ -20,6 +21,7 @@ use super::{postback, respond, Gateway};
 use crate::events::{self, ClickRecord, Outcome, Record};
 use crate::identity::{client_ip, ClientHints};
 use crate::lifecycle::InFlight;
+use crate::rules::request::canonical_host;
 use crate::rules::{Action, RequestFacts, Vars};
 
 /// The process drained: the connection closes without an answer, and the client retries.
@@ -57,25 +59,29 @@ impl Finish {
     }
 }
 
-fn facts(parts: &Parts) -> RequestFacts<'_> {
-    let host = parts
-        .uri
-        .host()
-        .or_else(|| {
-            parts
-                .headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-        })
-        .unwrap_or("");
-    RequestFacts {
+/// What the rules see of the request: its host and path in canonical form (RFC 9112 §3.2:
+/// HTTP/1.1 needs a host; `path::normalize` for the path), or why it is refused.
+fn facts<'a>(parts: &'a Parts, path: &'a str) -> Result<RequestFacts<'a>, &'static str> {
+    let raw_host = match parts.uri.authority() {
+        Some(a) => Some(a.as_str()),
+        None => match parts.headers.get(header::HOST) {
+            Some(h) => Some(h.to_str().map_err(|_| "host is not text")?),
+            None => None,
+        },
+    };
+    let host = match raw_host {
+        Some(h) => canonical_host(h).ok_or("bad host")?,
+        None if parts.version == Version::HTTP_11 => return Err("no host"),
+        None => "",
+    };
+    Ok(RequestFacts {
         method: &parts.method,
         host,
-        path: parts.uri.path(),
+        path,
         query: parts.uri.query(),
         headers: &parts.headers,
         at: None,
-    }
+    })
 }
 
 pub async fn handle(
@@ -113,8 +119,22 @@ pub async fn handle(
         return Ok(finished(answer, finish, conn.draining()));
     }
 
+    let on_upgrade = parts.extensions.remove::<OnUpgrade>();
+    let path = match crate::path::normalize(parts.uri.path()) {
+        Ok(p) => p,
+        Err(e) => {
+            log::debug!("request refused: {e}");
+            return Ok(finished(respond::error_page(400), finish, true));
+        }
+    };
+    let facts = match facts(&parts, &path) {
+        Ok(f) => f,
+        Err(e) => {
+            log::debug!("request refused: {e}");
+            return Ok(finished(respond::error_page(400), finish, true));
+        }
+    };
     let snap = gw.live.current();
-    let facts = facts(&parts);
     let ip = client_ip(
         peer,
         &parts.headers,
@@ -171,7 +191,7 @@ pub async fn handle(
                     .unwrap_or(HeaderValue::from_static("")),
                 host: up.host.clone(),
             };
-            match target(&parts.uri, path) {
+            match target(&parts.uri, path, &facts) {
                 None => respond::error_page(400),
                 Some(target) => {
                     let leg = Leg {
@@ -180,7 +200,7 @@ pub async fn handle(
                         target: &target,
                         fwd: &fwd,
                     };
-                    let (resp, peer, pooled) = leg.proxy(&mut parts, body).await;
+                    let (resp, peer, pooled) = leg.proxy(&parts, body, on_upgrade).await;
                     upstream_peer = Some(peer);
                     finish.pooled = pooled;
                     resp
@@ -208,7 +228,6 @@ pub async fn handle(
             upstream: upstream_peer,
             duration,
         };
-        let facts = self::facts(&parts);
         finish.record = Some(ClickRecord::capture(
             snap.clone(),
             visitor,
@@ -231,15 +250,20 @@ fn finished(resp: Response<Body>, finish: Finish, draining: bool) -> Response<Tr
     Response::from_parts(parts, Tracked::new(body, Some(finish)))
 }
 
-/// The upstream target: the route's path prefix before the visitor's path, in origin form.
-fn target(uri: &Uri, prefix: &str) -> Option<Uri> {
-    if prefix.is_empty() && uri.scheme().is_none() {
+/// The upstream target in origin form: the route's path prefix, then the visitor's canonical
+/// path (which has no dot segment left to climb out of the prefix), then the query.
+fn target(uri: &Uri, prefix: &str, facts: &RequestFacts) -> Option<Uri> {
+    if prefix.is_empty() && uri.scheme().is_none() && facts.path == uri.path() {
         return Some(uri.clone());
     }
-    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut s = String::with_capacity(prefix.len() + pq.len());
+    let query = facts.query.unwrap_or("");
+    let mut s = String::with_capacity(prefix.len() + facts.path.len() + query.len() + 1);
     s.push_str(prefix);
-    s.push_str(pq);
+    s.push_str(facts.path);
+    if facts.query.is_some() {
+        s.push('?');
+        s.push_str(query);
+    }
     Uri::try_from(s).ok()
 }
 
@@ -267,9 +291,8 @@ fn ip_value(ip: IpAddr) -> HeaderValue {
 
 /// A switch of protocols both sides asked for: once hyper hands over both connections, bytes
 /// are copied each way until either side closes.
-fn tunnel(parts: &mut Parts, resp: &mut Response<Incoming>) {
-    let down = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
-    let up = resp.extensions_mut().remove::<hyper::upgrade::OnUpgrade>();
+fn tunnel(down: Option<OnUpgrade>, resp: &mut Response<Incoming>) {
+    let up = resp.extensions_mut().remove::<OnUpgrade>();
     let (Some(down), Some(up)) = (down, up) else {
         return;
     };
@@ -300,8 +323,9 @@ impl Leg<'_> {
     /// back to the pool once the answer has been read to the end.
     async fn proxy(
         &self,
-        parts: &mut Parts,
+        parts: &Parts,
         body: Incoming,
+        on_upgrade: Option<OnUpgrade>,
     ) -> (Response<Body>, SocketAddr, Option<Pooled>) {
         let upgrade = headers::wants_upgrade(&parts.headers);
         let bodyless = hyper::body::Body::is_end_stream(&body);
@@ -322,7 +346,7 @@ impl Leg<'_> {
         let pooled = if !switching {
             Some(answer.conn)
         } else if upgrade {
-            tunnel(parts, &mut resp);
+            tunnel(on_upgrade, &mut resp);
             None
         } else {
             // An upgrade nobody asked for: its bytes would not be HTTP any more.

@@ -61,6 +61,42 @@ pub fn strip_port(host: &str) -> &str {
     }
 }
 
+/// The host a request names, as campaigns match it: without its port, without the one
+/// trailing dot DNS allows (`promo.example.com.` is `promo.example.com`). `None` for what
+/// no client may send: a port that is not a number below 65536, or characters no host has.
+pub fn canonical_host(raw: &str) -> Option<&str> {
+    let (host, port) = match raw.strip_prefix('[') {
+        Some(rest) => {
+            let (v6, after) = rest.split_once(']')?;
+            v6.parse::<std::net::Ipv6Addr>().ok()?;
+            return match after {
+                "" => Some(v6),
+                p => valid_port(p.strip_prefix(':')?).then_some(v6),
+            };
+        }
+        None => match raw.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (raw, None),
+        },
+    };
+    if port.is_some_and(|p| !valid_port(p)) {
+        return None;
+    }
+    let host = host.strip_suffix('.').unwrap_or(host);
+    let ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+    ok.then_some(host)
+}
+
+fn valid_port(p: &str) -> bool {
+    !p.is_empty()
+        && p.len() <= 5
+        && p.bytes().all(|b| b.is_ascii_digit())
+        && p.parse::<u16>().is_ok()
+}
+
 /// Raw `key=value` pairs of a query string (keys and values still encoded).
 pub fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
     query
@@ -132,6 +168,26 @@ mod tests {
         let mut s = String::new();
         percent_encode_into(&mut s, "a b\r\n&=/é");
         assert_eq!(s, "a%20b%0D%0A%26%3D%2F%C3%A9");
+    }
+
+    #[test]
+    fn a_host_is_matched_without_its_port_and_trailing_dot_and_a_bad_one_is_refused() {
+        assert_eq!(
+            canonical_host("promo.example.com."),
+            Some("promo.example.com")
+        );
+        assert_eq!(
+            canonical_host("Promo.example.com:8080"),
+            Some("Promo.example.com")
+        );
+        assert_eq!(canonical_host("[::1]:8080"), Some("::1"));
+        assert_eq!(canonical_host("promo.example.com:abc"), None);
+        assert_eq!(canonical_host("promo.example.com:99999"), None);
+        assert_eq!(canonical_host("promo.example.com:"), None);
+        assert_eq!(canonical_host("a b"), None);
+        assert_eq!(canonical_host(""), None);
+        assert_eq!(canonical_host("[zz]"), None);
+        assert_eq!(canonical_host("x:1:2"), None);
     }
 
     #[test]

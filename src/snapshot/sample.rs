@@ -110,8 +110,19 @@ impl SampleRequest {
             }
         };
         let (path, query) = match target.split_once('?') {
-            Some((p, q)) => (p.to_string(), Some(q.to_string())),
-            None => (target.to_string(), None),
+            Some((p, q)) => (p, Some(q.to_string())),
+            None => (target, None),
+        };
+        // The same canonical forms the proxy gives the rules.
+        let path = crate::path::normalize(path)
+            .map_err(|e| format!("url {:?}: {e} (flowgate answers 400)", self.url))?
+            .into_owned();
+        let host = if host.is_empty() {
+            host
+        } else {
+            crate::rules::request::canonical_host(&host)
+                .ok_or_else(|| format!("url {:?}: bad host (flowgate answers 400)", self.url))?
+                .to_string()
         };
         let method = match &self.method {
             Some(m) => Method::from_bytes(m.to_ascii_uppercase().as_bytes())

@@ -1,0 +1,187 @@
+//! Hostile visitors, in raw bytes against the real binary and a recording upstream: a route's
+//! path is the only place a visitor can land, and what reaches the upstream is one clear
+//! request.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use common::*;
+
+fn rules(upstream: SocketAddr) -> String {
+    format!(
+        r#"
+upstreams:
+  landing: {{ peers: ["{upstream}"] }}
+routes:
+  offer: {{ proxy: {{ upstream: landing, path: /offer }} }}
+  safe: {{ proxy: {{ upstream: landing, path: /safe }} }}
+  admin: {{ respond: {{ status: 403, body: "no" }} }}
+campaigns:
+  - id: site
+    match: {{ host: promo.example.com, path_prefix: / }}
+    flows:
+      - {{ name: everyone, to: safe }}
+  - id: admin
+    match: {{ host: promo.example.com, path_prefix: /admin/ }}
+    flows:
+      - {{ name: nobody, to: admin }}
+"#
+    )
+}
+
+/// Sends `raw` as is and reads until the server closes or goes quiet.
+fn raw(addr: SocketAddr, raw: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(raw.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 16384];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn status_of(reply: &str) -> u16 {
+    reply
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// What the upstream was asked for (its JSON echo), or `None` when flowgate answered itself.
+fn upstream_target(r: &Reply) -> Option<String> {
+    serde_json::from_str::<serde_json::Value>(&r.body)
+        .ok()
+        .and_then(|v| v["target"].as_str().map(String::from))
+}
+
+#[test]
+fn a_visitor_routed_to_the_safe_page_cannot_climb_to_the_offer() {
+    let up = Upstream::start("landing");
+    let fg = Flowgate::start("", &rules(up.addr));
+    for path in [
+        "/../offer/lp",
+        "/%2e%2e/offer/lp",
+        "/.%2e/offer/lp",
+        "/%2E%2E/offer/lp",
+        "/%2e./offer/lp",
+        "/lp/../../../offer/lp",
+        "/./../offer/lp",
+        "//../offer/lp",
+    ] {
+        let r = fg.get(path, &[("User-Agent", CHROME)]);
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(
+            upstream_target(&r).as_deref(),
+            Some("/safe/offer/lp"),
+            "{path}"
+        );
+    }
+    let r = fg.get("/lp?x=%2e%2e/1", &[("User-Agent", CHROME)]);
+    assert_eq!(upstream_target(&r).as_deref(), Some("/safe/lp?x=%2e%2e/1"));
+}
+
+#[test]
+fn a_campaign_prefix_cannot_be_dodged_by_spelling_the_path_differently() {
+    let up = Upstream::start("landing");
+    let fg = Flowgate::start("", &rules(up.addr));
+    for path in [
+        "/admin/s",
+        "/x/../admin/s",
+        "/%61dmin/s",
+        "//admin/s",
+        "/./admin/s",
+    ] {
+        let r = fg.get(path, &[("User-Agent", CHROME)]);
+        assert_eq!((r.status, r.body.as_str()), (403, "no"), "{path}");
+    }
+    for path in ["/admin%2fs", "/admin%2Fs", "/a%5cb", "/a%00b", "/%zz"] {
+        let r = fg.get(path, &[("User-Agent", CHROME)]);
+        assert_eq!(r.status, 400, "{path}");
+    }
+    assert_eq!(up.hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[test]
+fn the_host_must_be_there_and_be_a_host() {
+    let up = Upstream::start("landing");
+    let fg = Flowgate::start("", &rules(up.addr));
+    let no_host = raw(
+        fg.addr,
+        "GET /admin/s HTTP/1.1\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status_of(&no_host), 400, "{no_host}");
+    let bad_port = fg.get("/admin/s", &[("Host", "promo.example.com:abc")]);
+    assert_eq!(bad_port.status, 400);
+    let dotted = fg.get("/admin/s", &[("Host", "promo.example.com.")]);
+    assert_eq!((dotted.status, dotted.body.as_str()), (403, "no"));
+    let http10 = raw(fg.addr, "GET /admin/s HTTP/1.0\r\n\r\n");
+    assert_eq!(
+        status_of(&http10),
+        404,
+        "HTTP/1.0 without Host: no campaign\n{http10}"
+    );
+}
+
+#[test]
+fn a_repeated_content_length_reaches_the_upstream_as_one_value_or_is_refused() {
+    let up = Upstream::start("landing");
+    let fg = Flowgate::start("", &rules(up.addr));
+    let listed = raw(
+        fg.addr,
+        "POST /lp HTTP/1.1\r\nHost: promo.example.com\r\nContent-Length: 5, 5\r\n\r\nhello",
+    );
+    assert_eq!(status_of(&listed), 400, "{listed}");
+    for cl in ["Content-Length: 5\r\nContent-Length: 5\r\n"] {
+        let reply = raw(
+            fg.addr,
+            &format!(
+                "POST /lp HTTP/1.1\r\nHost: promo.example.com\r\nConnection: close\r\n{cl}\r\nhello"
+            ),
+        );
+        assert_eq!(status_of(&reply), 200, "{reply}");
+        let body = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        let echo: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(echo["headers"]["content-length"], "5", "{cl:?}");
+    }
+    let conflicting = raw(
+        fg.addr,
+        "POST /lp HTTP/1.1\r\nHost: promo.example.com\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+    );
+    assert_eq!(status_of(&conflicting), 400, "{conflicting}");
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let up = Upstream::start("landing");
+    let fg = Flowgate::start("", &rules(up.addr));
+    let reply = raw(
+        fg.addr,
+        "GET /one HTTP/1.1\r\nHost: promo.example.com\r\n\r\nGET /two HTTP/1.1\r\nHost: promo.example.com\r\nConnection: close\r\n\r\n",
+    );
+    let one = reply.find("/safe/one").expect("first answered");
+    let two = reply.find("/safe/two").expect("second answered");
+    assert!(one < two);
+    assert_eq!(reply.matches("HTTP/1.1 200").count(), 2);
+}
+
+#[test]
+fn an_oversized_header_gets_431_and_is_never_forwarded() {
+    let up = Upstream::start("landing");
+    let fg = Flowgate::start("", &rules(up.addr));
+    let big = "a".repeat(100 * 1024);
+    let reply = raw(
+        fg.addr,
+        &format!("GET /lp HTTP/1.1\r\nHost: promo.example.com\r\nCookie: {big}\r\n\r\n"),
+    );
+    assert_eq!(status_of(&reply), 431, "{}", &reply[..reply.len().min(200)]);
+    assert_eq!(up.hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
