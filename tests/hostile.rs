@@ -140,18 +140,14 @@ fn a_repeated_content_length_reaches_the_upstream_as_one_value_or_is_refused() {
         "POST /lp HTTP/1.1\r\nHost: promo.example.com\r\nContent-Length: 5, 5\r\n\r\nhello",
     );
     assert_eq!(status_of(&listed), 400, "{listed}");
-    for cl in ["Content-Length: 5\r\nContent-Length: 5\r\n"] {
-        let reply = raw(
-            fg.addr,
-            &format!(
-                "POST /lp HTTP/1.1\r\nHost: promo.example.com\r\nConnection: close\r\n{cl}\r\nhello"
-            ),
-        );
-        assert_eq!(status_of(&reply), 200, "{reply}");
-        let body = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-        let echo: serde_json::Value = serde_json::from_str(body).unwrap();
-        assert_eq!(echo["headers"]["content-length"], "5", "{cl:?}");
-    }
+    let repeated = raw(
+        fg.addr,
+        "POST /lp HTTP/1.1\r\nHost: promo.example.com\r\nConnection: close\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+    );
+    assert_eq!(status_of(&repeated), 200, "{repeated}");
+    let body = repeated.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let echo: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(echo["headers"]["content-length"], "5");
     let conflicting = raw(
         fg.addr,
         "POST /lp HTTP/1.1\r\nHost: promo.example.com\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
