@@ -181,3 +181,35 @@ fn an_oversized_header_gets_431_and_is_never_forwarded() {
     assert_eq!(status_of(&reply), 431, "{}", &reply[..reply.len().min(200)]);
     assert_eq!(up.hits.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
+
+#[test]
+fn transfer_encoding_wins_over_content_length_and_too_many_headers_are_refused() {
+    let up = Upstream::start("landing");
+    let fg = Flowgate::start("", &rules(up.addr));
+    let both = raw(
+        fg.addr,
+        "POST /lp HTTP/1.1\r\nHost: promo.example.com\r\nConnection: close\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    );
+    // RFC 9112 §6.1: read by Transfer-Encoding alone; the next hop never sees both.
+    assert_eq!(status_of(&both), 200, "{both}");
+    let body = both.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let body = if body.contains("\r\n") {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    let echo: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(echo["headers"]["content-length"].is_null(), "{echo}");
+    assert_eq!(echo["headers"]["transfer-encoding"], "chunked");
+    let hits_before = up.hits.load(std::sync::atomic::Ordering::SeqCst);
+    let many: String = (0..150).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let reply = raw(
+        fg.addr,
+        &format!("GET /lp HTTP/1.1\r\nHost: promo.example.com\r\n{many}\r\n"),
+    );
+    assert_eq!(status_of(&reply), 431, "{}", &reply[..reply.len().min(200)]);
+    assert_eq!(
+        up.hits.load(std::sync::atomic::Ordering::SeqCst),
+        hits_before
+    );
+}

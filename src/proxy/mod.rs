@@ -3,10 +3,10 @@
 //! that accepted it: one listening service per core, one thread each, so a connection, its
 //! requests and its upstream connections never cross threads.
 
-mod body;
+pub mod body;
 mod conn;
 mod handle;
-mod headers;
+pub mod headers;
 mod postback;
 mod respond;
 mod upstream;
