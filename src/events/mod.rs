@@ -77,7 +77,8 @@ pub struct ConversionEvent {
 // Records travel boxed (one allocation when queued), so the variants' sizes do not matter.
 #[allow(clippy::large_enum_variant)]
 pub enum Record {
-    Click(ClickRecord),
+    /// Boxed where it is captured, so the request path moves a pointer, not the record.
+    Click(Box<ClickRecord>),
     Conversion(ConversionEvent),
 }
 
@@ -91,7 +92,7 @@ impl Record {
 }
 
 enum Message {
-    Record(Box<Record>),
+    Record(Record),
     /// Deliver what is queued, then stop: sent once at shutdown.
     Close,
 }
@@ -178,7 +179,7 @@ impl EventQueue {
         let Some(tx) = &self.tx else {
             return;
         };
-        match tx.try_send(Message::Record(Box::new(record))) {
+        match tx.try_send(Message::Record(record)) {
             Ok(()) => self.metrics.event_queue_depth.inc(),
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.metrics.events.with_label_values(&["dropped"]).inc()

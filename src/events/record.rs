@@ -105,6 +105,11 @@ const QUERY: usize = 4;
 const LANG: usize = 5;
 
 impl ClickRecord {
+    /// How the request ended, once it has.
+    pub fn set_outcome(&mut self, outcome: Outcome) {
+        self.outcome = outcome;
+    }
+
     pub fn capture(
         snapshot: Arc<Snapshot>,
         visitor: Visitor,

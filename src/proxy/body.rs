@@ -3,6 +3,8 @@
 //! connection going back to its pool), so that happens exactly when the visitor has it all.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -10,10 +12,20 @@ use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 
 use super::handle::Finish;
 
-/// A request or response body: nothing, bytes flowgate holds, or a peer's body.
+/// A request or response body: nothing, bytes flowgate holds, or a peer's body. `Upload`
+/// is a visitor's body on its way upstream, telling `Progress` how it goes, so that the
+/// upstream's read timeout does not count the time spent waiting for the visitor.
 pub enum Body {
     Full(Option<Bytes>),
     Stream(Incoming),
+    Upload(Incoming, Arc<Progress>),
+}
+
+/// Frames of an upload sent so far, and whether it now waits for the visitor's next bytes.
+#[derive(Default)]
+pub struct Progress {
+    pub frames: AtomicU64,
+    pub on_visitor: AtomicBool,
 }
 
 impl Body {
@@ -37,20 +49,28 @@ impl HttpBody for Body {
         match self.get_mut() {
             Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             Body::Stream(s) => Pin::new(s).poll_frame(cx),
+            Body::Upload(s, progress) => {
+                let polled = Pin::new(s).poll_frame(cx);
+                progress.on_visitor.store(polled.is_pending(), Relaxed);
+                if let Poll::Ready(Some(Ok(_))) = &polled {
+                    progress.frames.fetch_add(1, Relaxed);
+                }
+                polled
+            }
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
             Body::Full(b) => b.is_none(),
-            Body::Stream(s) => s.is_end_stream(),
+            Body::Stream(s) | Body::Upload(s, _) => s.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             Body::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            Body::Stream(s) => s.size_hint(),
+            Body::Stream(s) | Body::Upload(s, _) => s.size_hint(),
         }
     }
 }

@@ -35,8 +35,12 @@ const TICK: Duration = Duration::from_secs(1);
 #[derive(Default)]
 pub struct ConnState {
     reads: AtomicU64,
+    writes: AtomicU64,
     started: AtomicU64,
     finished: AtomicU64,
+    /// While an upstream's body streams: how many seconds it may go without moving a byte
+    /// either way (the upstream's `read_timeout`); 0 for no limit.
+    stall_secs: AtomicU64,
     draining: AtomicBool,
 }
 
@@ -46,7 +50,13 @@ impl ConnState {
     }
 
     pub fn request_finished(&self) {
+        self.stall_secs.store(0, Relaxed);
         self.finished.fetch_add(1, Relaxed);
+    }
+
+    pub fn stall_limit(&self, limit: Duration) {
+        self.stall_secs
+            .store(limit.as_millis().div_ceil(1000).max(1) as u64, Relaxed);
     }
 
     /// Once the process drains, each answer closes its connection.
@@ -115,7 +125,6 @@ where
     let conn = http1::Builder::new()
         .max_buf_size(MAX_HEADER_BYTES)
         .max_header_size(MAX_HEADER_BYTES)
-        .max_headers(100)
         .serve_connection(io, svc)
         .with_upgrades();
     tokio::pin!(conn);
@@ -156,6 +165,8 @@ async fn watchdog(state: &ConnState) {
         state.reads.load(Relaxed),
     );
     let mut quiet = Duration::ZERO;
+    let mut moved = state.writes.load(Relaxed);
+    let mut stalled = 0;
     loop {
         interval.tick().await;
         let (started, finished, reads) = (
@@ -163,8 +174,22 @@ async fn watchdog(state: &ConnState) {
             state.finished.load(Relaxed),
             state.reads.load(Relaxed),
         );
-        if started != finished || (started, finished) != (seen.0, seen.1) {
-            // Answering, or answered since the last look: the clock starts again.
+        if started != finished {
+            // Answering: only a streaming body that stopped moving ends it.
+            let limit = state.stall_secs.load(Relaxed);
+            let now = reads + state.writes.load(Relaxed);
+            stalled = if now == moved { stalled + 1 } else { 0 };
+            moved = now;
+            if limit > 0 && stalled >= limit {
+                return;
+            }
+            seen = (started, finished, reads);
+            quiet = Duration::ZERO;
+            continue;
+        }
+        stalled = 0;
+        if (started, finished) != (seen.0, seen.1) {
+            // Answered since the last look: the clock starts again.
             seen = (started, finished, reads);
             quiet = Duration::ZERO;
             continue;
@@ -213,7 +238,13 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &polled {
+            if *n > 0 {
+                self.state.writes.fetch_add(1, Relaxed);
+            }
+        }
+        polled
     }
 
     fn poll_write_vectored(
@@ -221,7 +252,13 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = &polled {
+            if *n > 0 {
+                self.state.writes.fetch_add(1, Relaxed);
+            }
+        }
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {

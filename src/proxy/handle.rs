@@ -40,7 +40,7 @@ impl std::error::Error for Drained {}
 pub struct Finish {
     gw: Arc<Gateway>,
     conn: Arc<ConnState>,
-    record: Option<ClickRecord>,
+    record: Option<Box<ClickRecord>>,
     pooled: Option<Pooled>,
     _in_flight: InFlight,
 }
@@ -159,14 +159,14 @@ pub async fn handle(
     let click_id = events::new_click_id();
     let mut id_buf = [0u8; 36];
     let click_id_str = click_id.hyphenated().encode_lower(&mut id_buf);
+    let flow = snap.rules.flow_name(&decision).unwrap_or("");
 
-    let mut upstream_peer = None;
-    let response = match &route.action {
+    let plan = match &route.action {
         Action::Respond {
             status,
             body,
             content_type,
-        } => respond::page(*status, content_type, body.clone()),
+        } => Plan::Answer(respond::page(*status, content_type, body.clone())),
         Action::Redirect {
             to,
             status,
@@ -177,35 +177,69 @@ pub async fn handle(
                 country: visitor.country.as_ref().map(|c| c.as_str()),
                 asn: visitor.asn,
                 campaign,
-                flow: snap.rules.flow_name(&decision).unwrap_or(""),
+                flow,
                 route: &route.name,
             };
-            respond::redirect(*status, &to.render(&vars, &facts, *keep_query))
+            Plan::Answer(respond::redirect(
+                *status,
+                &to.render(&vars, &facts, *keep_query),
+            ))
         }
-        Action::Proxy { upstream, path } => {
-            let up = &snap.rules.upstreams[*upstream];
-            let fwd = Forwarding {
-                forwarded_for: forwarded_for(&parts, peer, gw.trusted_proxies.contains(peer)),
-                real_ip: ip_value(visitor.ip),
-                click_id: HeaderValue::from_bytes(click_id_str.as_bytes())
-                    .unwrap_or(HeaderValue::from_static("")),
-                host: up.host.clone(),
-            };
-            match target(&parts.uri, path, &facts) {
-                None => respond::error_page(400),
-                Some(target) => {
-                    let leg = Leg {
-                        gw: &gw,
-                        up,
-                        target: &target,
-                        fwd: &fwd,
-                    };
-                    let (resp, peer, pooled) = leg.proxy(&parts, body, on_upgrade).await;
-                    upstream_peer = Some(peer);
-                    finish.pooled = pooled;
-                    resp
-                }
+        Action::Proxy { upstream, path } => match target(&parts.uri, path, &facts) {
+            None => Plan::Answer(respond::error_page(400)),
+            Some(target) => {
+                let up = &snap.rules.upstreams[*upstream];
+                let fwd = Forwarding {
+                    forwarded_for: forwarded_for(
+                        &parts.headers,
+                        peer,
+                        gw.trusted_proxies.contains(peer),
+                    ),
+                    real_ip: ip_value(visitor.ip),
+                    click_id: HeaderValue::from_bytes(click_id_str.as_bytes())
+                        .unwrap_or(HeaderValue::from_static("")),
+                    host: up.host.clone(),
+                };
+                Plan::Proxy { up, target, fwd }
             }
+        },
+    };
+    // Captured now, while the request's headers are still the visitor's: a proxied request
+    // hands its header map on to the upstream.
+    let mut record = gw.events.is_enabled().then(|| {
+        let pending = Outcome {
+            ts_ms: 0,
+            click_id,
+            status: 0,
+            upstream: None,
+            duration: std::time::Duration::ZERO,
+        };
+        Box::new(ClickRecord::capture(
+            snap.clone(),
+            visitor,
+            decision,
+            &facts,
+            pending,
+        ))
+    });
+
+    let (response, upstream_peer) = match plan {
+        Plan::Answer(r) => (r, None),
+        Plan::Proxy { up, target, fwd } => {
+            let headers = std::mem::take(&mut parts.headers);
+            let leg = Leg {
+                gw: &gw,
+                up,
+                target: &target,
+                fwd: &fwd,
+            };
+            let (resp, peer, pooled) = leg.proxy(&parts.method, headers, body, on_upgrade).await;
+            if pooled.is_some() {
+                // From here the upstream's body streams; it may not stall longer than this.
+                conn.stall_limit(up.read_timeout);
+            }
+            finish.pooled = pooled;
+            (resp, Some(peer))
         }
     };
 
@@ -213,30 +247,30 @@ pub async fn handle(
     let duration = start.elapsed();
     gw.metrics
         .requests
-        .with_label_values(&[
-            campaign,
-            snap.rules.flow_name(&decision).unwrap_or(""),
-            route.name.as_str(),
-        ])
+        .with_label_values(&[campaign, flow, route.name.as_str()])
         .inc();
     gw.metrics.request_duration.observe(duration.as_secs_f64());
-    if gw.events.is_enabled() {
-        let outcome = Outcome {
+    if let Some(r) = &mut record {
+        r.set_outcome(Outcome {
             ts_ms: crate::time::now_ms(),
             click_id,
             status,
             upstream: upstream_peer,
             duration,
-        };
-        finish.record = Some(ClickRecord::capture(
-            snap.clone(),
-            visitor,
-            decision,
-            &facts,
-            outcome,
-        ));
+        });
     }
+    finish.record = record;
     Ok(finished(response, finish, conn.draining()))
+}
+
+/// What the decision asks for: an answer flowgate has, or a request for an upstream.
+enum Plan<'s> {
+    Answer(Response<Body>),
+    Proxy {
+        up: &'s crate::rules::Upstream,
+        target: Uri,
+        fwd: Forwarding,
+    },
 }
 
 /// The response with its `Finish`; while draining it also closes the connection.
@@ -269,24 +303,41 @@ fn target(uri: &Uri, prefix: &str, facts: &RequestFacts) -> Option<Uri> {
 
 /// Each proxy appends the address it heard from; from an untrusted peer the incoming chain is
 /// the visitor's own words and is replaced.
-fn forwarded_for(parts: &Parts, peer: IpAddr, trusted: bool) -> HeaderValue {
+fn forwarded_for(headers: &http::HeaderMap, peer: IpAddr, trusted: bool) -> HeaderValue {
     let mut v = Vec::with_capacity(64);
     if trusted {
-        for prev in parts.headers.get_all("x-forwarded-for") {
+        for prev in headers.get_all("x-forwarded-for") {
             v.extend_from_slice(prev.as_bytes());
             v.extend_from_slice(b", ");
         }
     }
-    let _ = write!(v, "{peer}");
+    push_ip(&mut v, peer);
     HeaderValue::from_maybe_shared(Bytes::from(v)).unwrap_or(HeaderValue::from_static(""))
 }
 
 fn ip_value(ip: IpAddr) -> HeaderValue {
-    let mut buf = [0u8; 48];
-    let mut cursor = &mut buf[..];
-    let _ = write!(cursor, "{ip}");
-    let n = 48 - cursor.len();
-    HeaderValue::from_bytes(&buf[..n]).unwrap_or(HeaderValue::from_static(""))
+    let mut v = Vec::with_capacity(40);
+    push_ip(&mut v, ip);
+    HeaderValue::from_maybe_shared(Bytes::from(v)).unwrap_or(HeaderValue::from_static(""))
+}
+
+/// `IpAddr`'s `Display` goes through the formatter a piece at a time; an IPv4 address, the
+/// common case, is four numbers.
+fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(a) => {
+            let mut buf = itoa::Buffer::new();
+            for (i, octet) in a.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(buf.format(octet).as_bytes());
+            }
+        }
+        IpAddr::V6(_) => {
+            let _ = write!(out, "{ip}");
+        }
+    }
 }
 
 /// A switch of protocols both sides asked for: once hyper hands over both connections, bytes
@@ -323,18 +374,21 @@ impl Leg<'_> {
     /// back to the pool once the answer has been read to the end.
     async fn proxy(
         &self,
-        parts: &Parts,
+        method: &http::Method,
+        headers: http::HeaderMap,
         body: Incoming,
         on_upgrade: Option<OnUpgrade>,
     ) -> (Response<Body>, SocketAddr, Option<Pooled>) {
-        let upgrade = headers::wants_upgrade(&parts.headers);
-        let bodyless = hyper::body::Body::is_end_stream(&body);
-        let mut body = Some(Body::Stream(body));
-        let build = || {
-            let b = body.take().unwrap_or_else(Body::empty);
-            headers::upstream_request(parts, self.target, self.fwd, upgrade, b)
+        let upgrade = headers::wants_upgrade(&headers);
+        // RFC 9110 §9.2.2: only an idempotent request may be sent again unasked.
+        let replay = hyper::body::Body::is_end_stream(&body) && method.is_idempotent();
+        let body = if hyper::body::Body::is_end_stream(&body) {
+            Body::Stream(body)
+        } else {
+            Body::Upload(body, Default::default())
         };
-        let answer = match upstream::send(self.up, build, bodyless).await {
+        let req = headers::upstream_request(method, headers, self.target, self.fwd, upgrade, body);
+        let answer = match upstream::send(self.up, req, replay).await {
             Ok(a) => a,
             Err((e, peer)) => {
                 self.gw.count_upstream_error(&self.up.name, e.kind());
@@ -360,5 +414,24 @@ impl Leg<'_> {
             answer.peer,
             pooled,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_written_as_their_display_form() {
+        for ip in [
+            "203.0.113.7",
+            "0.0.0.0",
+            "255.255.255.255",
+            "2001:db8::1",
+            "::1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(ip_value(ip), ip.to_string().as_str());
+        }
     }
 }

@@ -2,32 +2,22 @@
 //! §7.6.1), forwarding headers are flowgate's own, and the framing is one valid value.
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::request::Parts;
-use http::{Request, Uri, Version};
+use http::{Method, Request, Uri, Version};
 
 use super::body::Body;
 
-/// Headers that describe one connection, never the message.
-fn hop_by_hop(name: &HeaderName) -> bool {
-    name == header::CONNECTION
-        || name == header::TRANSFER_ENCODING
-        || name == header::TE
-        || name == header::TRAILER
-        || name == header::UPGRADE
-        || name == header::PROXY_AUTHENTICATE
-        || name.as_str() == "keep-alive"
-        || name.as_str() == "proxy-connection"
-}
-
-/// Names listed in `Connection` besides the usual tokens: hop-by-hop by the sender's word.
-fn listed_in_connection(headers: &HeaderMap, name: &HeaderName) -> bool {
-    headers.get_all(header::CONNECTION).iter().any(|v| {
-        v.to_str().is_ok_and(|v| {
-            v.split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case(name.as_str()))
-        })
-    })
-}
+/// Headers that describe one connection, never the message (RFC 9110 §7.6.1), and the ones
+/// flowgate sets itself for the upstream.
+static HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    header::TRANSFER_ENCODING,
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+    header::PROXY_AUTHENTICATE,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+];
 
 fn connection_has(headers: &HeaderMap, token: &str) -> bool {
     headers.get_all(header::CONNECTION).iter().any(|v| {
@@ -54,58 +44,59 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 static X_CLICK_ID: HeaderName = HeaderName::from_static("x-click-id");
 
-/// The request for the upstream: the visitor's method and end-to-end headers, the route's
-/// target, flowgate's forwarding headers, one `Content-Length` if the body has one.
+/// The request for the upstream, made from the visitor's own header map: hop-by-hop headers
+/// removed, flowgate's forwarding headers set, one `Content-Length` if the body has one.
 pub fn upstream_request(
-    parts: &Parts,
+    method: &Method,
+    mut headers: HeaderMap,
     target: &Uri,
     fwd: &Forwarding,
     upgrade: bool,
     body: Body,
 ) -> Request<Body> {
-    let mut headers = HeaderMap::with_capacity(parts.headers.len() + 4);
-    let has_connection = parts.headers.contains_key(header::CONNECTION);
-    for (name, value) in &parts.headers {
-        if hop_by_hop(name)
-            || name == header::CONTENT_LENGTH
-            || name == X_FORWARDED_FOR
-            || name == X_REAL_IP
-            || name == X_CLICK_ID
-            || (name == header::HOST && fwd.host.is_some())
-            || (has_connection && listed_in_connection(&parts.headers, name))
-        {
-            continue;
-        }
-        headers.append(name.clone(), value.clone());
-    }
+    let upgrade_to = if upgrade {
+        headers.get(header::UPGRADE).cloned()
+    } else {
+        None
+    };
+    strip_hop_by_hop(&mut headers);
     if let Some(host) = &fwd.host {
         headers.insert(header::HOST, host.clone());
     }
-    if parts.headers.contains_key(header::CONTENT_LENGTH) {
+    if headers.contains_key(header::CONTENT_LENGTH) {
         if let Some(n) = hyper::body::Body::size_hint(&body).exact() {
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
         }
     }
-    if upgrade {
-        if let Some(u) = parts.headers.get(header::UPGRADE) {
-            headers.insert(header::UPGRADE, u.clone());
-            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        }
+    if let Some(u) = upgrade_to {
+        headers.insert(header::UPGRADE, u);
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
     headers.insert(X_FORWARDED_FOR.clone(), fwd.forwarded_for.clone());
     headers.insert(X_REAL_IP.clone(), fwd.real_ip.clone());
     headers.insert(X_CLICK_ID.clone(), fwd.click_id.clone());
     let mut req = Request::new(body);
-    *req.method_mut() = parts.method.clone();
+    *req.method_mut() = method.clone();
     *req.uri_mut() = target.clone();
     *req.version_mut() = Version::HTTP_11;
     *req.headers_mut() = headers;
     req
 }
 
-/// Strips the upstream's hop-by-hop headers from its response, in place. A `101` keeps the
-/// two that say what the connection becomes.
-pub fn clean_response(headers: &mut HeaderMap, switching: bool) {
+/// Removes, in place, the hop-by-hop headers and those `Connection` names. One pass finds
+/// which are there, so the common request (only `Connection: keep-alive`) costs one removal.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let mut present = [false; HOP_BY_HOP.len()];
+    let mut any = false;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present[i] = true;
+            any = true;
+        }
+    }
+    if !any {
+        return;
+    }
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -117,19 +108,28 @@ pub fn clean_response(headers: &mut HeaderMap, switching: bool) {
     for name in listed {
         headers.remove(name);
     }
-    for name in [
-        header::TRANSFER_ENCODING,
-        header::TE,
-        header::TRAILER,
-        header::PROXY_AUTHENTICATE,
-        HeaderName::from_static("keep-alive"),
-        HeaderName::from_static("proxy-connection"),
-    ] {
-        headers.remove(name);
+    for (name, here) in HOP_BY_HOP.iter().zip(present) {
+        if here {
+            headers.remove(name);
+        }
     }
-    if !switching {
-        headers.remove(header::CONNECTION);
-        headers.remove(header::UPGRADE);
+}
+
+/// Strips the upstream's hop-by-hop headers from its response, in place. A `101` keeps the
+/// two that say what the connection becomes.
+pub fn clean_response(headers: &mut HeaderMap, switching: bool) {
+    let kept = if switching {
+        (
+            headers.get(header::CONNECTION).cloned(),
+            headers.get(header::UPGRADE).cloned(),
+        )
+    } else {
+        (None, None)
+    };
+    strip_hop_by_hop(headers);
+    if let (Some(c), Some(u)) = kept {
+        headers.insert(header::CONNECTION, c);
+        headers.insert(header::UPGRADE, u);
     }
 }
 
@@ -137,12 +137,15 @@ pub fn clean_response(headers: &mut HeaderMap, switching: bool) {
 mod tests {
     use super::*;
 
-    fn parts(raw: &[(&str, &str)]) -> Parts {
-        let mut b = Request::builder().uri("/lp");
+    fn parts(raw: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
         for (k, v) in raw {
-            b = b.header(*k, *v);
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
         }
-        b.body(()).unwrap().into_parts().0
+        h
     }
 
     fn fwd() -> Forwarding {
@@ -165,7 +168,8 @@ mod tests {
             ("x-forwarded-for", "6.6.6.6"),
         ]);
         let req = upstream_request(
-            &p,
+            &Method::GET,
+            p,
             &"/safe/lp".parse().unwrap(),
             &fwd(),
             false,
@@ -183,7 +187,7 @@ mod tests {
     fn a_listed_content_length_goes_upstream_as_one_value() {
         let p = parts(&[("content-length", "5, 5")]);
         let body = Body::bytes(bytes::Bytes::from_static(b"hello"));
-        let req = upstream_request(&p, &"/".parse().unwrap(), &fwd(), false, body);
+        let req = upstream_request(&Method::GET, p, &"/".parse().unwrap(), &fwd(), false, body);
         let all: Vec<_> = req.headers().get_all("content-length").iter().collect();
         assert_eq!(all, vec!["5"]);
     }
@@ -191,8 +195,15 @@ mod tests {
     #[test]
     fn an_upgrade_keeps_its_two_headers_only_when_asked_for() {
         let p = parts(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
-        assert!(wants_upgrade(&p.headers));
-        let req = upstream_request(&p, &"/".parse().unwrap(), &fwd(), true, Body::empty());
+        assert!(wants_upgrade(&p));
+        let req = upstream_request(
+            &Method::GET,
+            p,
+            &"/".parse().unwrap(),
+            &fwd(),
+            true,
+            Body::empty(),
+        );
         assert_eq!(req.headers()["upgrade"], "websocket");
         assert_eq!(req.headers()["connection"], "upgrade");
         let mut resp = HeaderMap::new();

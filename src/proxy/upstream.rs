@@ -5,6 +5,7 @@
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use super::body::Body;
+use super::body::{Body, Progress};
 use crate::rules::Upstream;
 
 /// Below the keep-alive timeout of any common server (nginx: 75 s), so a pooled connection is
@@ -68,27 +69,38 @@ thread_local! {
     static POOL: RefCell<Vec<(Key, Vec<Idle>)>> = const { RefCell::new(Vec::new()) };
 }
 
-fn take_idle(key: &Key) -> Option<SendRequest<Body>> {
+fn take_idle(key: &Key) -> Option<(SendRequest<Body>, Duration)> {
     POOL.with_borrow_mut(|pool| {
         let (_, idle) = pool.iter_mut().find(|(k, _)| k == key)?;
         while let Some(i) = idle.pop() {
-            if !i.sender.is_closed() && i.since.elapsed() < MAX_IDLE {
-                return Some(i.sender);
+            let age = i.since.elapsed();
+            if !i.sender.is_closed() && age < MAX_IDLE {
+                return Some((i.sender, age));
             }
         }
         None
     })
 }
 
-/// A pooled connection that is still open. Its task may not have noticed yet that the last
-/// response was read to the end, so this waits for it to ask for the next request.
-async fn take(key: &Key) -> Option<SendRequest<Body>> {
-    while let Some(mut sender) = take_idle(key) {
+/// A pooled connection that is still open, and how long it idled. Its task may not have
+/// noticed yet that the last response was read to the end, so this waits for it to ask for
+/// the next request.
+async fn take(key: &Key) -> Option<(SendRequest<Body>, Duration)> {
+    while let Some((mut sender, age)) = take_idle(key) {
         if sender.ready().await.is_ok() {
-            return Some(sender);
+            return Some((sender, age));
         }
     }
     None
+}
+
+fn copy_head(req: &Request<Body>) -> Request<Body> {
+    let mut copy = Request::new(Body::empty());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    copy
 }
 
 /// A connection in use; `release` gives it back once its response has been read to the end.
@@ -125,24 +137,36 @@ pub struct Answer {
     pub peer: SocketAddr,
 }
 
-/// Sends the request `build` makes to a peer of `up`: on a pooled connection if one is idle,
-/// else on a new one (each peer tried once while connecting fails). When a pooled connection
-/// fails before the answer began, the request goes once more on a new connection, if hyper
-/// hands it back unsent or `replay` allows building it again (a request without a body).
+/// Sends `req` to a peer of `up`: on a pooled connection if one is idle, else on a new one
+/// (each peer tried once while connecting fails). When a pooled connection fails before the
+/// answer began, the request goes once more on a new connection, if hyper hands it back
+/// unsent, or if `replay` allows sending it twice (idempotent, no body): then a copy of its
+/// head is kept while it is on a pooled connection.
 pub async fn send(
     up: &Upstream,
-    mut build: impl FnMut() -> Request<Body>,
+    mut req: Request<Body>,
     replay: bool,
 ) -> Result<Answer, (UpstreamError, SocketAddr)> {
+    let upload = match req.body() {
+        Body::Upload(_, sent) => Some(sent.clone()),
+        _ => None,
+    };
     let tls = up.tls.then(|| Arc::<str>::from(up.sni.as_str()));
     let mut peer = up.next_peer();
     let mut key = Key {
         addr: peer,
         tls: tls.clone(),
     };
-    let mut req = build();
-    if let Some(mut sender) = take(&key).await {
-        match tokio::time::timeout(up.read_timeout, sender.try_send_request(req)).await {
+    if let Some((mut sender, idled)) = take(&key).await {
+        let copy = replay.then(|| copy_head(&req));
+        log::trace!("upstream {peer}: pooled connection idle {idled:?}");
+        match answer_within(
+            up.read_timeout,
+            upload.as_deref(),
+            sender.try_send_request(req),
+        )
+        .await
+        {
             Ok(Ok(response)) => {
                 let conn = Pooled { key, sender };
                 return Ok(Answer {
@@ -153,9 +177,8 @@ pub async fn send(
             }
             Ok(Err(mut e)) => {
                 log::debug!("upstream {peer}: pooled connection failed: {}", e.error());
-                req = match e.take_message() {
-                    Some(unsent) => unsent,
-                    None if replay => build(),
+                req = match e.take_message().or(copy) {
+                    Some(again) => again,
                     None => return Err((UpstreamError::Protocol, peer)),
                 };
             }
@@ -180,7 +203,7 @@ pub async fn send(
     let Some(mut sender) = sender else {
         return Err((UpstreamError::Connect, peer));
     };
-    match tokio::time::timeout(up.read_timeout, sender.send_request(req)).await {
+    match answer_within(up.read_timeout, upload.as_deref(), sender.send_request(req)).await {
         Ok(Ok(response)) => Ok(Answer {
             response,
             conn: Pooled { key, sender },
@@ -191,6 +214,32 @@ pub async fn send(
             Err((UpstreamError::Protocol, peer))
         }
         Err(_) => Err((UpstreamError::Timeout, peer)),
+    }
+}
+
+/// The upstream's answer, unless `limit` passes in which the upstream had all the upload so
+/// far and neither answered nor took more: `read_timeout` is how long the upstream may keep
+/// quiet, and a visitor's slow upload is not the upstream's silence.
+async fn answer_within<F: std::future::Future>(
+    limit: Duration,
+    upload: Option<&Progress>,
+    fut: F,
+) -> Result<F::Output, ()> {
+    tokio::pin!(fut);
+    let frames = |u: &Progress| u.frames.load(Relaxed);
+    let mut seen = upload.map(frames);
+    loop {
+        match tokio::time::timeout(limit, &mut fut).await {
+            Ok(out) => return Ok(out),
+            Err(_) => {
+                let now = upload.map(frames);
+                let on_visitor = upload.is_some_and(|u| u.on_visitor.load(Relaxed));
+                if now == seen && !on_visitor {
+                    return Err(());
+                }
+                seen = now;
+            }
+        }
     }
 }
 
