@@ -61,7 +61,7 @@ fn bench(c: &mut Criterion) {
         };
         ClickRecord::capture(snap.clone(), visitor.clone(), decision, &facts, outcome)
     };
-    let make = || Record::Click(capture()).into_event(&policy);
+    let make = || Record::Click(Box::new(capture())).into_event(&policy);
 
     let mut g = c.benchmark_group("events");
     // On the request path: capture what the event needs.
@@ -91,7 +91,7 @@ fn bench(c: &mut Criterion) {
     .unwrap();
     // The whole request-path cost: capture + try_send into the bounded queue.
     g.bench_function("capture_and_queue", |b| {
-        b.iter(|| queue.send(Record::Click(capture())))
+        b.iter(|| queue.send(Record::Click(Box::new(capture()))))
     });
     worker.close();
 
