@@ -12,6 +12,8 @@ use crate::rules::request::{percent_decode, query_pairs};
 use crate::rules::{Decision, RequestFacts};
 use crate::snapshot::Snapshot;
 
+static SEC_GPC: http::HeaderName = http::HeaderName::from_static("sec-gpc");
+
 /// Longest user agent or referer kept in an event, in bytes.
 const MAX_TEXT: usize = 1024;
 
@@ -119,7 +121,7 @@ impl ClickRecord {
     ) -> ClickRecord {
         let parts = [
             req.user_agent(),
-            req.header("referer"),
+            req.referer(),
             Some(req.hostname()),
             Some(req.path),
             req.query,
@@ -135,7 +137,7 @@ impl ClickRecord {
             })
         });
         ClickRecord {
-            gpc: req.header("sec-gpc").is_some_and(|v| v.trim() == "1"),
+            gpc: req.header_named(&SEC_GPC).is_some_and(|v| v.trim() == "1"),
             snapshot,
             visitor,
             decision,

@@ -6,6 +6,8 @@ use http::header::{HeaderMap, HeaderName};
 
 use super::cidr::CidrSet;
 
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
 /// Which header a trusted proxy uses to name the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientIpHeader {
@@ -52,7 +54,7 @@ pub fn client_ip(
 fn walk_forwarded_for(peer: IpAddr, headers: &HeaderMap, trusted: &CidrSet) -> IpAddr {
     let mut client = peer;
     // Several X-Forwarded-For lines form one list, in order.
-    let lines = headers.get_all("x-forwarded-for").iter().rev();
+    let lines = headers.get_all(&X_FORWARDED_FOR).iter().rev();
     for line in lines {
         let Ok(line) = line.to_str() else {
             return peer;

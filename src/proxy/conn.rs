@@ -120,7 +120,8 @@ where
     let svc_state = state.clone();
     let svc = service_fn(move |req| {
         let (gw, state) = (gw.clone(), svc_state.clone());
-        async move { super::handle::handle(gw, state, peer, req).await }
+        // Boxed: hyper moves the future it is given, and this one is large.
+        Box::pin(super::handle::handle(gw, state, peer, req))
     });
     let conn = http1::Builder::new()
         .max_buf_size(MAX_HEADER_BYTES)

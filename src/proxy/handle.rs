@@ -306,7 +306,7 @@ fn target(uri: &Uri, prefix: &str, facts: &RequestFacts) -> Option<Uri> {
 fn forwarded_for(headers: &http::HeaderMap, peer: IpAddr, trusted: bool) -> HeaderValue {
     let mut v = Vec::with_capacity(64);
     if trusted {
-        for prev in headers.get_all("x-forwarded-for") {
+        for prev in headers.get_all(&headers::X_FORWARDED_FOR) {
             v.extend_from_slice(prev.as_bytes());
             v.extend_from_slice(b", ");
         }

@@ -6,8 +6,7 @@ use http::{Method, Request, Uri, Version};
 
 use super::body::Body;
 
-/// Headers that describe one connection, never the message (RFC 9110 §7.6.1), and the ones
-/// flowgate sets itself for the upstream.
+/// Headers that describe one connection, never the message (RFC 9110 §7.6.1).
 static HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     header::TRANSFER_ENCODING,
@@ -18,6 +17,31 @@ static HOP_BY_HOP: [HeaderName; 8] = [
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
 ];
+
+/// Which of `HOP_BY_HOP` a header is; by length first, since every header of every request
+/// and response is asked.
+fn hop_index(name: &HeaderName) -> Option<usize> {
+    let s = name.as_str();
+    let i = match s.len() {
+        2 => 2,
+        7 if s == "trailer" => 3,
+        7 => 4,
+        10 if s == "connection" => 0,
+        10 => 6,
+        16 => 7,
+        17 => 1,
+        18 => 5,
+        _ => return None,
+    };
+    (HOP_BY_HOP[i].as_str() == s).then_some(i)
+}
+
+/// `Connection` tokens that name no header.
+fn plain_token(t: &str) -> bool {
+    ["close", "keep-alive", "upgrade"]
+        .iter()
+        .any(|p| t.eq_ignore_ascii_case(p))
+}
 
 fn connection_has(headers: &HeaderMap, token: &str) -> bool {
     headers.get_all(header::CONNECTION).iter().any(|v| {
@@ -40,7 +64,7 @@ pub struct Forwarding {
     pub host: Option<HeaderValue>,
 }
 
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 static X_CLICK_ID: HeaderName = HeaderName::from_static("x-click-id");
 
@@ -89,7 +113,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let mut present = [false; HOP_BY_HOP.len()];
     let mut any = false;
     for name in headers.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+        if let Some(i) = hop_index(name) {
             present[i] = true;
             any = true;
         }
@@ -97,16 +121,19 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if !any {
         return;
     }
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .filter(|n| !matches!(n.as_str(), "close" | "keep-alive" | "upgrade"))
-        .collect();
-    for name in listed {
-        headers.remove(name);
+    if present[0] {
+        let listed: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && !plain_token(t))
+            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+            .collect();
+        for name in listed {
+            headers.remove(name);
+        }
     }
     for (name, here) in HOP_BY_HOP.iter().zip(present) {
         if here {
@@ -181,6 +208,22 @@ mod tests {
         assert_eq!(h["accept"], "text/html");
         assert_eq!(h["x-forwarded-for"], "1.2.3.4");
         assert_eq!(req.uri(), "/safe/lp");
+    }
+
+    #[test]
+    fn every_hop_by_hop_name_is_known_by_its_index_and_no_other_is() {
+        for (i, h) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_index(h), Some(i), "{h}");
+        }
+        for other in [
+            "tf",
+            "referer",
+            "content-type",
+            "x-forwarded-for",
+            "proxy-authorization",
+        ] {
+            assert_eq!(hop_index(&HeaderName::from_static(other)), None, "{other}");
+        }
     }
 
     #[test]

@@ -125,8 +125,8 @@ impl Condition {
             Condition::Os(mask) => v.os.bit() & mask != 0,
             Condition::Browser(mask) => v.browser.bit() & mask != 0,
             Condition::Ua(re) => re.is_match(r.user_agent().unwrap_or("")),
-            Condition::Referer(None) => r.header("referer").is_none_or(|s| s.trim().is_empty()),
-            Condition::Referer(Some(re)) => r.header("referer").is_some_and(|s| re.is_match(s)),
+            Condition::Referer(None) => r.referer().is_none_or(|s| s.trim().is_empty()),
+            Condition::Referer(Some(re)) => r.referer().is_some_and(|s| re.is_match(s)),
             Condition::Param(checks) => checks.iter().all(|(name, p)| match p {
                 Presence::Present => r.has_param(name),
                 Presence::Absent => !r.has_param(name),

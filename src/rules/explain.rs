@@ -164,10 +164,7 @@ impl Tracer<'_> {
             Condition::Bot(_) => (v.bot.to_string(), c.eval(v, r)),
             Condition::Device(_) => (v.device.as_str().to_string(), c.eval(v, r)),
             Condition::Ua(_) => (r.user_agent().unwrap_or("").to_string(), c.eval(v, r)),
-            Condition::Referer(_) => (
-                r.header("referer").unwrap_or("(none)").to_string(),
-                c.eval(v, r),
-            ),
+            Condition::Referer(_) => (r.referer().unwrap_or("(none)").to_string(), c.eval(v, r)),
             Condition::Param(checks) => {
                 let seen: Vec<String> = checks
                     .iter()

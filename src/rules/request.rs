@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 
+use http::header::{self, HeaderName};
 use http::{HeaderMap, Method};
 
 pub struct RequestFacts<'a> {
@@ -21,8 +22,17 @@ impl<'a> RequestFacts<'a> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// The same for a name known in advance (no name to parse per request).
+    pub fn header_named(&self, name: &HeaderName) -> Option<&'a str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
     pub fn user_agent(&self) -> Option<&'a str> {
-        self.header("user-agent")
+        self.header_named(&header::USER_AGENT)
+    }
+
+    pub fn referer(&self) -> Option<&'a str> {
+        self.header_named(&header::REFERER)
     }
 
     /// The host without port, as sent (compare case-insensitively).
@@ -44,7 +54,10 @@ impl<'a> RequestFacts<'a> {
 
     /// The primary subtag of the visitor's preferred language (`en` of `en-US,de;q=0.8`).
     pub fn primary_language(&self) -> Option<&'a str> {
-        let first = self.header("accept-language")?.split(',').next()?;
+        let first = self
+            .header_named(&header::ACCEPT_LANGUAGE)?
+            .split(',')
+            .next()?;
         let tag = first.split(';').next()?.trim();
         let primary = tag.split(['-', '_']).next()?.trim();
         (!primary.is_empty() && primary != "*").then_some(primary)

@@ -73,14 +73,16 @@ pub struct ClientHints<'a> {
 
 impl<'a> ClientHints<'a> {
     pub fn from_headers(headers: &'a http::HeaderMap) -> ClientHints<'a> {
-        let text = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+        static MOBILE: http::HeaderName = http::HeaderName::from_static("sec-ch-ua-mobile");
+        static PLATFORM: http::HeaderName = http::HeaderName::from_static("sec-ch-ua-platform");
+        let text = |n: &http::HeaderName| headers.get(n).and_then(|v| v.to_str().ok());
         ClientHints {
-            mobile: text("sec-ch-ua-mobile").and_then(|v| match v.trim() {
+            mobile: text(&MOBILE).and_then(|v| match v.trim() {
                 "?1" => Some(true),
                 "?0" => Some(false),
                 _ => None,
             }),
-            platform: text("sec-ch-ua-platform").map(|p| p.trim().trim_matches('"')),
+            platform: text(&PLATFORM).map(|p| p.trim().trim_matches('"')),
         }
     }
 }
