@@ -6,7 +6,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{Request, Response, StatusCode, Uri, Version};
@@ -304,40 +303,49 @@ fn target(uri: &Uri, prefix: &str, facts: &RequestFacts) -> Option<Uri> {
 /// Each proxy appends the address it heard from; from an untrusted peer the incoming chain is
 /// the visitor's own words and is replaced.
 fn forwarded_for(headers: &http::HeaderMap, peer: IpAddr, trusted: bool) -> HeaderValue {
-    let mut v = Vec::with_capacity(64);
-    if trusted {
-        for prev in headers.get_all(&headers::X_FORWARDED_FOR) {
-            v.extend_from_slice(prev.as_bytes());
-            v.extend_from_slice(b", ");
-        }
+    let prev = headers.get_all(&headers::X_FORWARDED_FOR);
+    if !trusted || prev.iter().next().is_none() {
+        return ip_value(peer);
     }
-    push_ip(&mut v, peer);
-    HeaderValue::from_maybe_shared(Bytes::from(v)).unwrap_or(HeaderValue::from_static(""))
+    let mut v = Vec::with_capacity(64);
+    for p in prev {
+        v.extend_from_slice(p.as_bytes());
+        v.extend_from_slice(b", ");
+    }
+    let mut buf = [0u8; 48];
+    v.extend_from_slice(write_ip(&mut buf, peer));
+    HeaderValue::from_bytes(&v).unwrap_or(HeaderValue::from_static(""))
 }
 
 fn ip_value(ip: IpAddr) -> HeaderValue {
-    let mut v = Vec::with_capacity(40);
-    push_ip(&mut v, ip);
-    HeaderValue::from_maybe_shared(Bytes::from(v)).unwrap_or(HeaderValue::from_static(""))
+    let mut buf = [0u8; 48];
+    HeaderValue::from_bytes(write_ip(&mut buf, ip)).unwrap_or(HeaderValue::from_static(""))
 }
 
 /// `IpAddr`'s `Display` goes through the formatter a piece at a time; an IPv4 address, the
 /// common case, is four numbers.
-fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
+fn write_ip(buf: &mut [u8; 48], ip: IpAddr) -> &[u8] {
+    let mut n = 0;
     match ip {
         IpAddr::V4(a) => {
-            let mut buf = itoa::Buffer::new();
+            let mut num = itoa::Buffer::new();
             for (i, octet) in a.octets().into_iter().enumerate() {
                 if i > 0 {
-                    out.push(b'.');
+                    buf[n] = b'.';
+                    n += 1;
                 }
-                out.extend_from_slice(buf.format(octet).as_bytes());
+                let digits = num.format(octet).as_bytes();
+                buf[n..n + digits.len()].copy_from_slice(digits);
+                n += digits.len();
             }
         }
         IpAddr::V6(_) => {
-            let _ = write!(out, "{ip}");
+            let mut cursor = &mut buf[..];
+            let _ = write!(cursor, "{ip}");
+            n = 48 - cursor.len();
         }
     }
+    &buf[..n]
 }
 
 /// A switch of protocols both sides asked for: once hyper hands over both connections, bytes
