@@ -307,14 +307,17 @@ fn forwarded_for(headers: &http::HeaderMap, peer: IpAddr, trusted: bool) -> Head
     if !trusted || prev.iter().next().is_none() {
         return ip_value(peer);
     }
-    let mut v = Vec::with_capacity(64);
+    let mut buf = [0u8; 48];
+    let ip = write_ip(&mut buf, peer);
+    // Sized exactly: `Bytes` takes the vector as it is, without shrinking it.
+    let len = prev.iter().map(|p| p.len() + 2).sum::<usize>() + ip.len();
+    let mut v = Vec::with_capacity(len);
     for p in prev {
         v.extend_from_slice(p.as_bytes());
         v.extend_from_slice(b", ");
     }
-    let mut buf = [0u8; 48];
-    v.extend_from_slice(write_ip(&mut buf, peer));
-    HeaderValue::from_bytes(&v).unwrap_or(HeaderValue::from_static(""))
+    v.extend_from_slice(ip);
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(v)).unwrap_or(HeaderValue::from_static(""))
 }
 
 fn ip_value(ip: IpAddr) -> HeaderValue {
