@@ -386,6 +386,7 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
         client_ip_header: config.client_ip_source(),
         events,
         metrics: metrics.clone(),
+        limits: config.limits.clone(),
     });
     let mut service = Service::new("flowgate".to_string(), App(gateway));
     for addr in &config.listen {

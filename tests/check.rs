@@ -200,3 +200,23 @@ fn schedule_conditions_are_checked_and_rule_tests_can_pin_the_time() {
         "{text}"
     );
 }
+
+#[test]
+fn limits_out_of_range_are_refused_each_by_its_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _, _) = write_setup(
+        dir.path(),
+        "limits: { max_header_bytes: 1KiB, idle_timeout: 0s, requests_per_connection: 0 }\n",
+        "routes: { page: { respond: { body: ok } } }\ncampaigns: [ { id: c, flows: [ { name: f, to: page } ] } ]\n",
+    );
+    let (code, text) = check(&config);
+    assert_eq!(code, 1, "{text}");
+    for field in [
+        "limits.max_header_bytes",
+        "limits.idle_timeout",
+        "limits.requests_per_connection",
+    ] {
+        assert!(text.contains(field), "{field} in {text}");
+    }
+    assert!(!text.contains("limits.header_timeout"), "{text}");
+}

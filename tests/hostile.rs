@@ -213,3 +213,88 @@ fn transfer_encoding_wins_over_content_length_and_too_many_headers_are_refused()
         hits_before
     );
 }
+
+/// Reads until the peer closes (true) or `limit` passes (false).
+fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let mut buf = [0u8; 4096];
+    while std::time::Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+#[test]
+fn slow_headers_are_cut_off_by_their_deadline_while_others_are_served() {
+    let up = Upstream::start("landing");
+    let fg = Flowgate::start(
+        "limits: { header_timeout: 2s, idle_timeout: 30s }\n",
+        &rules(up.addr),
+    );
+    let mut slow: Vec<TcpStream> = (0..200)
+        .map(|_| {
+            let mut s = TcpStream::connect(fg.addr).unwrap();
+            s.write_all(b"GET /lp HTTP/1.1\r\nHost: promo.example.com\r\nX-Slow: ")
+                .unwrap();
+            s
+        })
+        .collect();
+    // A normal visitor is answered while the slow ones trickle.
+    let r = fg.get("/lp", &[("User-Agent", CHROME)]);
+    assert_eq!(r.status, 200);
+    // Each slow client sends a byte every 300 ms, which no per-read timeout would ever stop.
+    let started = std::time::Instant::now();
+    let mut open = slow.len();
+    while open > 0 && started.elapsed() < Duration::from_secs(15) {
+        open = 0;
+        for s in &mut slow {
+            if s.write_all(b"a").is_ok() && !closed_within(s, Duration::from_millis(1)) {
+                open += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(open, 0, "every slow header closed by the 2 s deadline");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "not before the deadline"
+    );
+    assert_eq!(up.hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed_after_its_idle_timeout() {
+    let up = Upstream::start("landing");
+    let fg = Flowgate::start("limits: { idle_timeout: 2s }\n", &rules(up.addr));
+    let mut s = TcpStream::connect(fg.addr).unwrap();
+    s.write_all(b"GET /lp HTTP/1.1\r\nHost: promo.example.com\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let n = s.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    assert!(
+        closed_within(&mut s, Duration::from_secs(10)),
+        "closed after 2 s idle"
+    );
+}
+
+#[test]
+fn the_last_request_a_connection_may_carry_closes_it() {
+    let up = Upstream::start("landing");
+    let fg = Flowgate::start("limits: { requests_per_connection: 2 }\n", &rules(up.addr));
+    let reply = raw(
+        fg.addr,
+        "GET /a HTTP/1.1\r\nHost: promo.example.com\r\n\r\nGET /b HTTP/1.1\r\nHost: promo.example.com\r\n\r\nGET /c HTTP/1.1\r\nHost: promo.example.com\r\n\r\n",
+    );
+    assert_eq!(reply.matches("HTTP/1.1 200").count(), 2, "{reply}");
+    assert!(reply.to_ascii_lowercase().contains("connection: close"));
+    assert!(!reply.contains("/safe/c"));
+}

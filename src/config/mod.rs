@@ -2,6 +2,7 @@
 //! problem is reported with file, line and field. Changing it takes a graceful restart.
 
 mod duration;
+mod limits;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use crate::problem::{Problems, Span};
 use crate::yaml::At;
 
 pub use duration::{ByteSize, Timeout};
+pub use limits::Limits;
 
 pub const DEFAULT_PATH: &str = "config/flowgate.yaml";
 
@@ -51,6 +53,9 @@ pub struct Config {
     /// Worker threads for the proxy; default: one per core.
     #[serde(default)]
     pub threads: Option<usize>,
+    /// Sizes, counts and deadlines for visitor connections.
+    #[serde(default)]
+    pub limits: Limits,
     /// How long in-flight requests may take to finish after SIGTERM.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout: Timeout,
@@ -533,6 +538,7 @@ impl Config {
     }
 
     fn validate(&self, problems: &mut Problems) {
+        self.limits.validate(&self.path, problems);
         let file = &self.path;
         if self.listen.is_empty() && self.tls.is_empty() {
             problems.push(file, Span::default(), "listen", "no listener configured");

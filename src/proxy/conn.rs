@@ -23,12 +23,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::Gateway;
 
-/// nginx's `client_header_timeout`: a request header, or a new connection's first bytes.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// nginx's `keepalive_timeout` is 75 s; between requests a visitor has this long.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// A header block (request line and headers) larger than this gets 431.
-pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 const TICK: Duration = Duration::from_secs(1);
 
 /// What a connection has done, written by the request path and read by the watchdog.
@@ -45,8 +39,9 @@ pub struct ConnState {
 }
 
 impl ConnState {
-    pub fn request_started(&self) {
-        self.started.fetch_add(1, Relaxed);
+    /// Counts the request in; returns how many this connection has had.
+    pub fn request_started(&self) -> u64 {
+        self.started.fetch_add(1, Relaxed) + 1
     }
 
     pub fn request_finished(&self) {
@@ -117,6 +112,7 @@ where
         inner: stream,
         state: state.clone(),
     });
+    let limits = gw.limits.clone();
     let svc_state = state.clone();
     let svc = service_fn(move |req| {
         let (gw, state) = (gw.clone(), svc_state.clone());
@@ -124,8 +120,8 @@ where
         Box::pin(super::handle::handle(gw, state, peer, req))
     });
     let conn = http1::Builder::new()
-        .max_buf_size(MAX_HEADER_BYTES)
-        .max_header_size(MAX_HEADER_BYTES)
+        .max_buf_size(limits.header_bytes())
+        .max_header_size(limits.header_bytes())
         .serve_connection(io, svc)
         .with_upgrades();
     tokio::pin!(conn);
@@ -146,7 +142,7 @@ where
                     state.draining.store(true, Relaxed);
                 }
             }
-            () = watchdog(&state) => {
+            () = watchdog(&state, &limits) => {
                 log::debug!("connection closed by its deadline");
                 return;
             }
@@ -156,7 +152,7 @@ where
 
 /// Returns when the connection should be closed: silent past its deadline while no request
 /// is being answered. Restarted (from zero) when the process starts draining.
-async fn watchdog(state: &ConnState) {
+async fn watchdog(state: &ConnState, limits: &crate::config::Limits) {
     let mut interval = tokio::time::interval(TICK);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     interval.tick().await;
@@ -198,13 +194,13 @@ async fn watchdog(state: &ConnState) {
         quiet += TICK;
         let partial_header = reads != seen.2;
         let limit = if partial_header || started == 0 {
-            HEADER_TIMEOUT
+            limits.header_timeout.0
         } else if state.draining() {
             // Closed only after a second of silence: a request already on its way still
             // gets its answer (with `Connection: close`).
             TICK
         } else {
-            IDLE_TIMEOUT
+            limits.idle_timeout.0
         };
         if quiet >= limit {
             return;

@@ -93,7 +93,8 @@ pub async fn handle(
         return Err(Drained);
     }
     let start = Instant::now();
-    conn.request_started();
+    // The answer to the last request a connection may carry closes it.
+    let last = conn.request_started() >= gw.limits.requests_per_connection;
     let in_flight = gw.in_flight.enter();
     let (mut parts, body) = req.into_parts();
     let mut finish = Finish {
@@ -115,7 +116,7 @@ pub async fn handle(
             }
             Err((status, msg)) => respond::text(status, msg),
         };
-        return Ok(finished(answer, finish, conn.draining()));
+        return Ok(finished(answer, finish, last || conn.draining()));
     }
 
     let on_upgrade = parts.extensions.remove::<OnUpgrade>();
@@ -259,7 +260,7 @@ pub async fn handle(
         });
     }
     finish.record = record;
-    Ok(finished(response, finish, conn.draining()))
+    Ok(finished(response, finish, last || conn.draining()))
 }
 
 /// What the decision asks for: an answer flowgate has, or a request for an upstream.
@@ -272,10 +273,10 @@ enum Plan<'s> {
     },
 }
 
-/// The response with its `Finish`; while draining it also closes the connection.
-fn finished(resp: Response<Body>, finish: Finish, draining: bool) -> Response<Tracked> {
+/// The response with its `Finish`; `close` makes it the connection's last.
+fn finished(resp: Response<Body>, finish: Finish, close: bool) -> Response<Tracked> {
     let (mut parts, body) = resp.into_parts();
-    if draining && parts.status != StatusCode::SWITCHING_PROTOCOLS {
+    if close && parts.status != StatusCode::SWITCHING_PROTOCOLS {
         parts
             .headers
             .insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -35,6 +35,7 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     pub in_flight: InFlightCounter,
     pub postback: Option<Postback>,
+    pub limits: crate::config::Limits,
 }
 
 impl Gateway {

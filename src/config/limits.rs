@@ -1,0 +1,92 @@
+//! `limits:` — what one visitor connection may take: sizes, counts and deadlines, with the
+//! defaults nginx operators know.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{ByteSize, Timeout};
+use crate::problem::{Problems, Span};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// A request line plus headers larger than this gets 431 (hyper's own floor is 8 KiB).
+    #[serde(default = "default_header_bytes")]
+    pub max_header_bytes: ByteSize,
+    /// nginx's `client_header_timeout`: a new connection's first request, and any request
+    /// header once begun, must be complete within this.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout: Timeout,
+    /// nginx's `keepalive_timeout`: how long a connection may wait for its next request.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: Timeout,
+    /// nginx's `keepalive_requests`: the answer to the last one closes the connection.
+    #[serde(default = "default_requests_per_connection")]
+    pub requests_per_connection: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_header_bytes: default_header_bytes(),
+            header_timeout: default_header_timeout(),
+            idle_timeout: default_idle_timeout(),
+            requests_per_connection: default_requests_per_connection(),
+        }
+    }
+}
+
+fn default_header_bytes() -> ByteSize {
+    ByteSize(64 << 10)
+}
+
+fn default_header_timeout() -> Timeout {
+    Timeout(Duration::from_secs(10))
+}
+
+fn default_idle_timeout() -> Timeout {
+    Timeout(Duration::from_secs(60))
+}
+
+fn default_requests_per_connection() -> u64 {
+    1000
+}
+
+/// hyper refuses a read buffer below this.
+const MIN_HEADER_BYTES: u64 = 8192;
+
+impl Limits {
+    pub fn validate(&self, file: &Path, problems: &mut Problems) {
+        let mut bad = |field: &str, msg: String| {
+            problems.push(file, Span::default(), format!("limits.{field}"), msg)
+        };
+        let bytes = self.max_header_bytes.0;
+        if !(MIN_HEADER_BYTES..=16 << 20).contains(&bytes) {
+            bad(
+                "max_header_bytes",
+                format!("{bytes} bytes: must be from 8KiB to 16MiB"),
+            );
+        }
+        for (field, t) in [
+            ("header_timeout", self.header_timeout),
+            ("idle_timeout", self.idle_timeout),
+        ] {
+            if t.0 < Duration::from_secs(1) {
+                bad(
+                    field,
+                    "must be at least 1s (deadlines are kept to the second)".into(),
+                );
+            }
+        }
+        if self.requests_per_connection == 0 {
+            bad("requests_per_connection", "must be at least 1".into());
+        }
+    }
+
+    /// The header buffer size hyper is given.
+    pub fn header_bytes(&self) -> usize {
+        usize::try_from(self.max_header_bytes.0).unwrap_or(usize::MAX)
+    }
+}
