@@ -387,10 +387,16 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
         events,
         metrics: metrics.clone(),
         limits: config.limits.clone(),
+        proxy_protocol: config
+            .listen
+            .iter()
+            .filter(|l| l.proxy_protocol)
+            .copied()
+            .collect(),
     });
     let mut service = Service::new("flowgate".to_string(), App(gateway));
-    for addr in &config.listen {
-        service.add_tcp(&addr.to_string());
+    for l in &config.listen {
+        service.add_tcp(&l.addr.to_string());
     }
     for t in &config.tls {
         let (cert, key) = (t.cert.to_string_lossy(), t.key.to_string_lossy());
@@ -445,16 +451,23 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
     if let Some(first) = config
         .listen
         .first()
-        .or(config.tls.first().map(|t| &t.listen))
+        .map(|l| l.addr)
+        .or(config.tls.first().map(|t| t.listen))
     {
-        crate::lifecycle::notify_ready_when_listening(*first);
+        crate::lifecycle::notify_ready_when_listening(first);
     }
     crate::lifecycle::upgrade_on_sigusr2(config.path.clone());
+    let listeners: Vec<String> = (config.listen.iter().map(|l| l.addr.to_string()))
+        .chain(config.tls.iter().map(|t| format!("{} (tls)", t.listen)))
+        .collect();
+    let admin = config
+        .admin
+        .as_ref()
+        .map_or("off".to_string(), |a| a.value.to_string());
     log::info!(
-        "flowgate {} serving on {:?}, admin on {:?}",
+        "flowgate {} serving on {}, admin on {admin}",
         env!("CARGO_PKG_VERSION"),
-        config.listen,
-        config.admin.as_ref().map(|a| a.value)
+        listeners.join(", "),
     );
     server.run(RunArgs::default());
     finish_once();

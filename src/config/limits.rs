@@ -1,6 +1,7 @@
-//! `limits:` — what one visitor connection may take: sizes, counts and deadlines, with the
-//! defaults nginx operators know.
+//! What visitor connections meet: `listen:` entries and `limits:` — sizes, counts and
+//! deadlines, with the defaults nginx operators know.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -8,6 +9,54 @@ use serde::Deserialize;
 
 use super::{ByteSize, Timeout};
 use crate::problem::{Problems, Span};
+
+/// A plain HTTP listener: `"0.0.0.0:8080"`, or `{ addr, proxy_protocol }` for one behind an L4
+/// balancer that opens each connection with a PROXY protocol header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen {
+    pub addr: SocketAddr,
+    pub proxy_protocol: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    untagged,
+    expecting = "an address like \"0.0.0.0:8080\" or { addr: \"0.0.0.0:8080\", proxy_protocol: true }"
+)]
+enum ListenSpec {
+    Addr(SocketAddr),
+    Full {
+        addr: SocketAddr,
+        #[serde(default)]
+        proxy_protocol: bool,
+    },
+}
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match ListenSpec::deserialize(d)? {
+            ListenSpec::Addr(addr) => Listen {
+                addr,
+                proxy_protocol: false,
+            },
+            ListenSpec::Full {
+                addr,
+                proxy_protocol,
+            } => Listen {
+                addr,
+                proxy_protocol,
+            },
+        })
+    }
+}
+
+impl Listen {
+    /// Whether a connection that arrived at `local` came through this listener.
+    pub fn accepted(&self, local: SocketAddr) -> bool {
+        self.addr.port() == local.port()
+            && (self.addr.ip().is_unspecified() || self.addr.ip() == local.ip().to_canonical())
+    }
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -15,7 +15,7 @@ use crate::problem::{Problems, Span};
 use crate::yaml::At;
 
 pub use duration::{ByteSize, Timeout};
-pub use limits::Limits;
+pub use limits::{Limits, Listen};
 
 pub const DEFAULT_PATH: &str = "config/flowgate.yaml";
 
@@ -26,7 +26,7 @@ pub struct Config {
     #[serde(skip)]
     pub path: PathBuf,
     #[serde(default = "default_listen")]
-    pub listen: Vec<SocketAddr>,
+    pub listen: Vec<Listen>,
     #[serde(default)]
     pub tls: Vec<TlsListener>,
     /// `/metrics`, `/healthz`, `/readyz`; `null` turns it off.
@@ -376,8 +376,11 @@ pub enum IpPrivacy {
     None,
 }
 
-fn default_listen() -> Vec<SocketAddr> {
-    vec![SocketAddr::from(([127, 0, 0, 1], 8080))]
+fn default_listen() -> Vec<Listen> {
+    vec![Listen {
+        addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        proxy_protocol: false,
+    }]
 }
 fn default_admin() -> Option<At<SocketAddr>> {
     Some(At::new(SocketAddr::from(([127, 0, 0, 1], 9180))))
@@ -539,6 +542,13 @@ impl Config {
 
     fn validate(&self, problems: &mut Problems) {
         self.limits.validate(&self.path, problems);
+        let mut seen = std::collections::HashSet::new();
+        for l in &self.listen {
+            if !seen.insert(l.addr) {
+                let msg = format!("{} is listed twice", l.addr);
+                problems.push(&self.path, Span::default(), "listen", msg);
+            }
+        }
         let file = &self.path;
         if self.listen.is_empty() && self.tls.is_empty() {
             problems.push(file, Span::default(), "listen", "no listener configured");

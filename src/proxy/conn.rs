@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -71,9 +72,62 @@ pub async fn serve(gw: Arc<Gateway>, stream: Stream, shutdown: &ShutdownWatch) {
         log::debug!("connection without a peer address; closed");
         return;
     };
+    let local = stream
+        .get_socket_digest()
+        .and_then(|d| d.local_addr().and_then(|a| a.as_inet().copied()));
+    let proxied = local.is_some_and(|local| gw.proxy_protocol.iter().any(|l| l.accepted(local)));
     match localize(stream) {
-        Ok(tcp) => serve_io(gw, tcp, peer, shutdown).await,
-        Err(stream) => serve_io(gw, stream, peer, shutdown).await,
+        Ok(mut tcp) if proxied => {
+            if !gw.trusted_proxies.contains(peer) {
+                log::debug!("PROXY protocol listener: connection from an untrusted peer closed");
+                return;
+            }
+            let limit = gw.limits.header_timeout.0;
+            match tokio::time::timeout(limit, proxy_header(&mut tcp)).await {
+                Ok(Ok((client, rest))) => {
+                    serve_io(gw, tcp, client.unwrap_or(peer), rest, shutdown).await
+                }
+                Ok(Err(e)) => log::debug!("PROXY protocol: {e}; connection closed"),
+                Err(_) => log::debug!("PROXY protocol: no header in time; connection closed"),
+            }
+        }
+        Ok(tcp) => serve_io(gw, tcp, peer, Bytes::new(), shutdown).await,
+        Err(_) if proxied => log::debug!("PROXY protocol needs a plain TCP connection; closed"),
+        Err(stream) => serve_io(gw, stream, peer, Bytes::new(), shutdown).await,
+    }
+}
+
+/// Reads the PROXY protocol header: the client it names (`None`: the balancer's own
+/// connection), and the bytes read past it, which begin the first request.
+async fn proxy_header(
+    tcp: &mut tokio::net::TcpStream,
+) -> Result<(Option<std::net::IpAddr>, Bytes), &'static str> {
+    use super::proxy_protocol::{parse, Header, Parse, MAX_HEADER};
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; MAX_HEADER];
+    let mut filled = 0;
+    loop {
+        let n = tcp
+            .read(&mut buf[filled..])
+            .await
+            .map_err(|_| "read failed")?;
+        if n == 0 {
+            return Err("closed before the header");
+        }
+        filled += n;
+        match parse(&buf[..filled]) {
+            Parse::Done(h) => {
+                let rest = Bytes::copy_from_slice(&buf[h.header_len()..filled]);
+                let client = match h {
+                    Header::Proxied { client, .. } => Some(client.ip().to_canonical()),
+                    Header::Local { .. } => None,
+                };
+                return Ok((client, rest));
+            }
+            Parse::Incomplete if filled < MAX_HEADER => {}
+            Parse::Incomplete => return Err("header too long"),
+            Parse::Invalid(e) => return Err(e),
+        }
     }
 }
 
@@ -103,13 +157,20 @@ fn localize(stream: Stream) -> Result<tokio::net::TcpStream, Stream> {
     }
 }
 
-async fn serve_io<S>(gw: Arc<Gateway>, stream: S, peer: std::net::IpAddr, shutdown: &ShutdownWatch)
-where
+/// `prefix`: bytes already read from the stream that belong to the first request.
+async fn serve_io<S>(
+    gw: Arc<Gateway>,
+    stream: S,
+    peer: std::net::IpAddr,
+    prefix: Bytes,
+    shutdown: &ShutdownWatch,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let state = Arc::new(ConnState::default());
     let io = TokioIo::new(Counted {
         inner: stream,
+        prefix,
         state: state.clone(),
     });
     let limits = gw.limits.clone();
@@ -208,9 +269,11 @@ async fn watchdog(state: &ConnState, limits: &crate::config::Limits) {
     }
 }
 
-/// The accepted stream, counting reads that brought bytes (for the watchdog).
+/// The accepted stream, counting reads that brought bytes (for the watchdog), after the
+/// bytes of `prefix`.
 struct Counted<S> {
     inner: S,
+    prefix: Bytes,
     state: Arc<ConnState>,
 }
 
@@ -220,6 +283,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix.split_to(n));
+            self.state.reads.fetch_add(1, Relaxed);
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {

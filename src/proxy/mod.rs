@@ -8,6 +8,7 @@ mod conn;
 mod handle;
 pub mod headers;
 mod postback;
+pub mod proxy_protocol;
 mod respond;
 mod upstream;
 
@@ -36,6 +37,8 @@ pub struct Gateway {
     pub in_flight: InFlightCounter,
     pub postback: Option<Postback>,
     pub limits: crate::config::Limits,
+    /// Listeners whose connections open with a PROXY protocol header.
+    pub proxy_protocol: Vec<crate::config::Listen>,
 }
 
 impl Gateway {
