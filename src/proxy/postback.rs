@@ -67,6 +67,24 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+        #[test]
+        fn any_query_is_a_conversion_or_a_refusal_never_a_panic(
+            query in "[a-z_=&%0-9A-F.+-]{0,120}",
+            token in proptest::option::of("[a-z0-9]{1,8}"),
+        ) {
+            match conversion(&pb(token.as_deref()), Some(&query)) {
+                Ok(c) => {
+                    prop_assert!(!c.click_id.is_empty() && c.click_id.len() <= 64);
+                    prop_assert!(c.payout.is_none_or(f64::is_finite));
+                }
+                Err((status, _)) => prop_assert!(status == 400 || status == 403),
+            }
+        }
+    }
 
     fn pb(token: Option<&str>) -> Postback {
         Postback {
