@@ -117,7 +117,7 @@ proptest! {
         std::fs::write(&path, lines.join("\n")).unwrap();
         let mut problems = Problems::default();
         let set = CidrSet::load(&path, &mut problems);
-        prop_assert!(set.is_some() != !problems.is_empty(), "{problems}");
+        prop_assert!(set.is_some() == problems.is_empty(), "{problems}");
     }
 
     #[test]
