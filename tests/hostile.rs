@@ -298,3 +298,28 @@ fn the_last_request_a_connection_may_carry_closes_it() {
     assert!(reply.to_ascii_lowercase().contains("connection: close"));
     assert!(!reply.contains("/safe/c"));
 }
+
+#[test]
+fn a_body_over_max_body_bytes_gets_413_declared_or_chunked() {
+    let up = Upstream::start("landing");
+    let fg = Flowgate::start("limits: { max_body_bytes: 1KiB }\n", &rules(up.addr));
+    let declared = raw(
+        fg.addr,
+        "POST /lp HTTP/1.1\r\nHost: promo.example.com\r\nContent-Length: 2048\r\n\r\n",
+    );
+    assert_eq!(status_of(&declared), 413, "{declared}");
+    let chunk = "x".repeat(600);
+    let chunked = raw(
+        fg.addr,
+        &format!(
+            "POST /lp HTTP/1.1\r\nHost: promo.example.com\r\nTransfer-Encoding: chunked\r\n\r\n\
+             258\r\n{chunk}\r\n258\r\n{chunk}\r\n0\r\n\r\n"
+        ),
+    );
+    assert_eq!(status_of(&chunked), 413, "{chunked}");
+    let small = raw(
+        fg.addr,
+        "POST /lp HTTP/1.1\r\nHost: promo.example.com\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello",
+    );
+    assert_eq!(status_of(&small), 200, "{small}");
+}

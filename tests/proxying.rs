@@ -247,7 +247,10 @@ async fn echo(req: Request<Incoming>) -> Response<UpBody> {
 #[test]
 fn an_upload_streams_through_with_its_framing() {
     let up = HyperUp::start(echo);
-    let fg = Flowgate::start("", &rules(up.addr, "10s"));
+    let fg = Flowgate::start(
+        "limits: { max_body_bytes: 16MiB }\n",
+        &rules(up.addr, "10s"),
+    );
     let data = payload(5 << 20);
 
     let mut v = Visitor::connect(fg.addr);

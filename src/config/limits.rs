@@ -71,6 +71,9 @@ pub struct Limits {
     /// nginx's `keepalive_timeout`: how long a connection may wait for its next request.
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout: Timeout,
+    /// nginx's `client_max_body_size`: a larger request body gets 413.
+    #[serde(default = "default_body_bytes")]
+    pub max_body_bytes: ByteSize,
     /// nginx's `keepalive_requests`: the answer to the last one closes the connection.
     #[serde(default = "default_requests_per_connection")]
     pub requests_per_connection: u64,
@@ -83,12 +86,17 @@ impl Default for Limits {
             header_timeout: default_header_timeout(),
             idle_timeout: default_idle_timeout(),
             requests_per_connection: default_requests_per_connection(),
+            max_body_bytes: default_body_bytes(),
         }
     }
 }
 
 fn default_header_bytes() -> ByteSize {
     ByteSize(64 << 10)
+}
+
+fn default_body_bytes() -> ByteSize {
+    ByteSize(1 << 20)
 }
 
 fn default_header_timeout() -> Timeout {

@@ -21,12 +21,39 @@ pub enum Body {
     Upload(Incoming, Arc<Progress>),
 }
 
-/// Frames of an upload sent so far, and whether it now waits for the visitor's next bytes.
-#[derive(Default)]
+/// Frames of an upload sent so far, whether it now waits for the visitor's next bytes, and
+/// what is left of `limits.max_body_bytes`.
 pub struct Progress {
     pub frames: AtomicU64,
     pub on_visitor: AtomicBool,
+    pub allowed: AtomicU64,
+    /// The visitor sent more than allowed: the upload was cut off, the answer is 413.
+    pub too_large: AtomicBool,
 }
+
+impl Progress {
+    pub fn new(allowed: u64) -> Progress {
+        Progress {
+            frames: AtomicU64::new(0),
+            on_visitor: AtomicBool::new(false),
+            allowed: AtomicU64::new(allowed),
+            too_large: AtomicBool::new(false),
+        }
+    }
+}
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug)]
+struct TooLarge;
+
+impl std::fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("request body larger than limits.max_body_bytes")
+    }
+}
+
+impl std::error::Error for TooLarge {}
 
 impl Body {
     pub fn empty() -> Body {
@@ -40,24 +67,32 @@ impl Body {
 
 impl HttpBody for Body {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match self.get_mut() {
-            Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = match self.get_mut() {
+            Body::Full(b) => return Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             Body::Stream(s) => Pin::new(s).poll_frame(cx),
             Body::Upload(s, progress) => {
                 let polled = Pin::new(s).poll_frame(cx);
                 progress.on_visitor.store(polled.is_pending(), Relaxed);
-                if let Poll::Ready(Some(Ok(_))) = &polled {
+                if let Poll::Ready(Some(Ok(frame))) = &polled {
                     progress.frames.fetch_add(1, Relaxed);
+                    let n = frame.data_ref().map_or(0, |d| d.len() as u64);
+                    let left = progress.allowed.load(Relaxed);
+                    if n > left {
+                        progress.too_large.store(true, Relaxed);
+                        return Poll::Ready(Some(Err(Box::new(TooLarge))));
+                    }
+                    progress.allowed.store(left - n, Relaxed);
                 }
                 polled
             }
-        }
+        };
+        polled.map(|f| f.map(|r| r.map_err(Into::into)))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -96,12 +131,12 @@ impl Tracked {
 
 impl HttpBody for Tracked {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.body).poll_frame(cx);
         match &polled {

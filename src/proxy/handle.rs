@@ -12,7 +12,7 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 
-use super::body::{Body, Tracked};
+use super::body::{Body, Progress, Tracked};
 use super::conn::ConnState;
 use super::headers::{self, Forwarding};
 use super::upstream::{self, Pooled};
@@ -239,7 +239,7 @@ pub async fn handle(
                 conn.stall_limit(up.read_timeout);
             }
             finish.pooled = pooled;
-            (resp, Some(peer))
+            (resp, peer)
         }
     };
 
@@ -373,6 +373,14 @@ fn tunnel(down: Option<OnUpgrade>, resp: &mut Response<Incoming>) {
     });
 }
 
+/// 413, and the connection closes: the rest of the body is not worth reading.
+fn too_large() -> Response<Body> {
+    let mut r = respond::error_page(413);
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
 /// The proxy action of one request.
 struct Leg<'a> {
     gw: &'a Gateway,
@@ -390,21 +398,33 @@ impl Leg<'_> {
         headers: http::HeaderMap,
         body: Incoming,
         on_upgrade: Option<OnUpgrade>,
-    ) -> (Response<Body>, SocketAddr, Option<Pooled>) {
+    ) -> (Response<Body>, Option<SocketAddr>, Option<Pooled>) {
         let upgrade = headers::wants_upgrade(&headers);
         // RFC 9110 §9.2.2: only an idempotent request may be sent again unasked.
         let replay = hyper::body::Body::is_end_stream(&body) && method.is_idempotent();
-        let body = if hyper::body::Body::is_end_stream(&body) {
-            Body::Stream(body)
-        } else {
-            Body::Upload(body, Default::default())
+        let allowed = self.gw.limits.max_body_bytes.0;
+        if hyper::body::Body::size_hint(&body).lower() > allowed {
+            return (too_large(), None, None);
+        }
+        let progress =
+            (!hyper::body::Body::is_end_stream(&body)).then(|| Arc::new(Progress::new(allowed)));
+        let body = match &progress {
+            None => Body::Stream(body),
+            Some(p) => Body::Upload(body, p.clone()),
         };
         let req = headers::upstream_request(method, headers, self.target, self.fwd, upgrade, body);
         let answer = match upstream::send(self.up, req, replay).await {
             Ok(a) => a,
+            Err((_, peer))
+                if progress
+                    .as_ref()
+                    .is_some_and(|p| p.too_large.load(std::sync::atomic::Ordering::Relaxed)) =>
+            {
+                return (too_large(), Some(peer), None);
+            }
             Err((e, peer)) => {
                 self.gw.count_upstream_error(&self.up.name, e.kind());
-                return (respond::error_page(e.status()), peer, None);
+                return (respond::error_page(e.status()), Some(peer), None);
             }
         };
         let mut resp = answer.response;
@@ -417,13 +437,13 @@ impl Leg<'_> {
         } else {
             // An upgrade nobody asked for: its bytes would not be HTTP any more.
             self.gw.count_upstream_error(&self.up.name, "protocol");
-            return (respond::error_page(502), answer.peer, None);
+            return (respond::error_page(502), Some(answer.peer), None);
         };
         let (mut rp, rb) = resp.into_parts();
         headers::clean_response(&mut rp.headers, switching);
         (
             Response::from_parts(rp, Body::Stream(rb)),
-            answer.peer,
+            Some(answer.peer),
             pooled,
         )
     }

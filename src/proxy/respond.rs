@@ -48,6 +48,7 @@ pub fn redirect(code: u16, location: &str) -> Response<Body> {
 pub fn error_page(code: u16) -> Response<Body> {
     let body: &'static [u8] = match code {
         400 => b"<!doctype html><title>400 Bad Request</title><h1>400 Bad Request</h1>\n",
+        413 => b"<!doctype html><title>413 Content Too Large</title><h1>413 Content Too Large</h1>\n",
         502 => b"<!doctype html><title>502 Bad Gateway</title><h1>502 Bad Gateway</h1><p>The page is unavailable right now. Please try again shortly.</p>\n",
         504 => b"<!doctype html><title>504 Gateway Timeout</title><h1>504 Gateway Timeout</h1><p>The page took too long to answer. Please try again shortly.</p>\n",
         _ => b"<!doctype html><title>Error</title><h1>Something went wrong</h1>\n",
