@@ -145,6 +145,7 @@ fn bench(c: &mut Criterion) {
             query: r.query,
             headers: &r.headers,
             at: None,
+            rate_limited: Default::default(),
         };
         let visitor = snap
             .intel
@@ -190,6 +191,7 @@ fn bench(c: &mut Criterion) {
                 query: r.query,
                 headers: &r.headers,
                 at: None,
+                rate_limited: Default::default(),
             };
             black_box(snap.rules.evaluate(&visitors[i], &facts))
         })

@@ -43,6 +43,7 @@ fn bench(c: &mut Criterion) {
         query: Some("gclid=Cj0KCQiA&utm_source=google&utm_campaign=spring&x=1"),
         headers: &headers,
         at: None,
+        rate_limited: Default::default(),
     };
     let visitor = snap.intel.visitor(
         "81.2.69.142".parse().unwrap(),

@@ -220,3 +220,16 @@ fn limits_out_of_range_are_refused_each_by_its_field() {
     }
     assert!(!text.contains("limits.header_timeout"), "{text}");
 }
+
+#[test]
+fn a_rate_must_name_the_visitor_and_allow_something() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = "routes: { page: { respond: { body: ok } } }\ncampaigns: [ { id: c, flows: [ \
+                 { name: a, if: { rate: { per: host, max: 5, window: 1s } }, to: page }, \
+                 { name: b, if: { rate: { per: ip, max: 0, window: 1s } }, to: page } ] } ]\n";
+    let (config, _, _) = write_setup(dir.path(), "", rules);
+    let (code, text) = check(&config);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("flows[a].if.rate: per"), "{text}");
+    assert!(text.contains("flows[b].if.rate: max"), "{text}");
+}

@@ -91,6 +91,7 @@ proptest! {
                 query: Some(&query),
                 headers: &headers,
                 at: None,
+                rate_limited: Default::default(),
             };
             let vars = Vars {
                 click_id: "019ad0f3-6c1e-7a51-9b7e-1f2e3d4c5b6a",

@@ -416,3 +416,39 @@ fn sighup_reloads_rules_and_a_bad_change_keeps_the_old_ones() {
     assert_eq!(fg.get("/", &[]).body, "two");
     assert_eq!(fg.metric("flowgate_snapshot_generation"), 2.0);
 }
+
+#[test]
+fn a_visitor_over_the_rate_is_sent_where_the_rules_say_and_counted() {
+    let rules = r#"
+routes:
+  page: { respond: { body: page } }
+  slow_down: { respond: { status: 429, body: "slow down" } }
+campaigns:
+  - id: c
+    flows:
+      - { name: flood, if: { rate: { per: ip, max: 3, window: 10s } }, to: slow_down }
+      - { name: rest, to: page }
+"#;
+    let fg = Flowgate::start("", rules);
+    let visit = |ip: &str| {
+        fg.get("/", &[("User-Agent", CHROME), ("X-Forwarded-For", ip)])
+            .status
+    };
+    let first: Vec<u16> = (0..5).map(|_| visit("203.0.113.5")).collect();
+    assert_eq!(first, [200, 200, 200, 429, 429]);
+    assert_eq!(
+        visit("203.0.113.6"),
+        200,
+        "another visitor has its own rate"
+    );
+    let events = fg.events(6);
+    let limited: Vec<bool> = events
+        .iter()
+        .map(|e| e["rate_limited"].as_bool().unwrap_or(false))
+        .collect();
+    assert_eq!(limited, [false, false, false, true, true, false]);
+    assert_eq!(
+        fg.metric(r#"flowgate_rate_limited_total{campaign="c"}"#),
+        2.0
+    );
+}

@@ -60,6 +60,9 @@ pub struct ClickEvent {
     pub lang: Option<String>,
     pub upstream: Option<String>,
     pub duration_ms: f64,
+    /// A `rate` condition found the visitor over its rate (only written when true).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rate_limited: bool,
 }
 
 /// A conversion reported to the postback path, tied to its click by `click_id`.

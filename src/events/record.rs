@@ -94,6 +94,7 @@ pub struct ClickRecord {
     outcome: Outcome,
     /// `Sec-GPC: 1` was sent (applied when `privacy.honor_gpc` is on).
     gpc: bool,
+    rate_limited: bool,
     /// The request's user agent, referer, host, path, query and language, clipped, back to back.
     text: String,
     spans: [Option<(u32, u32)>; 6],
@@ -138,6 +139,7 @@ impl ClickRecord {
         });
         ClickRecord {
             gpc: req.header_named(&SEC_GPC).is_some_and(|v| v.trim() == "1"),
+            rate_limited: req.rate_limited.get(),
             snapshot,
             visitor,
             decision,
@@ -200,6 +202,7 @@ impl ClickRecord {
             lang: self.text(LANG).map(|l| l.to_ascii_lowercase()),
             upstream: self.outcome.upstream.map(|a| a.to_string()),
             duration_ms: self.outcome.duration.as_secs_f64() * 1000.0,
+            rate_limited: self.rate_limited,
         }
     }
 }

@@ -33,6 +33,8 @@ pub struct Metrics {
     /// `campaign` (live), `live_route`, `shadow_route`: every shadow decision, so agreement
     /// and disagreement rates are both visible.
     pub shadow_decisions: IntCounterVec,
+    /// Requests a `rate` condition found over its rate.
+    pub rate_limited: IntCounterVec,
 }
 
 impl Metrics {
@@ -118,6 +120,11 @@ impl Metrics {
                 "flowgate_shadow_decisions_total",
                 "Decisions of the shadow rules beside the live route they would replace.",
                 &["campaign", "live_route", "shadow_route"],
+            )?,
+            rate_limited: counter(
+                "flowgate_rate_limited_total",
+                "Requests a rate condition found over its rate, by campaign.",
+                &["campaign"],
             )?,
             intel_skipped_lines: gauge_vec(
                 "flowgate_intel_skipped_lines",

@@ -80,6 +80,7 @@ fn facts<'a>(parts: &'a Parts, path: &'a str) -> Result<RequestFacts<'a>, &'stat
         query: parts.uri.query(),
         headers: &parts.headers,
         at: None,
+        rate_limited: Default::default(),
     })
 }
 
@@ -149,8 +150,14 @@ pub async fn handle(
     let decision = snap.rules.evaluate(&visitor, &facts);
     let route = snap.rules.route(decision.route);
     let campaign = snap.rules.campaign_id(&decision).unwrap_or("");
+    if facts.rate_limited.get() {
+        gw.metrics.rate_limited.with_label_values(&[campaign]).inc();
+    }
     if let Some(shadow) = &snap.shadow {
+        // The shadow rules count their own rates; what the live rules found stands.
+        let limited = facts.rate_limited.get();
         let d = shadow.evaluate(&visitor, &facts);
+        facts.rate_limited.set(limited);
         gw.metrics
             .shadow_decisions
             .with_label_values(&[campaign, &route.name, &shadow.route(d.route).name])

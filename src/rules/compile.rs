@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method};
@@ -78,6 +79,7 @@ pub fn load(dir: &Path, intel: &Intel) -> Result<Rules, Problems> {
     let rules = Compiler {
         problems: &mut problems,
         intel,
+        rates: HashMap::new(),
     }
     .compile(&parsed);
     problems.into_result(rules)
@@ -86,6 +88,8 @@ pub fn load(dir: &Path, intel: &Intel) -> Result<Rules, Problems> {
 struct Compiler<'a> {
     problems: &'a mut Problems,
     intel: &'a Intel,
+    /// `per: ip` limiters by `(max, window)`: one count per visitor across the rules.
+    rates: HashMap<(u32, Duration), std::sync::Arc<super::rate::RateLimiter>>,
 }
 
 /// Where a named thing was defined, for "defined twice" messages.
@@ -791,6 +795,20 @@ impl Compiler<'_> {
             match schedule(spec) {
                 Ok(s) => terms.push(Condition::Schedule(s)),
                 Err(e) => bad(self, "schedule", e),
+            }
+        }
+        if let Some(spec) = &c.rate {
+            match super::rate::check(spec) {
+                Ok((max, window, per_campaign)) => {
+                    let new = || std::sync::Arc::new(super::rate::RateLimiter::new(max, window));
+                    let limiter = if per_campaign {
+                        new()
+                    } else {
+                        self.rates.entry((max, window)).or_insert_with(new).clone()
+                    };
+                    terms.push(Condition::Rate(limiter));
+                }
+                Err(e) => bad(self, "rate", e),
             }
         }
 

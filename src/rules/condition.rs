@@ -65,6 +65,8 @@ pub enum Condition {
     Method(Box<[Method]>),
     Path(PathMatch),
     Schedule(Schedule),
+    /// True over the rate; shared by every `per: ip` condition of the same rate.
+    Rate(std::sync::Arc<super::rate::RateLimiter>),
 }
 
 /// Days of the week and a time-of-day window, in a fixed offset from UTC.
@@ -149,6 +151,13 @@ impl Condition {
             Condition::Path(PathMatch::Prefixes(ps)) => ps.iter().any(|p| r.path.starts_with(&**p)),
             Condition::Path(PathMatch::Regex(re)) => re.is_match(r.path),
             Condition::Schedule(s) => s.holds(r.at.unwrap_or_else(crate::time::now_ms)),
+            Condition::Rate(limiter) => {
+                let over = limiter.over(v.ip, std::time::Instant::now());
+                if over {
+                    r.rate_limited.set(true);
+                }
+                over
+            }
         }
     }
 }

@@ -192,6 +192,15 @@ impl Tracer<'_> {
             ),
             Condition::Method(_) => (r.method.to_string(), c.eval(v, r)),
             Condition::Path(_) => (r.path.to_string(), c.eval(v, r)),
+            Condition::Rate(limiter) => {
+                let over = limiter.would_be_over(v.ip, std::time::Instant::now());
+                let seen = if over {
+                    "over the rate"
+                } else {
+                    "within the rate"
+                };
+                (seen.to_string(), over)
+            }
             Condition::Schedule(s) => {
                 let (day, minute) = s.local(r.at.unwrap_or_else(crate::time::now_ms));
                 let seen = format!(
@@ -242,6 +251,7 @@ impl Condition {
             Condition::Method(_) => "method",
             Condition::Path(_) => "path",
             Condition::Schedule(_) => "schedule",
+            Condition::Rate(_) => "rate",
         }
     }
 }

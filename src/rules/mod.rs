@@ -5,6 +5,7 @@ mod compile;
 pub mod condition;
 pub mod explain;
 pub mod model;
+pub mod rate;
 pub mod request;
 pub mod template;
 

@@ -200,6 +200,7 @@ pub struct ConditionSpec {
     pub method: Option<OneOrMany<String>>,
     pub path: Option<OneOrMany<String>>,
     pub schedule: Option<ScheduleSpec>,
+    pub rate: Option<super::rate::RateSpec>,
 }
 
 /// `{ days: [mon, fri], hours: "09:00-17:30", tz: "+02:00" }`; every part optional.

@@ -14,6 +14,8 @@ pub struct RequestFacts<'a> {
     pub headers: &'a HeaderMap,
     /// The moment `schedule` conditions judge (Unix ms); `None` means now.
     pub at: Option<u64>,
+    /// Set when a `rate` condition found the visitor over its rate.
+    pub rate_limited: std::cell::Cell<bool>,
 }
 
 impl<'a> RequestFacts<'a> {
@@ -220,6 +222,7 @@ mod tests {
             query: Some("gclid=abc&utm_source=x%20y&flag"),
             headers: &headers,
             at: None,
+            rate_limited: Default::default(),
         };
         assert_eq!(facts.primary_language(), Some("de"));
         assert_eq!(facts.param("utm_source").as_deref(), Some("x y"));

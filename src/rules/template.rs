@@ -158,6 +158,7 @@ mod tests {
             query,
             headers,
             at: None,
+            rate_limited: Default::default(),
         }
     }
 

@@ -156,6 +156,7 @@ impl Snapshot {
             query: p.query.as_deref(),
             headers: &p.headers,
             at,
+            rate_limited: Default::default(),
         };
         let ip = req.ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
         let v = self.intel.visitor(
