@@ -387,6 +387,10 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
         events,
         metrics: metrics.clone(),
         limits: config.limits.clone(),
+        admission: Arc::new(crate::proxy::admission::Admission::new(
+            &config,
+            metrics.clone(),
+        )),
         proxy_protocol: config
             .listen
             .iter()

@@ -323,3 +323,51 @@ fn a_body_over_max_body_bytes_gets_413_declared_or_chunked() {
     );
     assert_eq!(status_of(&small), 200, "{small}");
 }
+
+#[test]
+fn connections_over_the_per_address_and_per_listener_limits_are_closed_at_once() {
+    let up = Upstream::start("landing");
+    let per_ip = Flowgate::start(
+        "trusted_proxies: []\nlimits: { max_connections_per_ip: 3 }\n",
+        &rules(up.addr),
+    );
+    // The harness's own readiness probe must be gone before counting.
+    wait_for("no connection open", Duration::from_secs(5), || {
+        per_ip.metric("flowgate_connections_open") == 0.0
+    });
+    let held: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(per_ip.addr).unwrap())
+        .collect();
+    wait_for("three connections open", Duration::from_secs(5), || {
+        per_ip.metric("flowgate_connections_open") == 3.0
+    });
+    let mut fourth = TcpStream::connect(per_ip.addr).unwrap();
+    assert!(closed_within(&mut fourth, Duration::from_secs(5)));
+    assert_eq!(
+        per_ip.metric(r#"flowgate_connections_refused_total{limit="peer"}"#),
+        1.0
+    );
+    drop(held);
+    wait_for("places given back", Duration::from_secs(5), || {
+        per_ip.metric("flowgate_connections_open") == 0.0
+    });
+    assert_eq!(per_ip.get("/lp", &[]).status, 200);
+
+    // 127.0.0.1 is a trusted proxy here: only the listener's limit applies.
+    let per_listener = Flowgate::start("limits: { max_connections: 2 }\n", &rules(up.addr));
+    wait_for("no connection open", Duration::from_secs(5), || {
+        per_listener.metric("flowgate_connections_open") == 0.0
+    });
+    let _held: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(per_listener.addr).unwrap())
+        .collect();
+    wait_for("two connections open", Duration::from_secs(5), || {
+        per_listener.metric("flowgate_connections_open") == 2.0
+    });
+    let mut third = TcpStream::connect(per_listener.addr).unwrap();
+    assert!(closed_within(&mut third, Duration::from_secs(5)));
+    assert_eq!(
+        per_listener.metric(r#"flowgate_connections_refused_total{limit="listener"}"#),
+        1.0
+    );
+}

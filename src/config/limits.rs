@@ -74,6 +74,12 @@ pub struct Limits {
     /// nginx's `client_max_body_size`: a larger request body gets 413.
     #[serde(default = "default_body_bytes")]
     pub max_body_bytes: ByteSize,
+    /// Connections served at once per listener; more are closed at once.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Connections at once from one address (trusted proxies excepted).
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: u32,
     /// nginx's `keepalive_requests`: the answer to the last one closes the connection.
     #[serde(default = "default_requests_per_connection")]
     pub requests_per_connection: u64,
@@ -87,12 +93,22 @@ impl Default for Limits {
             idle_timeout: default_idle_timeout(),
             requests_per_connection: default_requests_per_connection(),
             max_body_bytes: default_body_bytes(),
+            max_connections: default_max_connections(),
+            max_connections_per_ip: default_max_connections_per_ip(),
         }
     }
 }
 
 fn default_header_bytes() -> ByteSize {
     ByteSize(64 << 10)
+}
+
+fn default_max_connections() -> usize {
+    16_384
+}
+
+fn default_max_connections_per_ip() -> u32 {
+    256
 }
 
 fn default_body_bytes() -> ByteSize {
@@ -136,6 +152,12 @@ impl Limits {
                     "must be at least 1s (deadlines are kept to the second)".into(),
                 );
             }
+        }
+        if self.max_connections == 0 {
+            bad("max_connections", "must be at least 1".into());
+        }
+        if self.max_connections_per_ip == 0 {
+            bad("max_connections_per_ip", "must be at least 1".into());
         }
         if self.requests_per_connection == 0 {
             bad("requests_per_connection", "must be at least 1".into());

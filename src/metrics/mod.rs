@@ -33,6 +33,9 @@ pub struct Metrics {
     /// `campaign` (live), `live_route`, `shadow_route`: every shadow decision, so agreement
     /// and disagreement rates are both visible.
     pub shadow_decisions: IntCounterVec,
+    pub connections_open: IntGauge,
+    /// Connections closed unserved, by the limit they met (`listener`, `peer`).
+    pub connections_refused: IntCounterVec,
     /// Requests a `rate` condition found over its rate.
     pub rate_limited: IntCounterVec,
 }
@@ -120,6 +123,15 @@ impl Metrics {
                 "flowgate_shadow_decisions_total",
                 "Decisions of the shadow rules beside the live route they would replace.",
                 &["campaign", "live_route", "shadow_route"],
+            )?,
+            connections_open: gauge(
+                "flowgate_connections_open",
+                "Visitor connections being served.",
+            )?,
+            connections_refused: counter(
+                "flowgate_connections_refused_total",
+                "Visitor connections closed unserved, by the limit they met.",
+                &["limit"],
             )?,
             rate_limited: counter(
                 "flowgate_rate_limited_total",

@@ -75,10 +75,15 @@ pub async fn serve(gw: Arc<Gateway>, stream: Stream, shutdown: &ShutdownWatch) {
     let local = stream
         .get_socket_digest()
         .and_then(|d| d.local_addr().and_then(|a| a.as_inet().copied()));
+    let trusted = gw.trusted_proxies.contains(peer);
+    let _admitted = match gw.admission.admit(local, peer, trusted) {
+        Ok(a) => a,
+        Err(limit) => return log::debug!("connection over the {limit} limit; closed"),
+    };
     let proxied = local.is_some_and(|local| gw.proxy_protocol.iter().any(|l| l.accepted(local)));
     match localize(stream) {
         Ok(mut tcp) if proxied => {
-            if !gw.trusted_proxies.contains(peer) {
+            if !trusted {
                 log::debug!("PROXY protocol listener: connection from an untrusted peer closed");
                 return;
             }

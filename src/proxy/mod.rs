@@ -3,6 +3,7 @@
 //! that accepted it: one listening service per core, one thread each, so a connection, its
 //! requests and its upstream connections never cross threads.
 
+pub mod admission;
 pub mod body;
 mod conn;
 mod handle;
@@ -37,6 +38,7 @@ pub struct Gateway {
     pub in_flight: InFlightCounter,
     pub postback: Option<Postback>,
     pub limits: crate::config::Limits,
+    pub admission: Arc<admission::Admission>,
     /// Listeners whose connections open with a PROXY protocol header.
     pub proxy_protocol: Vec<crate::config::Listen>,
 }
