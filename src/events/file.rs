@@ -91,13 +91,24 @@ impl FileSink {
         let cur = self.file_for(lines.len() as u64)?;
         let mut lock = Lock::exclusive(&cur.file)?;
         // `events forget` may have replaced the file since we opened it: follow the path.
-        let open_ino = cur.file.metadata()?.ino();
-        if std::fs::metadata(&cur.path).map_or(true, |m| m.ino() != open_ino) {
+        let mut meta = cur.file.metadata()?;
+        if std::fs::metadata(&cur.path).map_or(true, |m| m.ino() != meta.ino()) {
             drop(lock);
             cur.file = open_append(&cur.path)?;
             lock = Lock::exclusive(&cur.file)?;
+            meta = cur.file.metadata()?;
         }
-        (&cur.file).write_all(lines)?;
+        if let Err(e) = (&cur.file).write_all(lines) {
+            // A full disk takes part of a batch: cut it off again, so the file holds whole
+            // lines only and every line in it was counted written.
+            if let Err(t) = cur.file.set_len(meta.len()) {
+                log::error!(
+                    "click events: cannot cut a partial batch from {}: {t}",
+                    cur.path.display()
+                );
+            }
+            return Err(e);
+        }
         drop(lock);
         cur.size += lines.len() as u64;
         Ok(())
