@@ -43,6 +43,8 @@ fn upstream(c: &mut Criterion) {
         real_ip: HeaderValue::from_static("203.0.113.7"),
         click_id: HeaderValue::from_static("019ad0f3-6c1e-7a51-9b7e-1f2e3d4c5b6a"),
         host: None,
+        trusted: true,
+        client_ip_header: None,
     };
     c.bench_function("upstream request from 9 browser headers", |b| {
         b.iter_batched(

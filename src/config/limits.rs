@@ -68,6 +68,9 @@ pub struct Limits {
     /// header once begun, must be complete within this.
     #[serde(default = "default_header_timeout")]
     pub header_timeout: Timeout,
+    /// nginx's `client_body_timeout`: how long a visitor's upload may stall.
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout: Timeout,
     /// nginx's `keepalive_timeout`: how long a connection may wait for its next request.
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout: Timeout,
@@ -91,6 +94,7 @@ impl Default for Limits {
             max_header_bytes: default_header_bytes(),
             header_timeout: default_header_timeout(),
             idle_timeout: default_idle_timeout(),
+            body_timeout: default_body_timeout(),
             requests_per_connection: default_requests_per_connection(),
             max_body_bytes: default_body_bytes(),
             max_connections: default_max_connections(),
@@ -119,6 +123,10 @@ fn default_header_timeout() -> Timeout {
     Timeout(Duration::from_secs(10))
 }
 
+fn default_body_timeout() -> Timeout {
+    Timeout(Duration::from_secs(60))
+}
+
 fn default_idle_timeout() -> Timeout {
     Timeout(Duration::from_secs(60))
 }
@@ -145,6 +153,7 @@ impl Limits {
         for (field, t) in [
             ("header_timeout", self.header_timeout),
             ("idle_timeout", self.idle_timeout),
+            ("body_timeout", self.body_timeout),
         ] {
             if t.0 < Duration::from_secs(1) {
                 bad(

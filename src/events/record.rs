@@ -113,6 +113,10 @@ impl ClickRecord {
         self.outcome = outcome;
     }
 
+    pub fn click_id(&self) -> uuid::Uuid {
+        self.outcome.click_id
+    }
+
     pub fn capture(
         snapshot: Arc<Snapshot>,
         visitor: Visitor,

@@ -29,6 +29,7 @@ pub struct Progress {
     pub allowed: AtomicU64,
     /// The visitor sent more than allowed: the upload was cut off, the answer is 413.
     pub too_large: AtomicBool,
+    ended: AtomicBool,
 }
 
 impl Progress {
@@ -38,7 +39,13 @@ impl Progress {
             on_visitor: AtomicBool::new(false),
             allowed: AtomicU64::new(allowed),
             too_large: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
         }
+    }
+
+    /// The whole upload was handed on.
+    pub fn ended(&self) -> bool {
+        self.ended.load(Relaxed)
     }
 }
 
@@ -77,8 +84,11 @@ impl HttpBody for Body {
             Body::Full(b) => return Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             Body::Stream(s) => Pin::new(s).poll_frame(cx),
             Body::Upload(s, progress) => {
-                let polled = Pin::new(s).poll_frame(cx);
+                let polled = Pin::new(&mut *s).poll_frame(cx);
                 progress.on_visitor.store(polled.is_pending(), Relaxed);
+                if matches!(polled, Poll::Ready(None)) || s.is_end_stream() {
+                    progress.ended.store(true, Relaxed);
+                }
                 if let Poll::Ready(Some(Ok(frame))) = &polled {
                     progress.frames.fetch_add(1, Relaxed);
                     let n = frame.data_ref().map_or(0, |d| d.len() as u64);

@@ -188,6 +188,8 @@ async fn serve_io<S>(
     let conn = http1::Builder::new()
         .max_buf_size(limits.header_bytes())
         .max_header_size(limits.header_bytes())
+        // A visitor that half-closes after its request still gets the answer.
+        .half_close(true)
         .serve_connection(io, svc)
         .with_upgrades();
     tokio::pin!(conn);
@@ -228,6 +230,8 @@ async fn watchdog(state: &ConnState, limits: &crate::config::Limits) {
         state.reads.load(Relaxed),
     );
     let mut quiet = Duration::ZERO;
+    // Since the first bytes of a request header arrived, if they have.
+    let mut header = Duration::ZERO;
     let mut moved = state.writes.load(Relaxed);
     let mut stalled = 0;
     loop {
@@ -248,6 +252,7 @@ async fn watchdog(state: &ConnState, limits: &crate::config::Limits) {
             }
             seen = (started, finished, reads);
             quiet = Duration::ZERO;
+            header = Duration::ZERO;
             continue;
         }
         stalled = 0;
@@ -255,20 +260,25 @@ async fn watchdog(state: &ConnState, limits: &crate::config::Limits) {
             // Answered since the last look: the clock starts again.
             seen = (started, finished, reads);
             quiet = Duration::ZERO;
+            header = Duration::ZERO;
             continue;
         }
         quiet += TICK;
-        let partial_header = reads != seen.2;
-        let limit = if partial_header || started == 0 {
-            limits.header_timeout.0
+        if reads != seen.2 {
+            header += TICK;
+        }
+        let (elapsed, limit) = if header > Duration::ZERO {
+            (header, limits.header_timeout.0)
+        } else if started == 0 {
+            (quiet, limits.header_timeout.0)
         } else if state.draining() {
             // Closed only after a second of silence: a request already on its way still
             // gets its answer (with `Connection: close`).
-            TICK
+            (quiet, TICK)
         } else {
-            limits.idle_timeout.0
+            (quiet, limits.idle_timeout.0)
         };
-        if quiet >= limit {
+        if elapsed >= limit {
             return;
         }
     }

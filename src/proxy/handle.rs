@@ -41,17 +41,46 @@ pub struct Finish {
     conn: Arc<ConnState>,
     record: Option<Box<ClickRecord>>,
     pooled: Option<Pooled>,
+    /// The upload that went with the proxied request; its connection is reusable only once
+    /// the upload has been sent to the end.
+    upload: Option<Arc<Progress>>,
+    /// When the request began, for the event of a request whose visitor went away.
+    start: Instant,
+    ran: bool,
     _in_flight: InFlight,
 }
 
 impl Finish {
-    pub fn run(self, complete: bool) {
-        if let Some(p) = self.pooled {
-            if complete {
+    pub fn run(mut self, complete: bool) {
+        let upload_done = self.upload.as_ref().is_none_or(|u| u.ended());
+        if let Some(p) = self.pooled.take() {
+            if complete && upload_done {
                 p.release();
             }
         }
-        if let Some(r) = self.record {
+        if let Some(r) = self.record.take() {
+            self.gw.events.send(Record::Click(r));
+        }
+        self.ran = true;
+        self.conn.request_finished();
+    }
+}
+
+/// The visitor went away before the answer was ready: the request still gets its event, with
+/// nginx's 499 ("client closed request").
+impl Drop for Finish {
+    fn drop(&mut self) {
+        if self.ran {
+            return;
+        }
+        if let Some(mut r) = self.record.take() {
+            r.set_outcome(Outcome {
+                ts_ms: crate::time::now_ms(),
+                click_id: r.click_id(),
+                status: 499,
+                upstream: None,
+                duration: self.start.elapsed(),
+            });
             self.gw.events.send(Record::Click(r));
         }
         self.conn.request_finished();
@@ -61,6 +90,11 @@ impl Finish {
 /// What the rules see of the request: its host and path in canonical form (RFC 9112 §3.2:
 /// HTTP/1.1 needs a host; `path::normalize` for the path), or why it is refused.
 fn facts<'a>(parts: &'a Parts, path: &'a str) -> Result<RequestFacts<'a>, &'static str> {
+    // RFC 9112 §3.2: more than one Host is refused; two could decide two different things.
+    let mut hosts = parts.headers.get_all(header::HOST).iter();
+    if hosts.next().is_some() && hosts.next().is_some() {
+        return Err("more than one host");
+    }
     let raw_host = match parts.uri.authority() {
         Some(a) => Some(a.as_str()),
         None => match parts.headers.get(header::HOST) {
@@ -103,6 +137,9 @@ pub async fn handle(
         conn: conn.clone(),
         record: None,
         pooled: None,
+        upload: None,
+        start,
+        ran: false,
         _in_flight: in_flight,
     };
     if let Some(pb) = gw
@@ -205,7 +242,18 @@ pub async fn handle(
                     real_ip: ip_value(visitor.ip),
                     click_id: HeaderValue::from_bytes(click_id_str.as_bytes())
                         .unwrap_or(HeaderValue::from_static("")),
-                    host: up.host.clone(),
+                    // RFC 9112 §3.2.2: an absolute-form target's authority replaces Host.
+                    host: up.host.clone().or_else(|| {
+                        parts
+                            .uri
+                            .authority()
+                            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+                    }),
+                    trusted: gw.trusted_proxies.contains(peer),
+                    client_ip_header: match &gw.client_ip_header {
+                        crate::identity::ClientIpHeader::Single(name) => Some(name.clone()),
+                        crate::identity::ClientIpHeader::XForwardedFor => None,
+                    },
                 };
                 Plan::Proxy { up, target, fwd }
             }
@@ -213,7 +261,7 @@ pub async fn handle(
     };
     // Captured now, while the request's headers are still the visitor's: a proxied request
     // hands its header map on to the upstream.
-    let mut record = gw.events.is_enabled().then(|| {
+    let record = gw.events.is_enabled().then(|| {
         let pending = Outcome {
             ts_ms: 0,
             click_id,
@@ -230,17 +278,21 @@ pub async fn handle(
         ))
     });
 
+    finish.record = record;
     let (response, upstream_peer) = match plan {
         Plan::Answer(r) => (r, None),
         Plan::Proxy { up, target, fwd } => {
             let headers = std::mem::take(&mut parts.headers);
             let leg = Leg {
                 gw: &gw,
+                conn: &conn,
                 up,
                 target: &target,
                 fwd: &fwd,
             };
-            let (resp, peer, pooled) = leg.proxy(&parts.method, headers, body, on_upgrade).await;
+            let (resp, peer, pooled, upload) =
+                leg.proxy(&parts.method, headers, body, on_upgrade).await;
+            finish.upload = upload;
             if pooled.is_some() {
                 // From here the upstream's body streams; it may not stall longer than this.
                 conn.stall_limit(up.read_timeout);
@@ -257,7 +309,7 @@ pub async fn handle(
         .with_label_values(&[campaign, flow, route.name.as_str()])
         .inc();
     gw.metrics.request_duration.observe(duration.as_secs_f64());
-    if let Some(r) = &mut record {
+    if let Some(r) = &mut finish.record {
         r.set_outcome(Outcome {
             ts_ms: crate::time::now_ms(),
             click_id,
@@ -266,7 +318,6 @@ pub async fn handle(
             duration,
         });
     }
-    finish.record = record;
     Ok(finished(response, finish, last || conn.draining()))
 }
 
@@ -391,6 +442,7 @@ fn too_large() -> Response<Body> {
 /// The proxy action of one request.
 struct Leg<'a> {
     gw: &'a Gateway,
+    conn: &'a ConnState,
     up: &'a crate::rules::Upstream,
     target: &'a Uri,
     fwd: &'a Forwarding,
@@ -405,19 +457,30 @@ impl Leg<'_> {
         headers: http::HeaderMap,
         body: Incoming,
         on_upgrade: Option<OnUpgrade>,
-    ) -> (Response<Body>, Option<SocketAddr>, Option<Pooled>) {
+    ) -> (
+        Response<Body>,
+        Option<SocketAddr>,
+        Option<Pooled>,
+        Option<Arc<Progress>>,
+    ) {
         let upgrade = headers::wants_upgrade(&headers);
         // RFC 9110 §9.2.2: only an idempotent request may be sent again unasked.
         let replay = hyper::body::Body::is_end_stream(&body) && method.is_idempotent();
         let allowed = self.gw.limits.max_body_bytes.0;
         if hyper::body::Body::size_hint(&body).lower() > allowed {
-            return (too_large(), None, None);
+            return (too_large(), None, None, None);
         }
         let progress =
             (!hyper::body::Body::is_end_stream(&body)).then(|| Arc::new(Progress::new(allowed)));
         let body = match &progress {
             None => Body::Stream(body),
-            Some(p) => Body::Upload(body, p.clone()),
+            Some(p) => {
+                // An upload that stops moving ends the connection (the upstream's own silence
+                // is its read_timeout's business, which comes first).
+                let limit = self.gw.limits.body_timeout.0.max(self.up.read_timeout);
+                self.conn.stall_limit(limit);
+                Body::Upload(body, p.clone())
+            }
         };
         let req = headers::upstream_request(method, headers, self.target, self.fwd, upgrade, body);
         let answer = match upstream::send(self.up, req, replay).await {
@@ -427,11 +490,11 @@ impl Leg<'_> {
                     .as_ref()
                     .is_some_and(|p| p.too_large.load(std::sync::atomic::Ordering::Relaxed)) =>
             {
-                return (too_large(), Some(peer), None);
+                return (too_large(), Some(peer), None, None);
             }
             Err((e, peer)) => {
                 self.gw.count_upstream_error(&self.up.name, e.kind());
-                return (respond::error_page(e.status()), Some(peer), None);
+                return (respond::error_page(e.status()), Some(peer), None, None);
             }
         };
         let mut resp = answer.response;
@@ -444,7 +507,7 @@ impl Leg<'_> {
         } else {
             // An upgrade nobody asked for: its bytes would not be HTTP any more.
             self.gw.count_upstream_error(&self.up.name, "protocol");
-            return (respond::error_page(502), Some(answer.peer), None);
+            return (respond::error_page(502), Some(answer.peer), None, None);
         };
         let (mut rp, rb) = resp.into_parts();
         headers::clean_response(&mut rp.headers, switching);
@@ -452,6 +515,7 @@ impl Leg<'_> {
             Response::from_parts(rp, Body::Stream(rb)),
             Some(answer.peer),
             pooled,
+            progress,
         )
     }
 }

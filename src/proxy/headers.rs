@@ -50,9 +50,15 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
     })
 }
 
-/// The visitor asked to switch protocols (WebSocket): `Connection: upgrade` and `Upgrade`.
+/// The visitor asked to switch to WebSocket: `Connection: upgrade` and `Upgrade: websocket`.
+/// Nothing else goes through: `h2c` would hand the visitor an HTTP/2 channel to the upstream
+/// past every rule.
 pub fn wants_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE) && connection_has(headers, "upgrade")
+    headers
+        .get(header::UPGRADE)
+        .and_then(|u| u.to_str().ok())
+        .is_some_and(|u| u.trim().eq_ignore_ascii_case("websocket"))
+        && connection_has(headers, "upgrade")
 }
 
 /// What flowgate adds for the upstream: values built once per request.
@@ -60,9 +66,21 @@ pub struct Forwarding {
     pub forwarded_for: HeaderValue,
     pub real_ip: HeaderValue,
     pub click_id: HeaderValue,
-    /// The upstream's `host:` override, if any.
+    /// The upstream's `host:` override, or an absolute-form target's authority.
     pub host: Option<HeaderValue>,
+    /// The TCP peer is a trusted proxy: the forwarding headers it sent stand.
+    pub trusted: bool,
+    /// `client_ip_header` when it is a one-address header: set to the visitor's address.
+    pub client_ip_header: Option<HeaderName>,
 }
+
+/// Forwarding headers only a trusted proxy may send on; from anyone else they are the
+/// visitor's own claims and would mislead the servers behind flowgate.
+static CLAIMS: [HeaderName; 3] = [
+    header::FORWARDED,
+    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("x-forwarded-proto"),
+];
 
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
@@ -95,6 +113,14 @@ pub fn upstream_request(
     if let Some(u) = upgrade_to {
         headers.insert(header::UPGRADE, u);
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+    if !fwd.trusted {
+        for name in &CLAIMS {
+            headers.remove(name);
+        }
+    }
+    if let Some(name) = &fwd.client_ip_header {
+        headers.insert(name.clone(), fwd.real_ip.clone());
     }
     headers.insert(X_FORWARDED_FOR.clone(), fwd.forwarded_for.clone());
     headers.insert(X_REAL_IP.clone(), fwd.real_ip.clone());
@@ -181,6 +207,8 @@ mod tests {
             real_ip: HeaderValue::from_static("1.2.3.4"),
             click_id: HeaderValue::from_static("id"),
             host: None,
+            trusted: false,
+            client_ip_header: Some(HeaderName::from_static("cf-connecting-ip")),
         }
     }
 
@@ -193,6 +221,9 @@ mod tests {
             ("te", "trailers"),
             ("accept", "text/html"),
             ("x-forwarded-for", "6.6.6.6"),
+            ("forwarded", "for=6.6.6.6"),
+            ("x-forwarded-host", "evil.example"),
+            ("cf-connecting-ip", "6.6.6.6"),
         ]);
         let req = upstream_request(
             &Method::GET,
@@ -207,6 +238,8 @@ mod tests {
         assert!(h.get("x-secret").is_none() && h.get("te").is_none());
         assert_eq!(h["accept"], "text/html");
         assert_eq!(h["x-forwarded-for"], "1.2.3.4");
+        assert!(h.get("forwarded").is_none() && h.get("x-forwarded-host").is_none());
+        assert_eq!(h["cf-connecting-ip"], "1.2.3.4");
         assert_eq!(req.uri(), "/safe/lp");
     }
 
@@ -237,6 +270,8 @@ mod tests {
 
     #[test]
     fn an_upgrade_keeps_its_two_headers_only_when_asked_for() {
+        let h2c = parts(&[("connection", "Upgrade"), ("upgrade", "h2c")]);
+        assert!(!wants_upgrade(&h2c), "h2c is no upgrade flowgate passes on");
         let p = parts(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
         assert!(wants_upgrade(&p));
         let req = upstream_request(

@@ -82,13 +82,19 @@ fn take_idle(key: &Key) -> Option<(SendRequest<Body>, Duration)> {
     })
 }
 
-/// A pooled connection that is still open, and how long it idled. Its task may not have
-/// noticed yet that the last response was read to the end, so this waits for it to ask for
-/// the next request.
+/// A pooled connection that is still open and ready, and how long it idled. Its task may not
+/// have noticed yet that the last response was read to the end, so it gets one turn of the
+/// scheduler to ask for the next request; one that is still busy is dropped, never waited on.
 async fn take(key: &Key) -> Option<(SendRequest<Body>, Duration)> {
     while let Some((mut sender, age)) = take_idle(key) {
-        if sender.ready().await.is_ok() {
-            return Some((sender, age));
+        for turn in 0..2 {
+            let ready = std::future::poll_fn(|cx| std::task::Poll::Ready(sender.poll_ready(cx)));
+            match ready.await {
+                std::task::Poll::Ready(Ok(())) => return Some((sender, age)),
+                std::task::Poll::Ready(Err(_)) => break,
+                std::task::Poll::Pending if turn == 0 => tokio::task::yield_now().await,
+                std::task::Poll::Pending => {}
+            }
         }
     }
     None

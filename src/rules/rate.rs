@@ -58,6 +58,7 @@ impl RateLimiter {
 
     /// Counts one request of `ip`; true when it is over the rate.
     pub fn over(&self, ip: IpAddr, now: Instant) -> bool {
+        let ip = key(ip);
         let mut map = self.shard(ip).lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= KEYS_PER_SHARD && !map.contains_key(&ip) {
             // Full: one visitor is forgotten (and starts afresh if it returns). A sweep for
@@ -85,6 +86,7 @@ impl RateLimiter {
     /// Whether a request of `ip` now would be over the rate, without counting it (explain and
     /// rule tests must not spend a visitor's tokens).
     pub fn would_be_over(&self, ip: IpAddr, now: Instant) -> bool {
+        let ip = key(ip);
         let map = self.shard(ip).lock().unwrap_or_else(|e| e.into_inner());
         map.get(&ip).is_some_and(|b| {
             let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
@@ -97,6 +99,18 @@ impl RateLimiter {
             .iter()
             .map(|s| s.lock().map_or(0, |m| m.len()))
             .sum()
+    }
+}
+
+/// An IPv6 visitor is its /64: one subscriber is given a whole /64 and could otherwise
+/// rotate addresses within it.
+fn key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(a) if a.to_ipv4_mapped().is_none() => {
+            let s = a.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        other => other,
     }
 }
 
@@ -153,6 +167,10 @@ mod tests {
             "refilled to max, not beyond"
         );
         assert!(r.over(a, later));
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(!r.over(v6("2001:db8::1"), t0));
+        assert!(!r.over(v6("2001:db8::2"), t0) && !r.over(v6("2001:db8::3"), t0));
+        assert!(r.over(v6("2001:db8::ffff"), t0), "one /64 is one visitor");
     }
 
     #[test]
