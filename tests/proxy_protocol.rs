@@ -205,3 +205,22 @@ fn request_on(mut s: TcpStream) -> String {
     let _ = s.read_to_end(&mut out);
     String::from_utf8_lossy(&out).into_owned()
 }
+
+#[test]
+fn on_a_balancers_own_connection_its_forwarding_headers_are_not_believed() {
+    let up = Upstream::start("landing");
+    let gw = gateway(up.addr, "");
+    let mut s = TcpStream::connect(gw.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(
+        b"PROXY UNKNOWN\r\nGET /lp HTTP/1.1\r\nHost: promo.example.com\r\n\
+          X-Forwarded-For: 6.6.6.6\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let reply = String::from_utf8_lossy(&out);
+    assert_eq!(real_ip_seen(&reply), "127.0.0.1", "{reply}");
+    let body = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    assert_eq!(json(body)["headers"]["x-forwarded-for"], "127.0.0.1");
+}

@@ -37,6 +37,8 @@ pub struct ConnState {
     /// either way (the upstream's `read_timeout`); 0 for no limit.
     stall_secs: AtomicU64,
     draining: AtomicBool,
+    /// The peer's forwarding headers are not believed, trusted proxy or not.
+    pub no_forwarding: bool,
 }
 
 impl ConnState {
@@ -89,8 +91,15 @@ pub async fn serve(gw: Arc<Gateway>, stream: Stream, shutdown: &ShutdownWatch) {
             }
             let limit = gw.limits.header_timeout.0;
             match tokio::time::timeout(limit, proxy_header(&mut tcp)).await {
-                Ok(Ok((client, rest))) => {
-                    serve_io(gw, tcp, client.unwrap_or(peer), rest, shutdown).await
+                Ok(Ok((Some(client), rest))) => serve_io(gw, tcp, client, rest, shutdown).await,
+                // The balancer's own connection (UNKNOWN, LOCAL): it is the peer, and what its
+                // requests say of other clients is not believed.
+                Ok(Ok((None, rest))) => {
+                    let state = ConnState {
+                        no_forwarding: true,
+                        ..ConnState::default()
+                    };
+                    serve_with(gw, tcp, peer, rest, state, shutdown).await
                 }
                 Ok(Err(e)) => log::debug!("PROXY protocol: {e}; connection closed"),
                 Err(_) => log::debug!("PROXY protocol: no header in time; connection closed"),
@@ -172,7 +181,20 @@ async fn serve_io<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let state = Arc::new(ConnState::default());
+    serve_with(gw, stream, peer, prefix, ConnState::default(), shutdown).await
+}
+
+async fn serve_with<S>(
+    gw: Arc<Gateway>,
+    stream: S,
+    peer: std::net::IpAddr,
+    prefix: Bytes,
+    state: ConnState,
+    shutdown: &ShutdownWatch,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let state = Arc::new(state);
     let io = TokioIo::new(Counted {
         inner: stream,
         prefix,

@@ -173,12 +173,17 @@ pub async fn handle(
         }
     };
     let snap = gw.live.current();
-    let ip = client_ip(
-        peer,
-        &parts.headers,
-        &gw.trusted_proxies,
-        &gw.client_ip_header,
-    );
+    let peer_trusted = !conn.no_forwarding && gw.trusted_proxies.contains(peer);
+    let ip = if peer_trusted {
+        client_ip(
+            peer,
+            &parts.headers,
+            &gw.trusted_proxies,
+            &gw.client_ip_header,
+        )
+    } else {
+        peer
+    };
     let visitor = snap.intel.visitor(
         ip,
         facts.user_agent(),
@@ -234,11 +239,7 @@ pub async fn handle(
             Some(target) => {
                 let up = &snap.rules.upstreams[*upstream];
                 let fwd = Forwarding {
-                    forwarded_for: forwarded_for(
-                        &parts.headers,
-                        peer,
-                        gw.trusted_proxies.contains(peer),
-                    ),
+                    forwarded_for: forwarded_for(&parts.headers, peer, peer_trusted),
                     real_ip: ip_value(visitor.ip),
                     click_id: HeaderValue::from_bytes(click_id_str.as_bytes())
                         .unwrap_or(HeaderValue::from_static("")),
@@ -249,7 +250,7 @@ pub async fn handle(
                             .authority()
                             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
                     }),
-                    trusted: gw.trusted_proxies.contains(peer),
+                    trusted: peer_trusted,
                     client_ip_header: match &gw.client_ip_header {
                         crate::identity::ClientIpHeader::Single(name) => Some(name.clone()),
                         crate::identity::ClientIpHeader::XForwardedFor => None,
