@@ -324,6 +324,29 @@ fn a_body_over_max_body_bytes_gets_413_declared_or_chunked() {
     assert_eq!(status_of(&small), 200, "{small}");
 }
 
+/// A kept-alive connection that got an answer: it holds a place.
+fn admitted(addr: SocketAddr) -> TcpStream {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no place for a connection"
+        );
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        // A place taken for a moment by the harness's readiness probe frees up at once.
+        if s.write_all(b"GET /lp HTTP/1.1\r\nHost: promo.example.com\r\n\r\n")
+            .is_err()
+        {
+            continue;
+        }
+        let mut buf = [0u8; 4096];
+        if matches!(s.read(&mut buf), Ok(n) if n > 0 && buf.starts_with(b"HTTP/1.1 200")) {
+            return s;
+        }
+    }
+}
+
 #[test]
 fn connections_over_the_per_address_and_per_listener_limits_are_closed_at_once() {
     let up = Upstream::start("landing");
@@ -331,22 +354,11 @@ fn connections_over_the_per_address_and_per_listener_limits_are_closed_at_once()
         "trusted_proxies: []\nlimits: { max_connections_per_ip: 3 }\n",
         &rules(up.addr),
     );
-    // The harness's own readiness probe must be gone before counting.
-    wait_for("no connection open", Duration::from_secs(5), || {
-        per_ip.metric("flowgate_connections_open") == 0.0
-    });
-    let held: Vec<TcpStream> = (0..3)
-        .map(|_| TcpStream::connect(per_ip.addr).unwrap())
-        .collect();
-    wait_for("three connections open", Duration::from_secs(5), || {
-        per_ip.metric("flowgate_connections_open") == 3.0
-    });
+    let held: Vec<TcpStream> = (0..3).map(|_| admitted(per_ip.addr)).collect();
     let mut fourth = TcpStream::connect(per_ip.addr).unwrap();
     assert!(closed_within(&mut fourth, Duration::from_secs(5)));
-    assert_eq!(
-        per_ip.metric(r#"flowgate_connections_refused_total{limit="peer"}"#),
-        1.0
-    );
+    assert!(per_ip.metric(r#"flowgate_connections_refused_total{limit="peer"}"#) >= 1.0);
+    assert_eq!(per_ip.metric("flowgate_connections_open"), 3.0);
     drop(held);
     wait_for("places given back", Duration::from_secs(5), || {
         per_ip.metric("flowgate_connections_open") == 0.0
@@ -355,19 +367,8 @@ fn connections_over_the_per_address_and_per_listener_limits_are_closed_at_once()
 
     // 127.0.0.1 is a trusted proxy here: only the listener's limit applies.
     let per_listener = Flowgate::start("limits: { max_connections: 2 }\n", &rules(up.addr));
-    wait_for("no connection open", Duration::from_secs(5), || {
-        per_listener.metric("flowgate_connections_open") == 0.0
-    });
-    let _held: Vec<TcpStream> = (0..2)
-        .map(|_| TcpStream::connect(per_listener.addr).unwrap())
-        .collect();
-    wait_for("two connections open", Duration::from_secs(5), || {
-        per_listener.metric("flowgate_connections_open") == 2.0
-    });
+    let _held: Vec<TcpStream> = (0..2).map(|_| admitted(per_listener.addr)).collect();
     let mut third = TcpStream::connect(per_listener.addr).unwrap();
     assert!(closed_within(&mut third, Duration::from_secs(5)));
-    assert_eq!(
-        per_listener.metric(r#"flowgate_connections_refused_total{limit="listener"}"#),
-        1.0
-    );
+    assert!(per_listener.metric(r#"flowgate_connections_refused_total{limit="listener"}"#) >= 1.0);
 }

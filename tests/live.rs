@@ -74,7 +74,7 @@ fn bad_changes_are_refused_and_the_old_rules_keep_serving() {
     let main = fg.rules_dir().join("main.yaml");
 
     std::fs::write(&main, "routes: [unclosed\n").unwrap();
-    wait_for("syntax error refused", Duration::from_secs(2), || {
+    wait_for("syntax error refused", Duration::from_secs(10), || {
         fg.metric(r#"flowgate_reloads_total{outcome="error"}"#) >= 1.0
     });
     assert_eq!(fg.get("/", &[]).body, "good");
@@ -83,7 +83,7 @@ fn bad_changes_are_refused_and_the_old_rules_keep_serving() {
     std::fs::create_dir_all(fg.rules_dir().join("tests")).unwrap();
     let failing = "- name: everyone gets the old page\n  request: { url: http://x/ }\n  expect: { route: nowhere }\n";
     std::fs::write(fg.rules_dir().join("tests/pages.yaml"), failing).unwrap();
-    wait_for("failing rule test refused", Duration::from_secs(2), || {
+    wait_for("failing rule test refused", Duration::from_secs(10), || {
         fg.metric(r#"flowgate_reloads_total{outcome="error"}"#) >= 2.0
     });
     assert_eq!(fg.get("/", &[]).body, "good");
@@ -95,7 +95,7 @@ fn bad_changes_are_refused_and_the_old_rules_keep_serving() {
         failing.replace("nowhere", "page"),
     )
     .unwrap();
-    wait_for("fixed test accepted", Duration::from_secs(2), || {
+    wait_for("fixed test accepted", Duration::from_secs(10), || {
         fg.get("/", &[]).body == "better"
     });
 }
