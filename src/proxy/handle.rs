@@ -1,8 +1,7 @@
 //! One request: pin the snapshot, work out the visitor, ask the rules, carry the decision out
 //! (answer, redirect or proxy), and leave its click event for when the answer is over.
 
-use std::io::Write as _;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,8 +13,9 @@ use hyper::upgrade::OnUpgrade;
 
 use super::body::{Body, Progress, Tracked};
 use super::conn::ConnState;
-use super::headers::{self, Forwarding};
-use super::upstream::{self, Pooled};
+use super::forward::{forwarded_for, ip_value, target, Leg};
+use super::headers::Forwarding;
+use super::upstream::Pooled;
 use super::{postback, respond, Gateway};
 use crate::events::{self, ClickRecord, Outcome, Record};
 use crate::identity::{client_ip, ClientHints};
@@ -341,201 +341,4 @@ fn finished(resp: Response<Body>, finish: Finish, close: bool) -> Response<Track
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     Response::from_parts(parts, Tracked::new(body, Some(finish)))
-}
-
-/// The upstream target in origin form: the route's path prefix, then the visitor's canonical
-/// path (which has no dot segment left to climb out of the prefix), then the query.
-fn target(uri: &Uri, prefix: &str, facts: &RequestFacts) -> Option<Uri> {
-    if prefix.is_empty() && uri.scheme().is_none() && facts.path == uri.path() {
-        return Some(uri.clone());
-    }
-    let query = facts.query.unwrap_or("");
-    let mut s = String::with_capacity(prefix.len() + facts.path.len() + query.len() + 1);
-    s.push_str(prefix);
-    s.push_str(facts.path);
-    if facts.query.is_some() {
-        s.push('?');
-        s.push_str(query);
-    }
-    Uri::try_from(s).ok()
-}
-
-/// Each proxy appends the address it heard from; from an untrusted peer the incoming chain is
-/// the visitor's own words and is replaced.
-fn forwarded_for(headers: &http::HeaderMap, peer: IpAddr, trusted: bool) -> HeaderValue {
-    let prev = headers.get_all(&headers::X_FORWARDED_FOR);
-    if !trusted || prev.iter().next().is_none() {
-        return ip_value(peer);
-    }
-    let mut buf = [0u8; 48];
-    let ip = write_ip(&mut buf, peer);
-    // Sized exactly: `Bytes` takes the vector as it is, without shrinking it.
-    let len = prev.iter().map(|p| p.len() + 2).sum::<usize>() + ip.len();
-    let mut v = Vec::with_capacity(len);
-    for p in prev {
-        v.extend_from_slice(p.as_bytes());
-        v.extend_from_slice(b", ");
-    }
-    v.extend_from_slice(ip);
-    HeaderValue::from_maybe_shared(bytes::Bytes::from(v)).unwrap_or(HeaderValue::from_static(""))
-}
-
-fn ip_value(ip: IpAddr) -> HeaderValue {
-    let mut buf = [0u8; 48];
-    HeaderValue::from_bytes(write_ip(&mut buf, ip)).unwrap_or(HeaderValue::from_static(""))
-}
-
-/// `IpAddr`'s `Display` goes through the formatter a piece at a time; an IPv4 address, the
-/// common case, is four numbers.
-fn write_ip(buf: &mut [u8; 48], ip: IpAddr) -> &[u8] {
-    let mut n = 0;
-    match ip {
-        IpAddr::V4(a) => {
-            let mut num = itoa::Buffer::new();
-            for (i, octet) in a.octets().into_iter().enumerate() {
-                if i > 0 {
-                    buf[n] = b'.';
-                    n += 1;
-                }
-                let digits = num.format(octet).as_bytes();
-                buf[n..n + digits.len()].copy_from_slice(digits);
-                n += digits.len();
-            }
-        }
-        IpAddr::V6(_) => {
-            let mut cursor = &mut buf[..];
-            let _ = write!(cursor, "{ip}");
-            n = 48 - cursor.len();
-        }
-    }
-    &buf[..n]
-}
-
-/// A switch of protocols both sides asked for: once hyper hands over both connections, bytes
-/// are copied each way until either side closes.
-fn tunnel(down: Option<OnUpgrade>, resp: &mut Response<Incoming>) {
-    let up = resp.extensions_mut().remove::<OnUpgrade>();
-    let (Some(down), Some(up)) = (down, up) else {
-        return;
-    };
-    tokio::spawn(async move {
-        let (Ok(down), Ok(up)) = (down.await, up.await) else {
-            return;
-        };
-        let (mut down, mut up) = (
-            hyper_util::rt::TokioIo::new(down),
-            hyper_util::rt::TokioIo::new(up),
-        );
-        if let Err(e) = tokio::io::copy_bidirectional(&mut down, &mut up).await {
-            log::debug!("upgraded connection: {e}");
-        }
-    });
-}
-
-/// 413, and the connection closes: the rest of the body is not worth reading.
-fn too_large() -> Response<Body> {
-    let mut r = respond::error_page(413);
-    r.headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    r
-}
-
-/// The proxy action of one request.
-struct Leg<'a> {
-    gw: &'a Gateway,
-    conn: &'a ConnState,
-    up: &'a crate::rules::Upstream,
-    target: &'a Uri,
-    fwd: &'a Forwarding,
-}
-
-impl Leg<'_> {
-    /// The upstream's answer (or an error page), the peer asked, and the connection to give
-    /// back to the pool once the answer has been read to the end.
-    async fn proxy(
-        &self,
-        method: &http::Method,
-        headers: http::HeaderMap,
-        body: Incoming,
-        on_upgrade: Option<OnUpgrade>,
-    ) -> (
-        Response<Body>,
-        Option<SocketAddr>,
-        Option<Pooled>,
-        Option<Arc<Progress>>,
-    ) {
-        let upgrade = headers::wants_upgrade(&headers);
-        // RFC 9110 §9.2.2: only an idempotent request may be sent again unasked.
-        let replay = hyper::body::Body::is_end_stream(&body) && method.is_idempotent();
-        let allowed = self.gw.limits.max_body_bytes.0;
-        if hyper::body::Body::size_hint(&body).lower() > allowed {
-            return (too_large(), None, None, None);
-        }
-        let progress =
-            (!hyper::body::Body::is_end_stream(&body)).then(|| Arc::new(Progress::new(allowed)));
-        let body = match &progress {
-            None => Body::Stream(body),
-            Some(p) => {
-                // An upload that stops moving ends the connection (the upstream's own silence
-                // is its read_timeout's business, which comes first).
-                let limit = self.gw.limits.body_timeout.0.max(self.up.read_timeout);
-                self.conn.stall_limit(limit);
-                Body::Upload(body, p.clone())
-            }
-        };
-        let req = headers::upstream_request(method, headers, self.target, self.fwd, upgrade, body);
-        let answer = match upstream::send(self.up, req, replay).await {
-            Ok(a) => a,
-            Err((_, peer))
-                if progress
-                    .as_ref()
-                    .is_some_and(|p| p.too_large.load(std::sync::atomic::Ordering::Relaxed)) =>
-            {
-                return (too_large(), Some(peer), None, None);
-            }
-            Err((e, peer)) => {
-                self.gw.count_upstream_error(&self.up.name, e.kind());
-                return (respond::error_page(e.status()), Some(peer), None, None);
-            }
-        };
-        let mut resp = answer.response;
-        let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
-        let pooled = if !switching {
-            Some(answer.conn)
-        } else if upgrade {
-            tunnel(on_upgrade, &mut resp);
-            None
-        } else {
-            // An upgrade nobody asked for: its bytes would not be HTTP any more.
-            self.gw.count_upstream_error(&self.up.name, "protocol");
-            return (respond::error_page(502), Some(answer.peer), None, None);
-        };
-        let (mut rp, rb) = resp.into_parts();
-        headers::clean_response(&mut rp.headers, switching);
-        (
-            Response::from_parts(rp, Body::Stream(rb)),
-            Some(answer.peer),
-            pooled,
-            progress,
-        )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn addresses_are_written_as_their_display_form() {
-        for ip in [
-            "203.0.113.7",
-            "0.0.0.0",
-            "255.255.255.255",
-            "2001:db8::1",
-            "::1",
-        ] {
-            let ip: IpAddr = ip.parse().unwrap();
-            assert_eq!(ip_value(ip), ip.to_string().as_str());
-        }
-    }
 }

@@ -6,6 +6,7 @@
 pub mod admission;
 pub mod body;
 mod conn;
+mod forward;
 mod handle;
 pub mod headers;
 mod postback;
