@@ -37,8 +37,9 @@ pub struct ConnState {
     /// either way (the upstream's `read_timeout`); 0 for no limit.
     stall_secs: AtomicU64,
     draining: AtomicBool,
-    /// The peer's forwarding headers are not believed, trusted proxy or not.
-    pub no_forwarding: bool,
+    /// The peer is a trusted proxy whose forwarding headers are believed; decided once per
+    /// connection, not per request.
+    pub peer_trusted: bool,
 }
 
 impl ConnState {
@@ -91,23 +92,19 @@ pub async fn serve(gw: Arc<Gateway>, stream: Stream, shutdown: &ShutdownWatch) {
             }
             let limit = gw.limits.header_timeout.0;
             match tokio::time::timeout(limit, proxy_header(&mut tcp)).await {
-                Ok(Ok((Some(client), rest))) => serve_io(gw, tcp, client, rest, shutdown).await,
+                Ok(Ok((Some(client), rest))) => {
+                    serve_io(gw, tcp, client, rest, true, shutdown).await
+                }
                 // The balancer's own connection (UNKNOWN, LOCAL): it is the peer, and what its
                 // requests say of other clients is not believed.
-                Ok(Ok((None, rest))) => {
-                    let state = ConnState {
-                        no_forwarding: true,
-                        ..ConnState::default()
-                    };
-                    serve_with(gw, tcp, peer, rest, state, shutdown).await
-                }
+                Ok(Ok((None, rest))) => serve_io(gw, tcp, peer, rest, false, shutdown).await,
                 Ok(Err(e)) => log::debug!("PROXY protocol: {e}; connection closed"),
                 Err(_) => log::debug!("PROXY protocol: no header in time; connection closed"),
             }
         }
-        Ok(tcp) => serve_io(gw, tcp, peer, Bytes::new(), shutdown).await,
+        Ok(tcp) => serve_io(gw, tcp, peer, Bytes::new(), true, shutdown).await,
         Err(_) if proxied => log::debug!("PROXY protocol needs a plain TCP connection; closed"),
-        Err(stream) => serve_io(gw, stream, peer, Bytes::new(), shutdown).await,
+        Err(stream) => serve_io(gw, stream, peer, Bytes::new(), true, shutdown).await,
     }
 }
 
@@ -171,30 +168,23 @@ fn localize(stream: Stream) -> Result<tokio::net::TcpStream, Stream> {
     }
 }
 
-/// `prefix`: bytes already read from the stream that belong to the first request.
+/// `prefix`: bytes already read from the stream that belong to the first request;
+/// `believe_forwarding`: false when the peer's forwarding headers count for nothing whoever
+/// it is.
 async fn serve_io<S>(
     gw: Arc<Gateway>,
     stream: S,
     peer: std::net::IpAddr,
     prefix: Bytes,
+    believe_forwarding: bool,
     shutdown: &ShutdownWatch,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    serve_with(gw, stream, peer, prefix, ConnState::default(), shutdown).await
-}
-
-async fn serve_with<S>(
-    gw: Arc<Gateway>,
-    stream: S,
-    peer: std::net::IpAddr,
-    prefix: Bytes,
-    state: ConnState,
-    shutdown: &ShutdownWatch,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let state = Arc::new(state);
+    let state = Arc::new(ConnState {
+        peer_trusted: believe_forwarding && gw.trusted_proxies.contains(peer),
+        ..ConnState::default()
+    });
     let io = TokioIo::new(Counted {
         inner: stream,
         prefix,

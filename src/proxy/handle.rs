@@ -173,7 +173,7 @@ pub async fn handle(
         }
     };
     let snap = gw.live.current();
-    let peer_trusted = !conn.no_forwarding && gw.trusted_proxies.contains(peer);
+    let peer_trusted = conn.peer_trusted;
     let ip = if peer_trusted {
         client_ip(
             peer,
