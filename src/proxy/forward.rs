@@ -1,8 +1,7 @@
 //! The proxy action of one request: the upstream target and forwarding headers, the leg to
 //! the upstream and back (413 for an upload over the limit), and a WebSocket tunnel.
 
-use std::io::Write as _;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::header::{self, HeaderValue};
@@ -32,57 +31,6 @@ pub(super) fn target(uri: &Uri, prefix: &str, facts: &RequestFacts) -> Option<Ur
         s.push_str(query);
     }
     Uri::try_from(s).ok()
-}
-
-/// Each proxy appends the address it heard from; from an untrusted peer the incoming chain is
-/// the visitor's own words and is replaced.
-pub(super) fn forwarded_for(headers: &http::HeaderMap, peer: IpAddr, trusted: bool) -> HeaderValue {
-    let prev = headers.get_all(&headers::X_FORWARDED_FOR);
-    if !trusted || prev.iter().next().is_none() {
-        return ip_value(peer);
-    }
-    let mut buf = [0u8; 48];
-    let ip = write_ip(&mut buf, peer);
-    // Sized exactly: `Bytes` takes the vector as it is, without shrinking it.
-    let len = prev.iter().map(|p| p.len() + 2).sum::<usize>() + ip.len();
-    let mut v = Vec::with_capacity(len);
-    for p in prev {
-        v.extend_from_slice(p.as_bytes());
-        v.extend_from_slice(b", ");
-    }
-    v.extend_from_slice(ip);
-    HeaderValue::from_maybe_shared(bytes::Bytes::from(v)).unwrap_or(HeaderValue::from_static(""))
-}
-
-pub(super) fn ip_value(ip: IpAddr) -> HeaderValue {
-    let mut buf = [0u8; 48];
-    HeaderValue::from_bytes(write_ip(&mut buf, ip)).unwrap_or(HeaderValue::from_static(""))
-}
-
-/// `IpAddr`'s `Display` goes through the formatter a piece at a time; an IPv4 address, the
-/// common case, is four numbers.
-fn write_ip(buf: &mut [u8; 48], ip: IpAddr) -> &[u8] {
-    let mut n = 0;
-    match ip {
-        IpAddr::V4(a) => {
-            let mut num = itoa::Buffer::new();
-            for (i, octet) in a.octets().into_iter().enumerate() {
-                if i > 0 {
-                    buf[n] = b'.';
-                    n += 1;
-                }
-                let digits = num.format(octet).as_bytes();
-                buf[n..n + digits.len()].copy_from_slice(digits);
-                n += digits.len();
-            }
-        }
-        IpAddr::V6(_) => {
-            let mut cursor = &mut buf[..];
-            let _ = write!(cursor, "{ip}");
-            n = 48 - cursor.len();
-        }
-    }
-    &buf[..n]
 }
 
 /// A switch of protocols both sides asked for: once hyper hands over both connections, bytes
@@ -120,14 +68,14 @@ pub(super) struct Leg<'a> {
     pub(super) conn: &'a ConnState,
     pub(super) up: &'a crate::rules::Upstream,
     pub(super) target: &'a Uri,
-    pub(super) fwd: &'a Forwarding,
+    pub(super) fwd: Forwarding,
 }
 
 impl Leg<'_> {
     /// The upstream's answer (or an error page), the peer asked, and the connection to give
     /// back to the pool once the answer has been read to the end.
     pub(super) async fn proxy(
-        &self,
+        self,
         method: &http::Method,
         headers: http::HeaderMap,
         body: Incoming,
@@ -192,24 +140,5 @@ impl Leg<'_> {
             pooled,
             progress,
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn addresses_are_written_as_their_display_form() {
-        for ip in [
-            "203.0.113.7",
-            "0.0.0.0",
-            "255.255.255.255",
-            "2001:db8::1",
-            "::1",
-        ] {
-            let ip: IpAddr = ip.parse().unwrap();
-            assert_eq!(ip_value(ip), ip.to_string().as_str());
-        }
     }
 }

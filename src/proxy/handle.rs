@@ -13,7 +13,7 @@ use hyper::upgrade::OnUpgrade;
 
 use super::body::{Body, Progress, Tracked};
 use super::conn::ConnState;
-use super::forward::{forwarded_for, ip_value, target, Leg};
+use super::forward::{target, Leg};
 use super::headers::Forwarding;
 use super::upstream::Pooled;
 use super::{postback, respond, Gateway};
@@ -239,10 +239,6 @@ pub async fn handle(
             Some(target) => {
                 let up = &snap.rules.upstreams[*upstream];
                 let fwd = Forwarding {
-                    forwarded_for: forwarded_for(&parts.headers, peer, peer_trusted),
-                    real_ip: ip_value(visitor.ip),
-                    click_id: HeaderValue::from_bytes(click_id_str.as_bytes())
-                        .unwrap_or(HeaderValue::from_static("")),
                     // RFC 9112 §3.2.2: an absolute-form target's authority replaces Host.
                     host: up.host.clone().or_else(|| {
                         parts
@@ -250,11 +246,11 @@ pub async fn handle(
                             .authority()
                             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
                     }),
-                    trusted: peer_trusted,
                     client_ip_header: match &gw.client_ip_header {
                         crate::identity::ClientIpHeader::Single(name) => Some(name.clone()),
                         crate::identity::ClientIpHeader::XForwardedFor => None,
                     },
+                    ..Forwarding::new(&parts.headers, peer, peer_trusted, visitor.ip, click_id_str)
                 };
                 Plan::Proxy { up, target, fwd }
             }
@@ -289,7 +285,7 @@ pub async fn handle(
                 conn: &conn,
                 up,
                 target: &target,
-                fwd: &fwd,
+                fwd,
             };
             let (resp, peer, pooled, upload) =
                 leg.proxy(&parts.method, headers, body, on_upgrade).await;

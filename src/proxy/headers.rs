@@ -1,6 +1,10 @@
 //! What crosses flowgate between visitor and upstream: hop-by-hop headers stop here (RFC 9110
 //! §7.6.1), forwarding headers are flowgate's own, and the framing is one valid value.
 
+use std::io::Write as _;
+use std::net::IpAddr;
+
+use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Uri, Version};
 
@@ -74,6 +78,80 @@ pub struct Forwarding {
     pub client_ip_header: Option<HeaderName>,
 }
 
+impl Forwarding {
+    /// The values for a request from `peer` on behalf of `client`. `X-Forwarded-For` appends
+    /// the address flowgate heard from to a trusted peer's chain; from an untrusted peer the
+    /// chain is the visitor's own words and is replaced. The three values share one buffer,
+    /// so they cost two allocations together, and the copy a replay keeps of them a
+    /// reference count each.
+    pub fn new(
+        visitor: &HeaderMap,
+        peer: IpAddr,
+        trusted: bool,
+        client: IpAddr,
+        click_id: &str,
+    ) -> Forwarding {
+        let (mut peer_buf, mut client_buf) = ([0u8; 48], [0u8; 48]);
+        let peer = write_ip(&mut peer_buf, peer);
+        let client = write_ip(&mut client_buf, client);
+        let chain = visitor.get_all(&X_FORWARDED_FOR);
+        let chain_len = match trusted {
+            true => chain.iter().map(|p| p.len() + 2).sum(),
+            false => 0,
+        };
+        let mut buf =
+            BytesMut::with_capacity(chain_len + peer.len() + client.len() + click_id.len());
+        if trusted {
+            for p in chain {
+                buf.extend_from_slice(p.as_bytes());
+                buf.extend_from_slice(b", ");
+            }
+        }
+        buf.extend_from_slice(peer);
+        let forwarded_for = buf.split();
+        buf.extend_from_slice(client);
+        let real_ip = buf.split();
+        buf.extend_from_slice(click_id.as_bytes());
+        let value = |b: BytesMut| {
+            HeaderValue::from_maybe_shared(b.freeze()).unwrap_or(HeaderValue::from_static(""))
+        };
+        Forwarding {
+            forwarded_for: value(forwarded_for),
+            real_ip: value(real_ip),
+            click_id: value(buf),
+            host: None,
+            trusted,
+            client_ip_header: None,
+        }
+    }
+}
+
+/// `IpAddr`'s `Display` goes through the formatter a piece at a time; an IPv4 address, the
+/// common case, is four numbers.
+fn write_ip(buf: &mut [u8; 48], ip: IpAddr) -> &[u8] {
+    let mut n = 0;
+    match ip {
+        IpAddr::V4(a) => {
+            let mut num = itoa::Buffer::new();
+            for (i, octet) in a.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf[n] = b'.';
+                    n += 1;
+                }
+                let digits = num.format(octet).as_bytes();
+                buf[n..n + digits.len()].copy_from_slice(digits);
+                n += digits.len();
+            }
+        }
+        IpAddr::V6(_) => {
+            let mut cursor = &mut buf[..];
+            let _ = write!(cursor, "{ip}");
+            n = 48 - cursor.len();
+        }
+    }
+    &buf[..n]
+}
+
 /// Forwarding headers only a trusted proxy may send on; from anyone else they are the
 /// visitor's own claims and would mislead the servers behind flowgate.
 static CLAIMS: [HeaderName; 3] = [
@@ -82,7 +160,7 @@ static CLAIMS: [HeaderName; 3] = [
     HeaderName::from_static("x-forwarded-proto"),
 ];
 
-pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 static X_CLICK_ID: HeaderName = HeaderName::from_static("x-click-id");
 
@@ -92,7 +170,7 @@ pub fn upstream_request(
     method: &Method,
     mut headers: HeaderMap,
     target: &Uri,
-    fwd: &Forwarding,
+    fwd: Forwarding,
     upgrade: bool,
     body: Body,
 ) -> Request<Body> {
@@ -102,8 +180,8 @@ pub fn upstream_request(
         None
     };
     strip_hop_by_hop(&mut headers);
-    if let Some(host) = &fwd.host {
-        headers.insert(header::HOST, host.clone());
+    if let Some(host) = fwd.host {
+        headers.insert(header::HOST, host);
     }
     if headers.contains_key(header::CONTENT_LENGTH) {
         if let Some(n) = hyper::body::Body::size_hint(&body).exact() {
@@ -119,12 +197,12 @@ pub fn upstream_request(
             headers.remove(name);
         }
     }
-    if let Some(name) = &fwd.client_ip_header {
-        headers.insert(name.clone(), fwd.real_ip.clone());
+    if let Some(name) = fwd.client_ip_header {
+        headers.insert(name, fwd.real_ip.clone());
     }
-    headers.insert(X_FORWARDED_FOR.clone(), fwd.forwarded_for.clone());
-    headers.insert(X_REAL_IP.clone(), fwd.real_ip.clone());
-    headers.insert(X_CLICK_ID.clone(), fwd.click_id.clone());
+    headers.insert(X_FORWARDED_FOR.clone(), fwd.forwarded_for);
+    headers.insert(X_REAL_IP.clone(), fwd.real_ip);
+    headers.insert(X_CLICK_ID.clone(), fwd.click_id);
     let mut req = Request::new(body);
     *req.method_mut() = method.clone();
     *req.uri_mut() = target.clone();
@@ -213,6 +291,44 @@ mod tests {
     }
 
     #[test]
+    fn addresses_are_written_as_their_display_form() {
+        for ip in [
+            "203.0.113.7",
+            "0.0.0.0",
+            "255.255.255.255",
+            "2001:db8::1",
+            "::1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let f = Forwarding::new(&HeaderMap::new(), ip, false, ip, "c");
+            assert_eq!(f.real_ip, ip.to_string().as_str());
+            assert_eq!(f.forwarded_for, ip.to_string().as_str());
+        }
+    }
+
+    #[test]
+    fn a_trusted_peer_chain_is_extended_and_an_untrusted_one_replaced() {
+        let h = parts(&[
+            ("x-forwarded-for", "198.51.100.1, 10.0.0.2"),
+            ("x-forwarded-for", "10.0.0.3"),
+        ]);
+        let (peer, client) = (
+            "127.0.0.1".parse().unwrap(),
+            "198.51.100.1".parse().unwrap(),
+        );
+        let f = Forwarding::new(&h, peer, true, client, "019ad0f3");
+        assert_eq!(
+            f.forwarded_for,
+            "198.51.100.1, 10.0.0.2, 10.0.0.3, 127.0.0.1"
+        );
+        assert_eq!(f.real_ip, "198.51.100.1");
+        assert_eq!(f.click_id, "019ad0f3");
+        let f = Forwarding::new(&h, peer, false, peer, "019ad0f3");
+        assert_eq!(f.forwarded_for, "127.0.0.1");
+        assert_eq!(f.real_ip, "127.0.0.1");
+    }
+
+    #[test]
     fn hop_by_hop_headers_and_the_ones_connection_names_stay_with_flowgate() {
         let p = parts(&[
             ("connection", "keep-alive, x-secret"),
@@ -229,7 +345,7 @@ mod tests {
             &Method::GET,
             p,
             &"/safe/lp".parse().unwrap(),
-            &fwd(),
+            fwd(),
             false,
             Body::empty(),
         );
@@ -263,7 +379,7 @@ mod tests {
     fn a_listed_content_length_goes_upstream_as_one_value() {
         let p = parts(&[("content-length", "5, 5")]);
         let body = Body::bytes(bytes::Bytes::from_static(b"hello"));
-        let req = upstream_request(&Method::GET, p, &"/".parse().unwrap(), &fwd(), false, body);
+        let req = upstream_request(&Method::GET, p, &"/".parse().unwrap(), fwd(), false, body);
         let all: Vec<_> = req.headers().get_all("content-length").iter().collect();
         assert_eq!(all, vec!["5"]);
     }
@@ -278,7 +394,7 @@ mod tests {
             &Method::GET,
             p,
             &"/".parse().unwrap(),
-            &fwd(),
+            fwd(),
             true,
             Body::empty(),
         );
