@@ -8,6 +8,8 @@ pub mod model;
 pub mod rate;
 pub mod request;
 pub mod template;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
