@@ -8,6 +8,8 @@ pub mod model;
 pub mod rate;
 pub mod request;
 pub mod template;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,7 +22,7 @@ pub use compile::{load, rule_files};
 pub use condition::Condition;
 pub use explain::Step;
 pub use request::RequestFacts;
-pub use template::{Template, Vars};
+pub use template::{Template, TemplateError, Vars};
 
 /// Index into `Rules::routes`.
 pub type RouteId = usize;
@@ -100,7 +102,7 @@ pub struct Campaign {
     pub flows: Vec<Flow>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum HostPattern {
     Any,
     /// Lowercase host name.

@@ -1,4 +1,4 @@
-//! The rule files as operators write them (`rules/*.yaml`). Compiled by `compile.rs`.
+//! The rule files as operators write them (`rules/*.yaml`). Compiled by `compile/`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

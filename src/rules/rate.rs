@@ -114,25 +114,37 @@ fn key(ip: IpAddr) -> IpAddr {
     }
 }
 
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RateError {
+    #[error("per: {0:?}: use ip, or [ip, campaign]")]
+    Per(String),
+    #[error("per must include ip")]
+    NoIp,
+    #[error("max must be at least 1")]
+    ZeroMax,
+    #[error("window must be at least 1ms")]
+    Window,
+}
+
 /// Validates a spec: `(max, window, per campaign)`.
-pub fn check(spec: &RateSpec) -> Result<(u32, Duration, bool), String> {
+pub fn check(spec: &RateSpec) -> Result<(u32, Duration, bool), RateError> {
     let mut campaign = false;
     let mut ip = false;
     for p in &spec.per.0 {
         match p.as_str() {
             "ip" => ip = true,
             "campaign" => campaign = true,
-            other => return Err(format!("per: {other:?}: use ip, or [ip, campaign]")),
+            other => return Err(RateError::Per(other.to_string())),
         }
     }
     if !ip {
-        return Err("per must include ip".into());
+        return Err(RateError::NoIp);
     }
     if spec.max == 0 {
-        return Err("max must be at least 1".into());
+        return Err(RateError::ZeroMax);
     }
     if spec.window.0 < Duration::from_millis(1) {
-        return Err("window must be at least 1ms".into());
+        return Err(RateError::Window);
     }
     Ok((spec.max, spec.window.0, campaign))
 }

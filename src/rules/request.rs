@@ -71,7 +71,9 @@ pub fn strip_port(host: &str) -> &str {
         return rest.split(']').next().unwrap_or(rest);
     }
     match host.rsplit_once(':') {
-        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        // More than one `:` without brackets is an IPv6 address (as `canonical_host` gives
+        // it), not a host and a port: `::1` is not `::` on port 1.
+        Some((h, port)) if !h.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => h,
         _ => host,
     }
 }
@@ -210,6 +212,8 @@ mod tests {
         assert_eq!(strip_port("example.com:8080"), "example.com");
         assert_eq!(strip_port("[::1]:8080"), "::1");
         assert_eq!(strip_port("example.com"), "example.com");
+        assert_eq!(strip_port("::1"), "::1");
+        assert_eq!(strip_port("2001:db8::8080"), "2001:db8::8080");
         let mut headers = HeaderMap::new();
         headers.insert(
             "accept-language",

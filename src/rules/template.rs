@@ -31,15 +31,39 @@ pub struct Vars<'a> {
     pub route: &'a str,
 }
 
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TemplateError {
+    #[error("{0:?} must be an http(s) URL or a path starting with /")]
+    NotAUrl(String),
+    #[error("{0:?} starts with //, which browsers read as another host; write https://...")]
+    OtherHost(String),
+    #[error("{template:?} contains {char:?}; encode it")]
+    Char { template: String, char: char },
+    #[error("unclosed {{ in {0:?}")]
+    Unclosed(String),
+    #[error("unmatched }} in {0:?}")]
+    Unmatched(String),
+    #[error(
+        "unknown macro {{{0}}}; known: click_id, country, asn, campaign, flow, route, query, \
+         param:NAME"
+    )]
+    UnknownMacro(String),
+}
+
 impl Template {
-    pub fn parse(s: &str) -> Result<Template, String> {
+    pub fn parse(s: &str) -> Result<Template, TemplateError> {
         if !(s.starts_with("http://") || s.starts_with("https://") || s.starts_with('/')) {
-            return Err(format!(
-                "{s:?} must be an http(s) URL or a path starting with /"
-            ));
+            return Err(TemplateError::NotAUrl(s.to_string()));
+        }
+        // `//host/path` is a URL of another host, not a path of this one.
+        if s.starts_with("//") {
+            return Err(TemplateError::OtherHost(s.to_string()));
         }
         if let Some(c) = s.chars().find(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!("{s:?} contains {c:?}; encode it"));
+            return Err(TemplateError::Char {
+                template: s.to_string(),
+                char: c,
+            });
         }
         let mut parts = Vec::new();
         let mut rest = s;
@@ -50,7 +74,7 @@ impl Template {
             let after = &rest[open + 1..];
             let close = after
                 .find('}')
-                .ok_or_else(|| format!("unclosed {{ in {s:?}"))?;
+                .ok_or_else(|| TemplateError::Unclosed(s.to_string()))?;
             let name = &after[..close];
             parts.push(match name {
                 "click_id" => Part::ClickId,
@@ -62,18 +86,13 @@ impl Template {
                 "query" => Part::Query,
                 _ => match name.strip_prefix("param:") {
                     Some(p) if !p.is_empty() => Part::Param(p.to_string()),
-                    _ => {
-                        return Err(format!(
-                            "unknown macro {{{name}}}; known: click_id, country, asn, campaign, \
-                             flow, route, query, param:NAME"
-                        ))
-                    }
+                    _ => return Err(TemplateError::UnknownMacro(name.to_string())),
                 },
             });
             rest = &after[close + 1..];
         }
         if rest.contains('}') {
-            return Err(format!("unmatched }} in {s:?}"));
+            return Err(TemplateError::Unmatched(s.to_string()));
         }
         if !rest.is_empty() {
             parts.push(Part::Literal(rest.to_string()));
