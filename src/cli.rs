@@ -327,6 +327,11 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Watching from the moment the rules are read: a change while the rest starts (or while
+    // an upgrade waits for the sockets) is not missed.
+    if let Err(e) = crate::snapshot::watch::spawn(live.clone()) {
+        log::error!("watch: cannot start: {e}; rules reload on SIGHUP only");
+    }
     let policy = match EventPolicy::new(&config.privacy) {
         Ok(p) => p,
         Err(e) => {
@@ -422,9 +427,6 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
         }
     }
     reload_on_sighup(live.clone());
-    if let Err(e) = crate::snapshot::watch::spawn(live) {
-        log::error!("watch: cannot start: {e}; rules reload on SIGHUP only");
-    }
 
     let pid_file = match crate::lifecycle::PidFile::create(&pid_file) {
         Ok(p) => Some(p),
