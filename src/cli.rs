@@ -7,10 +7,10 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
-use pingora::services::listening::Service;
 
 use crate::config::{self, Config, SinkKind};
 use crate::events::{EventPolicy, EventQueue, EventWorker, FileSink, HttpSink, Sink};
+use crate::listeners::Opened;
 use crate::metrics::{AdminService, Metrics};
 use crate::proxy::{App, Gateway};
 use crate::snapshot::{Live, SampleRequest, Snapshot};
@@ -327,6 +327,11 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Watching from the moment the rules are read: a change while the rest starts (or while
+    // an upgrade waits for the sockets) is not missed.
+    if let Err(e) = crate::snapshot::watch::spawn(live.clone()) {
+        log::error!("watch: cannot start: {e}; rules reload on SIGHUP only");
+    }
     let policy = match EventPolicy::new(&config.privacy) {
         Ok(p) => p,
         Err(e) => {
@@ -365,13 +370,18 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
         graceful_shutdown_timeout_seconds: Some(1),
         ..ServerConf::default()
     };
-    let opt = Opt {
-        upgrade,
-        ..Opt::default()
-    };
-    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    // The sockets are taken over here rather than by pingora's bootstrap, so their addresses
+    // are known before the proxy is built (see `listeners`).
+    let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
     server.bootstrap();
-
+    let open = match Opened::open(&config, upgrade.then_some(upgrade_sock.as_path())) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let listen = open.listen(&config);
     let postback = config.postback.as_ref().map(|p| crate::proxy::Postback {
         path: p.path.value.clone(),
         // Resolved once at load (validation checked it resolves).
@@ -388,42 +398,35 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
         metrics: metrics.clone(),
         limits: config.limits.clone(),
         admission: Arc::new(crate::proxy::admission::Admission::new(
-            &config,
+            listen.clone(),
+            &config.limits,
             metrics.clone(),
         )),
-        proxy_protocol: config
-            .listen
+        proxy_protocol: listen
             .iter()
             .filter(|l| l.proxy_protocol)
             .copied()
             .collect(),
     });
-    let mut service = Service::new("flowgate".to_string(), App(gateway));
-    for l in &config.listen {
-        service.add_tcp(&l.addr.to_string());
-    }
-    for t in &config.tls {
-        let (cert, key) = (t.cert.to_string_lossy(), t.key.to_string_lossy());
-        if let Err(e) = service.add_tls(&t.listen.to_string(), &cert, &key) {
-            eprintln!("{}: tls {}: {e}", path.display(), t.listen);
+    let ready_probe = open.first();
+    let serving = open.summary();
+    let admin_app = AdminService {
+        metrics,
+        live: live.clone(),
+    };
+    match open.into_services(&config, App(gateway), admin_app) {
+        Ok((proxy, admin)) => {
+            server.add_service(proxy);
+            if let Some(admin) = admin {
+                server.add_service(admin);
+            }
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
             return ExitCode::FAILURE;
         }
     }
-    server.add_service(service);
-    if let Some(admin) = &config.admin {
-        let admin_app = AdminService {
-            metrics,
-            live: live.clone(),
-        };
-        let mut service = Service::new("admin".to_string(), admin_app);
-        service.threads = Some(1);
-        service.add_tcp(&admin.to_string());
-        server.add_service(service);
-    }
     reload_on_sighup(live.clone());
-    if let Err(e) = crate::snapshot::watch::spawn(live) {
-        log::error!("watch: cannot start: {e}; rules reload on SIGHUP only");
-    }
 
     let pid_file = match crate::lifecycle::PidFile::create(&pid_file) {
         Ok(p) => Some(p),
@@ -452,26 +455,13 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
         in_flight,
         finish_once.clone(),
     );
-    if let Some(first) = config
-        .listen
-        .first()
-        .map(|l| l.addr)
-        .or(config.tls.first().map(|t| t.listen))
-    {
+    if let Some(first) = ready_probe {
         crate::lifecycle::notify_ready_when_listening(first);
     }
     crate::lifecycle::upgrade_on_sigusr2(config.path.clone());
-    let listeners: Vec<String> = (config.listen.iter().map(|l| l.addr.to_string()))
-        .chain(config.tls.iter().map(|t| format!("{} (tls)", t.listen)))
-        .collect();
-    let admin = config
-        .admin
-        .as_ref()
-        .map_or("off".to_string(), |a| a.value.to_string());
     log::info!(
-        "flowgate {} serving on {}, admin on {admin}",
-        env!("CARGO_PKG_VERSION"),
-        listeners.join(", "),
+        "flowgate {} serving on {serving}",
+        env!("CARGO_PKG_VERSION")
     );
     server.run(RunArgs::default());
     finish_once();

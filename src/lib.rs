@@ -7,6 +7,7 @@ pub mod config;
 pub mod events;
 pub mod identity;
 pub mod lifecycle;
+pub mod listeners;
 pub mod logging;
 pub mod metrics;
 pub mod path;

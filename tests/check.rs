@@ -47,7 +47,7 @@ campaigns:
         if: { ip_list: [tor] }
         to: offer
 "#;
-    let (config, _, _) = write_setup(dir.path(), "", rules);
+    let config = write_setup(dir.path(), "", rules);
     let (code, text) = check(&config);
     assert_eq!(code, 1, "{text}");
     let file = dir.path().join("rules/main.yaml").display().to_string();
@@ -72,7 +72,7 @@ campaigns:
 fn unknown_keys_and_bad_yaml_are_reported_with_their_line() {
     let dir = tempfile::tempdir().unwrap();
     let rules = "routes:\n  a: { respond: { body: x } }\ncampaigns:\n  - id: c\n    flows:\n      - name: f\n        if: { contry: [US] }\n        to: a\n";
-    let (config, _, _) = write_setup(dir.path(), "", rules);
+    let config = write_setup(dir.path(), "", rules);
     let (code, text) = check(&config);
     assert_eq!(code, 1);
     assert!(
@@ -85,7 +85,7 @@ fn unknown_keys_and_bad_yaml_are_reported_with_their_line() {
     assert_eq!(code, 1);
     assert!(text.contains("main.yaml:"), "{text}");
 
-    let (config, _, _) = write_setup(dir.path(), "listen_on: 1\n", "");
+    let config = write_setup(dir.path(), "listen_on: 1\n", "");
     let (code, text) = check(&config);
     assert_eq!(code, 1);
     assert!(
@@ -97,7 +97,7 @@ fn unknown_keys_and_bad_yaml_are_reported_with_their_line() {
 #[test]
 fn names_defined_twice_across_files_name_both_places() {
     let dir = tempfile::tempdir().unwrap();
-    let (config, _, _) = write_setup(
+    let config = write_setup(
         dir.path(),
         "",
         "routes:\n  safe: { respond: { body: a } }\ncampaigns: [ { id: c, flows: [ { name: f, to: safe } ] } ]\n",
@@ -124,7 +124,7 @@ fn unreadable_data_files_are_named() {
         "intel:\n  country: {}\n  lists: {{ tor: missing.txt }}\n",
         bad_db.display()
     );
-    let (config, _, _) = write_setup(dir.path(), &extra, "campaigns: []\n");
+    let config = write_setup(dir.path(), &extra, "campaigns: []\n");
     let (code, text) = check(&config);
     assert_eq!(code, 1);
     assert!(
@@ -140,7 +140,7 @@ fn unreadable_data_files_are_named() {
 #[test]
 fn flowgate_refuses_to_start_on_a_bad_config() {
     let dir = tempfile::tempdir().unwrap();
-    let (config, _, _) = write_setup(
+    let config = write_setup(
         dir.path(),
         "",
         "campaigns: [ { id: c, flows: [ { name: f, to: nowhere } ] } ]\n",
@@ -157,7 +157,7 @@ fn flowgate_refuses_to_start_on_a_bad_config() {
 #[test]
 fn an_empty_rule_file_is_refused_not_read_as_no_rules() {
     let dir = tempfile::tempdir().unwrap();
-    let (config, _, _) = write_setup(dir.path(), "", "# being written\n\n");
+    let config = write_setup(dir.path(), "", "# being written\n\n");
     let (code, text) = check(&config);
     assert_eq!(code, 1);
     assert!(
@@ -174,7 +174,7 @@ fn schedule_conditions_are_checked_and_rule_tests_can_pin_the_time() {
     let dir = tempfile::tempdir().unwrap();
     let rules = "routes: { live: { respond: { body: live } }, closed: { respond: { body: closed } } }\n\
                  campaigns: [ { id: c, flows: [ { name: office, if: { schedule: { days: [mon, tue, wed, thu, fri], hours: \"09:00-17:30\", tz: \"+01:00\" } }, to: live }, { name: rest, to: closed } ] } ]\n";
-    let (config, _, _) = write_setup(dir.path(), "", rules);
+    let config = write_setup(dir.path(), "", rules);
     std::fs::create_dir_all(dir.path().join("rules/tests")).unwrap();
     std::fs::write(
         dir.path().join("rules/tests/hours.yaml"),
@@ -204,7 +204,7 @@ fn schedule_conditions_are_checked_and_rule_tests_can_pin_the_time() {
 #[test]
 fn limits_out_of_range_are_refused_each_by_its_field() {
     let dir = tempfile::tempdir().unwrap();
-    let (config, _, _) = write_setup(
+    let config = write_setup(
         dir.path(),
         "limits: { max_header_bytes: 1KiB, idle_timeout: 0s, requests_per_connection: 0 }\n",
         "routes: { page: { respond: { body: ok } } }\ncampaigns: [ { id: c, flows: [ { name: f, to: page } ] } ]\n",
@@ -227,7 +227,7 @@ fn a_rate_must_name_the_visitor_and_allow_something() {
     let rules = "routes: { page: { respond: { body: ok } } }\ncampaigns: [ { id: c, flows: [ \
                  { name: a, if: { rate: { per: host, max: 5, window: 1s } }, to: page }, \
                  { name: b, if: { rate: { per: ip, max: 0, window: 1s } }, to: page } ] } ]\n";
-    let (config, _, _) = write_setup(dir.path(), "", rules);
+    let config = write_setup(dir.path(), "", rules);
     let (code, text) = check(&config);
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("flows[a].if.rate: per"), "{text}");

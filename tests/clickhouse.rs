@@ -165,9 +165,9 @@ fn every_click_reaches_clickhouse_exactly_once_across_an_outage() {
     let events = format!(
         "events: {{ sink: http, http: {{ url: \"{url}\", spool_dir: spool, retries: 1, timeout: 2s }}, batch: {{ max_wait: 200ms }} }}\n"
     );
-    let (config, addr, admin) = setup_with_events(&fg_dir, &rules, &events);
-    let mut fg = spawn(&config, false);
-    wait_listening(addr);
+    let config = setup_with_events(&fg_dir, &rules, &events);
+    let fg = spawn(&config);
+    let (addr, admin) = (fg.addr(), fg.admin());
 
     let stop = Arc::new(AtomicBool::new(false));
     let answered = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -182,17 +182,35 @@ fn every_click_reaches_clickhouse_exactly_once_across_an_outage() {
                     .lock()
                     .unwrap()
                     .push(seen["headers"]["x-click-id"].as_str().unwrap().to_string());
-                std::thread::sleep(Duration::from_millis(5));
+                // A steady trickle of visitors, not a flood.
+                pace(Duration::from_millis(5));
             }
         })
     };
-    std::thread::sleep(Duration::from_secs(2));
+    let counted = |outcome: &str| {
+        metric_at(
+            admin,
+            &format!("flowgate_events_total{{outcome=\"{outcome}\"}}"),
+        )
+    };
+    wait_for("clicks reach clickhouse", Duration::from_secs(20), || {
+        counted("sent") >= 20.0
+    });
     ch.kill();
-    std::thread::sleep(Duration::from_secs(3));
-    let spooled = metric_at(admin, r#"flowgate_events_total{outcome="spooled"}"#);
-    assert!(spooled > 0.0, "the outage spooled events");
+    wait_for("the outage spools events", Duration::from_secs(30), || {
+        counted("spooled") >= 20.0
+    });
+    let spooled = counted("spooled");
     ch.restart();
-    std::thread::sleep(Duration::from_secs(2));
+    wait_for("the spool replays", Duration::from_secs(60), || {
+        counted("replayed") > 0.0
+    });
+    let sent = counted("sent");
+    wait_for(
+        "clicks sent after the outage",
+        Duration::from_secs(20),
+        || counted("sent") >= sent + 20.0,
+    );
     stop.store(true, Ordering::Relaxed);
     traffic.join().unwrap();
 
@@ -227,6 +245,4 @@ fn every_click_reaches_clickhouse_exactly_once_across_an_outage() {
         answered.len(),
         metric_at(admin, r#"flowgate_events_total{outcome="replayed"}"#)
     );
-    let _ = fg.kill();
-    let _ = fg.wait();
 }

@@ -11,16 +11,6 @@ use common::*;
 
 struct Mount(std::path::PathBuf);
 
-/// Stops flowgate even when an assertion fails first.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 impl Drop for Mount {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
@@ -48,18 +38,11 @@ fn a_full_disk_never_leaves_a_torn_event_and_every_line_was_counted() {
         "events: {{ sink: file, file: {{ dir: {} }}, batch: {{ max_wait: 50ms, max_events: 7 }} }}\n",
         events.display()
     );
-    let (config, addr, admin) = write_setup(dir.path(), "", rules);
     // The harness's events block goes to the tmpfs instead.
-    let text = std::fs::read_to_string(&config).unwrap();
-    let text: String = text
-        .lines()
-        .filter(|l| !l.starts_with("events:"))
-        .map(|l| format!("{l}\n"))
-        .collect::<String>()
-        + &extra;
-    std::fs::write(&config, text).unwrap();
-    let _fg = Running(spawn(&config, false));
-    wait_listening(addr);
+    let config = setup_with_events(dir.path(), rules, &extra);
+    // Declared after the mount, so flowgate stops (on drop) before the disk goes.
+    let fg = spawn(&config);
+    let (addr, admin) = (fg.addr(), fg.admin());
 
     // Fill the disk to within a few events of full.
     let filler = disk.join("filler");

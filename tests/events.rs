@@ -149,13 +149,13 @@ fn the_http_sink_posts_gzipped_batches_with_secret_headers() {
         ", gzip: true, headers: {{ Authorization: {{ file: {} }} }}",
         dir.path().join("token").display()
     );
-    let (config, addr, admin) = setup_with_events(
+    let config = setup_with_events(
         dir.path(),
         RULES,
         &http_sink(&collector, dir.path(), &extra),
     );
-    let mut fg = spawn(&config, false);
-    wait_listening(addr);
+    let fg = spawn(&config);
+    let (addr, admin) = (fg.addr(), fg.admin());
     let sent = visit(addr, 0..5);
     wait_for("delivered", Duration::from_secs(5), || {
         collector.sub_ids() == sent
@@ -170,18 +170,15 @@ fn the_http_sink_posts_gzipped_batches_with_secret_headers() {
     wait_for("counted as sent", Duration::from_secs(5), || {
         metric_at(admin, r#"flowgate_events_total{outcome="sent"}"#) == 5.0
     });
-    let _ = fg.kill();
-    let _ = fg.wait();
 }
 
 #[test]
 fn a_collector_outage_spools_events_and_replays_them_in_order() {
     let collector = Collector::start();
     let dir = tempfile::tempdir().unwrap();
-    let (config, addr, admin) =
-        setup_with_events(dir.path(), RULES, &http_sink(&collector, dir.path(), ""));
-    let mut fg = spawn(&config, false);
-    wait_listening(addr);
+    let config = setup_with_events(dir.path(), RULES, &http_sink(&collector, dir.path(), ""));
+    let fg = spawn(&config);
+    let (addr, admin) = (fg.addr(), fg.admin());
     let mut sent = visit(addr, 0..3);
     wait_for("first batch", Duration::from_secs(5), || {
         collector.sub_ids().len() == 3
@@ -223,8 +220,6 @@ fn a_collector_outage_spools_events_and_replays_them_in_order() {
     wait_for("spool empty", Duration::from_secs(5), || {
         metric_at(admin, "flowgate_event_spool_bytes") == 0.0
     });
-    let _ = fg.kill();
-    let _ = fg.wait();
 }
 
 #[test]
@@ -232,26 +227,19 @@ fn what_is_undelivered_at_shutdown_is_spooled_and_sent_by_the_next_run() {
     let collector = Collector::start();
     collector.mode.store(UNAVAILABLE, Ordering::SeqCst);
     let dir = tempfile::tempdir().unwrap();
-    let (config, addr, _) =
-        setup_with_events(dir.path(), RULES, &http_sink(&collector, dir.path(), ""));
-    let mut fg = spawn(&config, false);
-    wait_listening(addr);
-    let sent = visit(addr, 0..10);
-    let _ = Command::new("kill")
-        .args(["-TERM", &fg.id().to_string()])
-        .status();
-    assert!(fg.wait().unwrap().success());
+    let config = setup_with_events(dir.path(), RULES, &http_sink(&collector, dir.path(), ""));
+    let mut fg = spawn(&config);
+    let sent = visit(fg.addr(), 0..10);
+    fg.signal("TERM");
+    assert!(fg.wait().success());
     let spooled: usize = event_lines(&dir.path().join("spool")).len();
     assert_eq!(spooled, 10, "every event is on disk after shutdown");
 
     collector.mode.store(UP, Ordering::SeqCst);
-    let mut fg = spawn(&config, false);
-    wait_listening(addr);
+    let _fg = spawn(&config);
     wait_for("replayed after restart", Duration::from_secs(10), || {
         collector.sub_ids() == sent
     });
-    let _ = fg.kill();
-    let _ = fg.wait();
 }
 
 #[test]
@@ -259,24 +247,27 @@ fn a_batch_the_collector_refuses_is_kept_aside_not_retried() {
     let collector = Collector::start();
     collector.mode.store(REFUSING, Ordering::SeqCst);
     let dir = tempfile::tempdir().unwrap();
-    let (config, addr, admin) =
-        setup_with_events(dir.path(), RULES, &http_sink(&collector, dir.path(), ""));
-    let mut fg = spawn(&config, false);
-    wait_listening(addr);
+    let config = setup_with_events(dir.path(), RULES, &http_sink(&collector, dir.path(), ""));
+    let fg = spawn(&config);
+    let (addr, admin) = (fg.addr(), fg.admin());
     visit(addr, 0..4);
     wait_for("refused", Duration::from_secs(5), || {
         metric_at(admin, r#"flowgate_events_total{outcome="failed"}"#) == 4.0
     });
     let posts = collector.posts.load(Ordering::SeqCst);
-    std::thread::sleep(Duration::from_millis(600));
-    assert_eq!(collector.posts.load(Ordering::SeqCst), posts, "not retried");
+    // The sink sends one batch at a time, in order: had the refused ones been kept for
+    // another try, it would post them again before the next batch.
+    visit(addr, 4..5);
+    wait_for("the next batch refused", Duration::from_secs(5), || {
+        metric_at(admin, r#"flowgate_events_total{outcome="failed"}"#) == 5.0
+    });
+    let since = collector.posts.load(Ordering::SeqCst) - posts;
+    assert_eq!(since, 1, "only the next batch was posted: not retried");
     assert_eq!(
         event_lines(&dir.path().join("spool/rejected")).len(),
-        4,
+        5,
         "kept for the operator"
     );
-    let _ = fg.kill();
-    let _ = fg.wait();
 }
 
 #[test]
@@ -289,13 +280,13 @@ fn event_files_rotate_by_size_and_old_ones_are_deleted() {
     let f = std::fs::File::options().write(true).open(&old).unwrap();
     f.set_modified(std::time::SystemTime::now() - Duration::from_secs(40 * 86_400))
         .unwrap();
-    let (config, addr, _) = setup_with_events(
+    let config = setup_with_events(
         dir.path(),
         RULES,
         "events: { file: { dir: events, rotate_bytes: 2KiB, retain: 30d }, batch: { max_events: 5, max_wait: 50ms } }\n",
     );
-    let mut fg = spawn(&config, false);
-    wait_listening(addr);
+    let fg = spawn(&config);
+    let addr = fg.addr();
     let sent = visit(addr, 0..40);
     wait_for("all written", Duration::from_secs(5), || {
         event_lines(&events).len() == 40
@@ -317,8 +308,6 @@ fn event_files_rotate_by_size_and_old_ones_are_deleted() {
         .collect();
     logged.sort();
     assert_eq!(logged, sent);
-    let _ = fg.kill();
-    let _ = fg.wait();
 }
 
 #[test]

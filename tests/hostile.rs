@@ -32,30 +32,6 @@ campaigns:
     )
 }
 
-/// Sends `raw` as is and reads until the server closes or goes quiet.
-fn raw(addr: SocketAddr, raw: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(raw.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    let mut buf = [0u8; 16384];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn status_of(reply: &str) -> u16 {
-    reply
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
-}
-
 /// What the upstream was asked for (its JSON echo), or `None` when flowgate answered itself.
 fn upstream_target(r: &Reply) -> Option<String> {
     serde_json::from_str::<serde_json::Value>(&r.body)
@@ -259,7 +235,8 @@ fn slow_headers_are_cut_off_by_their_deadline_while_others_are_served() {
                 open += 1;
             }
         }
-        std::thread::sleep(Duration::from_millis(300));
+        // The slow clients' pace: a byte each 300 ms.
+        pace(Duration::from_millis(300));
     }
     assert_eq!(open, 0, "every slow header closed by the 2 s deadline");
     assert!(
@@ -326,25 +303,17 @@ fn a_body_over_max_body_bytes_gets_413_declared_or_chunked() {
 
 /// A kept-alive connection that got an answer: it holds a place.
 fn admitted(addr: SocketAddr) -> TcpStream {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no place for a connection"
-        );
-        let mut s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        // A place taken for a moment by the harness's readiness probe frees up at once.
-        if s.write_all(b"GET /lp HTTP/1.1\r\nHost: promo.example.com\r\n\r\n")
-            .is_err()
-        {
-            continue;
-        }
-        let mut buf = [0u8; 4096];
-        if matches!(s.read(&mut buf), Ok(n) if n > 0 && buf.starts_with(b"HTTP/1.1 200")) {
-            return s;
-        }
-    }
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /lp HTTP/1.1\r\nHost: promo.example.com\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "no place for a connection"
+    );
+    s
 }
 
 #[test]

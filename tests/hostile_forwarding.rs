@@ -4,9 +4,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::time::Duration;
+use std::net::SocketAddr;
 
 use common::*;
 
@@ -17,18 +15,6 @@ fn rules(upstream: SocketAddr) -> String {
          campaigns:\n  - {{ id: a, match: {{ host: a.example }}, flows: [ {{ name: all, to: a }} ] }}\n\
          \x20 - {{ id: b, match: {{ host: b.example }}, flows: [ {{ name: all, to: b }} ] }}\n"
     )
-}
-
-fn raw(addr: SocketAddr, bytes: &str, half_close: bool) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(bytes.as_bytes()).unwrap();
-    if half_close {
-        s.shutdown(Shutdown::Write).unwrap();
-    }
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn echo(reply: &str) -> serde_json::Value {
@@ -42,13 +28,11 @@ fn two_hosts_are_refused_and_an_absolute_target_names_the_host_upstream() {
     let two = raw(
         fg.addr,
         "GET /x HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nConnection: close\r\n\r\n",
-        false,
     );
     assert!(two.starts_with("HTTP/1.1 400"), "{two}");
     let absolute = raw(
         fg.addr,
         "GET http://a.example/x HTTP/1.1\r\nHost: b.example\r\nConnection: close\r\n\r\n",
-        false,
     );
     let seen = echo(&absolute);
     assert_eq!(seen["target"], "/a/x", "{absolute}");
@@ -68,9 +52,7 @@ fn forwarding_claims_from_an_untrusted_visitor_never_reach_the_upstream() {
     let reply = raw(
         fg.addr,
         "GET /x HTTP/1.1\r\nHost: a.example\r\nForwarded: for=6.6.6.6\r\nX-Forwarded-Host: evil.example\r\n\
-         X-Forwarded-Proto: https\r\nCF-Connecting-IP: 6.6.6.6\r\nConnection: close\r\n\r\n",
-        false,
-    );
+         X-Forwarded-Proto: https\r\nCF-Connecting-IP: 6.6.6.6\r\nConnection: close\r\n\r\n");
     let h = &echo(&reply)["headers"];
     assert!(
         h["forwarded"].is_null() && h["x-forwarded-host"].is_null(),
@@ -88,12 +70,10 @@ fn forwarding_claims_from_an_untrusted_visitor_never_reach_the_upstream() {
 fn an_h2c_upgrade_is_not_passed_on() {
     let up = Upstream::start("landing");
     let fg = Flowgate::start("", &rules(up.addr));
-    let reply = raw(
+    let reply = raw_half_closed(
         fg.addr,
         "GET /x HTTP/1.1\r\nHost: a.example\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n\
-         HTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n",
-        true,
-    );
+         HTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n");
     let h = &echo(&reply)["headers"];
     assert!(
         h["upgrade"].is_null() && h["http2-settings"].is_null(),
@@ -105,7 +85,7 @@ fn an_h2c_upgrade_is_not_passed_on() {
 fn a_visitor_that_half_closes_still_gets_its_answer_and_event() {
     let up = Upstream::start("landing");
     let fg = Flowgate::start("", &rules(up.addr));
-    let reply = raw(fg.addr, "GET /x HTTP/1.1\r\nHost: a.example\r\n\r\n", true);
+    let reply = raw_half_closed(fg.addr, "GET /x HTTP/1.1\r\nHost: a.example\r\n\r\n");
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     let events = fg.events(1);
     assert_eq!(events.len(), 1);

@@ -6,7 +6,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -14,14 +14,7 @@ use common::*;
 struct Gateway {
     addr: SocketAddr,
     dir: tempfile::TempDir,
-    child: Child,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    _process: Process,
 }
 
 /// flowgate with its listener in PROXY protocol mode, proxying to `upstream`.
@@ -32,15 +25,18 @@ fn gateway(upstream: SocketAddr, extra: &str) -> Gateway {
          routes: {{ page: {{ proxy: {{ upstream: landing }} }} }}\n\
          campaigns: [ {{ id: c, flows: [ {{ name: all, to: page }} ] }} ]\n"
     );
-    let (config, addr, _) = write_setup(dir.path(), extra, &rules);
+    let config = write_setup(dir.path(), extra, &rules);
     let text = std::fs::read_to_string(&config).unwrap().replace(
-        &format!("listen: [\"{addr}\"]"),
-        &format!("listen: [ {{ addr: \"{addr}\", proxy_protocol: true }} ]"),
+        LISTEN,
+        "listen: [ { addr: \"127.0.0.1:0\", proxy_protocol: true } ]",
     );
     std::fs::write(&config, text).unwrap();
-    let child = spawn(&config, false);
-    wait_listening(addr);
-    Gateway { addr, dir, child }
+    let process = spawn(&config);
+    Gateway {
+        addr: process.addr(),
+        dir,
+        _process: process,
+    }
 }
 
 /// Sends `head` and then a GET, returns what came back (empty if the connection was closed).

@@ -7,8 +7,7 @@ mod common;
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
@@ -36,116 +35,6 @@ campaigns:
       - {{ name: all, to: page }}
 "#
     )
-}
-
-/// A message head as it went over the wire: the first line, then headers (names lowercase).
-#[derive(Debug)]
-struct Head {
-    line: String,
-    headers: Vec<(String, String)>,
-}
-
-impl Head {
-    fn status(&self) -> u16 {
-        let code = self.line.split_whitespace().nth(1);
-        code.and_then(|s| s.parse().ok()).unwrap_or(0)
-    }
-
-    fn get(&self, name: &str) -> Option<&str> {
-        let mut all = self.headers.iter().filter(|(k, _)| k == name);
-        all.next().map(|(_, v)| v.as_str())
-    }
-}
-
-fn read_head(r: &mut impl BufRead) -> Option<Head> {
-    let mut line = String::new();
-    if r.read_line(&mut line).ok()? == 0 {
-        return None;
-    }
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        if r.read_line(&mut h).ok()? == 0 {
-            return None;
-        }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-        }
-    }
-    let line = line.trim_end().to_string();
-    Some(Head { line, headers })
-}
-
-/// One visitor connection, kept open across requests.
-struct Visitor(BufReader<TcpStream>);
-
-impl Visitor {
-    fn connect(addr: SocketAddr) -> Visitor {
-        let s = TcpStream::connect(addr).expect("connect to flowgate");
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        Visitor(BufReader::new(s))
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.0.get_mut().write_all(bytes).expect("flowgate reads");
-    }
-
-    fn head(&mut self) -> Head {
-        read_head(&mut self.0).expect("a response head")
-    }
-
-    /// The final response (1xx other than 101 skipped) and its body, read by its framing.
-    fn response(&mut self, to_head: bool) -> (Head, Vec<u8>) {
-        let mut h = self.head();
-        while (100..200).contains(&h.status()) && h.status() != 101 {
-            h = self.head();
-        }
-        let mut body = Vec::new();
-        if to_head || matches!(h.status(), 101 | 204 | 304) {
-        } else if h
-            .get("transfer-encoding")
-            .is_some_and(|v| v.contains("chunked"))
-        {
-            loop {
-                let mut size = String::new();
-                self.0.read_line(&mut size).unwrap();
-                let n = usize::from_str_radix(size.trim(), 16).expect("a chunk size");
-                if n == 0 {
-                    while !read_line(&mut self.0).is_empty() {}
-                    break;
-                }
-                let at = body.len();
-                body.resize(at + n, 0);
-                self.0.read_exact(&mut body[at..]).unwrap();
-                assert_eq!(read_line(&mut self.0), "", "CRLF after a chunk");
-            }
-        } else if let Some(n) = h.get("content-length") {
-            body.resize(n.parse().unwrap(), 0);
-            self.0.read_exact(&mut body).unwrap();
-        } else {
-            self.0.read_to_end(&mut body).unwrap();
-        }
-        (h, body)
-    }
-}
-
-fn read_line(r: &mut impl BufRead) -> String {
-    let mut s = String::new();
-    r.read_line(&mut s).unwrap();
-    s.trim_end().to_string()
-}
-
-fn request(method: &str, target: &str, headers: &[(&str, &str)]) -> Vec<u8> {
-    let mut s = format!("{method} {target} HTTP/1.1\r\nHost: promo.example.com\r\n");
-    for (k, v) in headers {
-        s.push_str(&format!("{k}: {v}\r\n"));
-    }
-    s.push_str("\r\n");
-    s.into_bytes()
 }
 
 fn payload(n: usize) -> Vec<u8> {
@@ -255,9 +144,13 @@ fn an_upload_streams_through_with_its_framing() {
 
     let mut v = Visitor::connect(fg.addr);
     let len = data.len().to_string();
-    v.send(&request("POST", "/upload", &[("Content-Length", &len)]));
+    v.send(&request_bytes(
+        "POST",
+        "/upload",
+        &[("Content-Length", &len)],
+    ));
     v.send(&data);
-    let (h, body) = v.response(false);
+    let (h, body) = v.response();
     assert_eq!(h.status(), 200, "{h:?}");
     let seen = json(std::str::from_utf8(&body).unwrap());
     assert_eq!(
@@ -267,7 +160,7 @@ fn an_upload_streams_through_with_its_framing() {
     assert_eq!(seen["cl"], len.as_str(), "{seen}");
     assert_eq!(seen["te"], serde_json::Value::Null, "{seen}");
 
-    v.send(&request(
+    v.send(&request_bytes(
         "POST",
         "/upload",
         &[("Transfer-Encoding", "chunked")],
@@ -278,7 +171,7 @@ fn an_upload_streams_through_with_its_framing() {
         v.send(b"\r\n");
     }
     v.send(b"0\r\n\r\n");
-    let (h, body) = v.response(false);
+    let (h, body) = v.response();
     assert_eq!(h.status(), 200, "{h:?}");
     let seen = json(std::str::from_utf8(&body).unwrap());
     assert_eq!(
@@ -323,14 +216,14 @@ fn a_large_page_streams_back_to_the_last_byte() {
     });
     let fg = Flowgate::start("", &rules(up.addr, "10s"));
     let mut v = Visitor::connect(fg.addr);
-    v.send(&request("GET", "/big-cl", &[]));
-    let (h, body) = v.response(false);
+    v.send(&request_bytes("GET", "/big-cl", &[]));
+    let (h, body) = v.response();
     assert_eq!(h.status(), 200, "{h:?}");
     assert_eq!(h.get("content-length"), Some("8388608"));
     assert_eq!((body.len(), fnv(&body)), (page.len(), fnv(&page)));
 
-    v.send(&request("GET", "/big-chunked", &[]));
-    let (h, body) = v.response(false);
+    v.send(&request_bytes("GET", "/big-chunked", &[]));
+    let (h, body) = v.response();
     assert_eq!(h.status(), 200, "{h:?}");
     assert_eq!(h.get("transfer-encoding"), Some("chunked"), "{h:?}");
     assert_eq!((body.len(), fnv(&body)), (page.len(), fnv(&page)));
@@ -355,8 +248,8 @@ fn keep_alive_holds_on_both_sides_for_fifty_requests() {
     let fg = Flowgate::start("", &rules(up.addr, "5s"));
     let mut v = Visitor::connect(fg.addr);
     for i in 0..50 {
-        v.send(&request("GET", &format!("/page/{i}"), &[]));
-        let (h, body) = v.response(false);
+        v.send(&request_bytes("GET", &format!("/page/{i}"), &[]));
+        let (h, body) = v.response();
         assert_eq!((h.status(), body.as_slice()), (200, &b"ok"[..]), "#{i}");
         assert_eq!(h.get("connection"), None, "#{i}: {h:?}");
     }
@@ -378,13 +271,13 @@ fn head_gets_the_length_and_no_body_and_the_connection_goes_on() {
     });
     let fg = Flowgate::start("", &rules(up.addr, "5s"));
     let mut v = Visitor::connect(fg.addr);
-    v.send(&request("HEAD", "/lp", &[]));
-    let (h, _) = v.response(true);
+    v.send(&request_bytes("HEAD", "/lp", &[]));
+    let h = v.response_to_head();
     assert_eq!(h.status(), 200, "{h:?}");
     assert_eq!(h.get("content-length"), Some("1234"), "{h:?}");
     // Had a body followed the HEAD answer, it would be read here as the next status line.
-    v.send(&request("GET", "/lp", &[]));
-    let (h, body) = v.response(false);
+    v.send(&request_bytes("GET", "/lp", &[]));
+    let (h, body) = v.response();
     assert_eq!(h.status(), 200, "{h:?}");
     assert_eq!(body, vec![b'x'; 1234]);
 }
@@ -406,15 +299,15 @@ fn hop_by_hop_headers_stop_at_flowgate_both_ways() {
         }
     });
     let mut direct = Visitor::connect(up.addr);
-    direct.send(&request("GET", "/", &[]));
-    let (h, _) = direct.response(false);
+    direct.send(&request_bytes("GET", "/", &[]));
+    let (h, _) = direct.response();
     // The upstream does send them.
     assert_eq!(h.get("x-up-secret"), Some("1"), "{h:?}");
     assert_eq!(h.get("connection"), Some("X-Up-Secret"), "{h:?}");
 
     let fg = Flowgate::start("", &rules(up.addr, "5s"));
     let mut v = Visitor::connect(fg.addr);
-    v.send(&request(
+    v.send(&request_bytes(
         "GET",
         "/lp",
         &[
@@ -426,7 +319,7 @@ fn hop_by_hop_headers_stop_at_flowgate_both_ways() {
             ("X-Custom", "y"),
         ],
     ));
-    let (h, body) = v.response(false);
+    let (h, body) = v.response();
     assert_eq!((h.status(), body.as_slice()), (200, &b"ok"[..]), "{h:?}");
     let up_head = seen.lock().unwrap().take().expect("the upstream was asked");
     for name in ["x-secret", "keep-alive", "te", "proxy-connection"] {
@@ -453,7 +346,7 @@ fn expect_100_continue_gets_the_go_ahead_and_the_body_arrives() {
     let up = HyperUp::start(echo);
     let fg = Flowgate::start("", &rules(up.addr, "5s"));
     let mut v = Visitor::connect(fg.addr);
-    v.send(&request(
+    v.send(&request_bytes(
         "POST",
         "/form",
         &[("Content-Length", "11"), ("Expect", "100-continue")],
@@ -461,7 +354,7 @@ fn expect_100_continue_gets_the_go_ahead_and_the_body_arrives() {
     let interim = v.head();
     assert_eq!(interim.status(), 100, "{interim:?}");
     v.send(b"hello world");
-    let (h, body) = v.response(false);
+    let (h, body) = v.response();
     assert_eq!(h.status(), 200, "{h:?}");
     let seen = json(std::str::from_utf8(&body).unwrap());
     assert_eq!(seen["text"], "hello world", "{seen}");
@@ -476,7 +369,11 @@ fn a_slow_upload_is_not_counted_against_the_upstreams_read_timeout() {
     let data = payload(256 * 1024);
     let mut v = Visitor::connect(fg.addr);
     let len = data.len().to_string();
-    v.send(&request("POST", "/upload", &[("Content-Length", &len)]));
+    v.send(&request_bytes(
+        "POST",
+        "/upload",
+        &[("Content-Length", &len)],
+    ));
     v.send(&data[..128 * 1024]);
     // A visitor on a slow link: nothing more for three times the upstream's read_timeout.
     // The upstream has not been asked to answer yet, so flowgate must not answer either.
@@ -490,7 +387,7 @@ fn a_slow_upload_is_not_counted_against_the_upstreams_read_timeout() {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     v.send(&data[128 * 1024..]);
-    let (h, body) = v.response(false);
+    let (h, body) = v.response();
     assert_eq!(h.status(), 200, "{h:?}");
     let seen = json(std::str::from_utf8(&body).unwrap());
     assert_eq!(

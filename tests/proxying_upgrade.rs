@@ -5,11 +5,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::io::{BufRead, ErrorKind, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -27,123 +26,6 @@ campaigns:
       - {{ name: all, to: page }}
 "#
     )
-}
-
-/// A message head as it went over the wire: the first line, then headers (names lowercase).
-#[derive(Debug)]
-struct Head {
-    line: String,
-    headers: Vec<(String, String)>,
-}
-
-impl Head {
-    fn status(&self) -> u16 {
-        let code = self.line.split_whitespace().nth(1);
-        code.and_then(|s| s.parse().ok()).unwrap_or(0)
-    }
-
-    fn get(&self, name: &str) -> Option<&str> {
-        let mut all = self.headers.iter().filter(|(k, _)| k == name);
-        all.next().map(|(_, v)| v.as_str())
-    }
-}
-
-fn read_head(r: &mut impl BufRead) -> Option<Head> {
-    let mut line = String::new();
-    if r.read_line(&mut line).ok()? == 0 {
-        return None;
-    }
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        if r.read_line(&mut h).ok()? == 0 {
-            return None;
-        }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-        }
-    }
-    let line = line.trim_end().to_string();
-    Some(Head { line, headers })
-}
-
-/// One visitor connection, kept open across requests.
-struct Visitor(BufReader<TcpStream>);
-
-impl Visitor {
-    fn connect(addr: SocketAddr) -> Visitor {
-        let s = TcpStream::connect(addr).expect("connect to flowgate");
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        Visitor(BufReader::new(s))
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.0.get_mut().write_all(bytes).expect("flowgate reads");
-    }
-
-    fn head(&mut self) -> Head {
-        read_head(&mut self.0).expect("a response head")
-    }
-
-    /// A response with a `Content-Length` body (all the upstreams here send one).
-    fn response(&mut self) -> (Head, Vec<u8>) {
-        let h = self.head();
-        let n = h.get("content-length").map_or(0, |n| n.parse().unwrap());
-        let mut body = vec![0; n];
-        self.0.read_exact(&mut body).unwrap();
-        (h, body)
-    }
-}
-
-fn request(method: &str, target: &str, headers: &[(&str, &str)]) -> Vec<u8> {
-    let mut s = format!("{method} {target} HTTP/1.1\r\nHost: promo.example.com\r\n");
-    for (k, v) in headers {
-        s.push_str(&format!("{k}: {v}\r\n"));
-    }
-    s.push_str("\r\n");
-    s.into_bytes()
-}
-
-/// A raw upstream: `serve` gets each accepted connection on its own thread.
-struct RawUp {
-    addr: SocketAddr,
-    conns: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-}
-
-impl RawUp {
-    fn start(serve: impl Fn(BufReader<TcpStream>) + Send + Sync + 'static) -> RawUp {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (conns, stop) = (
-            Arc::new(AtomicUsize::new(0)),
-            Arc::new(AtomicBool::new(false)),
-        );
-        let (counted, stopped, serve) = (conns.clone(), stop.clone(), Arc::new(serve));
-        thread::spawn(move || {
-            for tcp in listener.incoming() {
-                if stopped.load(SeqCst) {
-                    return;
-                }
-                let Ok(tcp) = tcp else { continue };
-                counted.fetch_add(1, SeqCst);
-                let serve = serve.clone();
-                thread::spawn(move || serve(BufReader::new(tcp)));
-            }
-        });
-        RawUp { addr, conns, stop }
-    }
-}
-
-impl Drop for RawUp {
-    fn drop(&mut self) {
-        self.stop.store(true, SeqCst);
-        let _ = TcpStream::connect(self.addr);
-    }
 }
 
 #[test]
@@ -168,7 +50,7 @@ fn a_websocket_upgrade_becomes_a_tunnel_through_flowgate() {
     });
     let fg = Flowgate::start("", &rules(up.addr, "5s"));
     let mut v = Visitor::connect(fg.addr);
-    v.send(&request(
+    v.send(&request_bytes(
         "GET",
         "/chat",
         &[
@@ -248,12 +130,12 @@ fn a_pooled_connection_the_upstream_closed_while_idle_is_not_a_502() {
     });
     let fg = Flowgate::start("", &rules(up.addr, "5s"));
     let mut v = Visitor::connect(fg.addr);
-    v.send(&request("GET", "/one", &[]));
+    v.send(&request_bytes("GET", "/one", &[]));
     assert_eq!(v.response().0.status(), 200);
     wait_for("the upstream closed", Duration::from_secs(5), || {
         closed.load(SeqCst) >= 1
     });
-    v.send(&request("GET", "/two", &[]));
+    v.send(&request_bytes("GET", "/two", &[]));
     let (h, body) = v.response();
     assert_eq!((h.status(), body.as_slice()), (200, &b"ok"[..]), "{h:?}");
     assert_eq!(up.conns.load(SeqCst), 2);
@@ -275,9 +157,9 @@ fn a_get_the_upstream_dropped_on_a_reused_connection_is_sent_again_on_a_new_one(
     });
     let fg = Flowgate::start("", &rules(up.addr, "5s"));
     let mut v = Visitor::connect(fg.addr);
-    v.send(&request("GET", "/one", &[]));
+    v.send(&request_bytes("GET", "/one", &[]));
     assert_eq!(v.response().0.status(), 200);
-    v.send(&request("GET", "/two", &[]));
+    v.send(&request_bytes("GET", "/two", &[]));
     let (h, body) = v.response();
     assert_eq!((h.status(), body.as_slice()), (200, &b"ok"[..]), "{h:?}");
     assert_eq!(
@@ -308,10 +190,10 @@ fn a_body_less_post_the_upstream_dropped_is_not_sent_twice() {
     });
     let fg = Flowgate::start("", &rules(up.addr, "5s"));
     let mut v = Visitor::connect(fg.addr);
-    v.send(&request("GET", "/one", &[]));
+    v.send(&request_bytes("GET", "/one", &[]));
     assert_eq!(v.response().0.status(), 200);
     // A click postback, say: no body, but not idempotent; the upstream may have acted on it.
-    v.send(&request(
+    v.send(&request_bytes(
         "POST",
         "/convert?cid=1",
         &[("Content-Length", "0")],
@@ -343,7 +225,7 @@ fn an_upstream_that_stalls_mid_body_is_cut_off_after_its_read_timeout() {
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     let start = Instant::now();
-    v.send(&request("GET", "/slow-body", &[]));
+    v.send(&request_bytes("GET", "/slow-body", &[]));
     let h = v.head();
     assert_eq!(h.status(), 200, "{h:?}");
     let mut got = 0;

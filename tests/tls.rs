@@ -13,14 +13,13 @@ fn a_tls_listener_serves_https_with_the_configured_certificate() {
     let cert_pem = cert.cert.pem();
     std::fs::write(dir.path().join("cert.pem"), &cert_pem).unwrap();
     std::fs::write(dir.path().join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
-    let tls_port = free_port();
     let extra = format!(
-        "tls: [ {{ listen: \"127.0.0.1:{tls_port}\", cert: {}, key: {} }} ]\n",
+        "tls: [ {{ listen: \"127.0.0.1:0\", cert: {}, key: {} }} ]\n",
         dir.path().join("cert.pem").display(),
         dir.path().join("key.pem").display()
     );
     let fg = Flowgate::start(&extra, "routes: { page: { respond: { body: secure } } }\ncampaigns: [ { id: c, flows: [ { name: f, to: page } ] } ]\n");
-    wait_listening(format!("127.0.0.1:{tls_port}").parse().unwrap());
+    let tls_port = fg.process.addr_of("tls[0]").port();
 
     let root = ureq::tls::Certificate::from_pem(cert_pem.as_bytes()).unwrap();
     let tls = ureq::tls::TlsConfig::builder()

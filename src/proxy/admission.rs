@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-use crate::config::{Config, Listen};
+use crate::config::{Limits, Listen};
 use crate::metrics::Metrics;
 
 const SHARDS: usize = 16;
@@ -35,17 +35,14 @@ pub struct Admitted {
 }
 
 impl Admission {
-    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Admission {
-        let tls = config.tls.iter().map(|t| Listen {
-            addr: t.listen,
-            proxy_protocol: false,
-        });
+    /// `listeners`: every listener, plain and TLS, at the address it is bound to.
+    pub fn new(listeners: Vec<Listen>, limits: &Limits, metrics: Arc<Metrics>) -> Admission {
         Admission {
-            listeners: (config.listen.iter().copied().chain(tls))
+            listeners: (listeners.into_iter())
                 .map(|l| (l, AtomicUsize::new(0)))
                 .collect(),
-            per_listener: config.limits.max_connections,
-            per_peer: config.limits.max_connections_per_ip,
+            per_listener: limits.max_connections,
+            per_peer: limits.max_connections_per_ip,
             peers: (0..SHARDS).map(|_| Mutex::default()).collect(),
             hasher: foldhash::fast::RandomState::default(),
             metrics,

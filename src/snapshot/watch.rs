@@ -19,15 +19,9 @@ use super::Live;
 const DEBOUNCE: Duration = Duration::from_millis(100);
 const POLL: Duration = Duration::from_secs(1);
 
-/// Starts the watcher thread; it runs for the life of the process.
+/// Starts the watcher thread; it runs for the life of the process. The folders are watched
+/// and the files fingerprinted before this returns, so no change made after it is missed.
 pub fn spawn(live: Arc<Live>) -> std::io::Result<()> {
-    std::thread::Builder::new()
-        .name("flowgate-watch".into())
-        .spawn(move || run(&live))
-        .map(|_| ())
-}
-
-fn run(live: &Live) {
     let (tx, rx) = mpsc::channel();
     let mut watcher = match notify::recommended_watcher(move |_event| {
         let _ = tx.send(());
@@ -39,8 +33,22 @@ fn run(live: &Live) {
         }
     };
     let sources = live.sources();
-    let mut armed = arm(watcher.as_mut(), &sources, &[]);
-    let mut last = fingerprint(&sources);
+    let armed = arm(watcher.as_mut(), &sources, &[]);
+    let last = fingerprint(&sources);
+    std::thread::Builder::new()
+        .name("flowgate-watch".into())
+        .spawn(move || run(&live, watcher, &rx, &sources, armed, last))
+        .map(|_| ())
+}
+
+fn run(
+    live: &Live,
+    mut watcher: Option<notify::RecommendedWatcher>,
+    rx: &mpsc::Receiver<()>,
+    sources: &Sources,
+    mut armed: Vec<PathBuf>,
+    mut last: u64,
+) {
     loop {
         match rx.recv_timeout(POLL) {
             Ok(()) => while rx.try_recv().is_ok() {},
@@ -49,10 +57,10 @@ fn run(live: &Live) {
         }
         // Files written in place pass through half-written states: build only from files
         // that stayed the same for a whole debounce period.
-        let mut now = fingerprint(&sources);
+        let mut now = fingerprint(sources);
         loop {
             std::thread::sleep(DEBOUNCE);
-            let again = fingerprint(&sources);
+            let again = fingerprint(sources);
             if again == now {
                 break;
             }
@@ -62,7 +70,7 @@ fn run(live: &Live) {
             continue;
         }
         last = now;
-        armed = arm(watcher.as_mut(), &sources, &armed);
+        armed = arm(watcher.as_mut(), sources, &armed);
         match live.reload() {
             Ok(generation) => log::info!("reload: snapshot {generation} serving (files changed)"),
             Err(problems) => {
