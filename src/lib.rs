@@ -15,4 +15,5 @@ pub mod proxy;
 pub mod rules;
 pub mod snapshot;
 pub mod time;
+pub mod url;
 pub mod yaml;

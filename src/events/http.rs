@@ -11,6 +11,7 @@ use super::spool::Spool;
 use super::{Batch, Sink};
 use crate::config::HttpSinkConfig;
 use crate::metrics::Metrics;
+use crate::url::encode_url;
 
 /// Longest pause between replay attempts while the collector is down.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -237,22 +238,4 @@ impl Sink for HttpSink {
     }
 
     fn close(&mut self) {}
-}
-
-/// Operators paste ClickHouse URLs with spaces in the query; send them encoded.
-fn encode_url(url: &str) -> String {
-    let mut out = String::with_capacity(url.len());
-    for c in url.chars() {
-        match c {
-            ' ' => out.push_str("%20"),
-            c if c.is_ascii_graphic() => out.push(c),
-            c => {
-                let mut buf = [0u8; 4];
-                for b in c.encode_utf8(&mut buf).bytes() {
-                    out.push_str(&format!("%{b:02X}"));
-                }
-            }
-        }
-    }
-    out
 }

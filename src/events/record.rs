@@ -8,9 +8,9 @@ use std::sync::Arc;
 use super::{ClickEvent, Pseudonymizer};
 use crate::config::{IpPrivacy, PrivacyConfig};
 use crate::identity::Visitor;
-use crate::rules::request::{percent_decode, query_pairs};
 use crate::rules::{Decision, RequestFacts};
 use crate::snapshot::Snapshot;
+use crate::url::{percent_decode, query_pairs};
 
 static SEC_GPC: http::HeaderName = http::HeaderName::from_static("sec-gpc");
 
