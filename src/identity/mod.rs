@@ -3,17 +3,18 @@
 
 pub mod cidr;
 pub mod client_ip;
+pub mod config;
 pub mod geo;
 pub mod ua;
 pub mod update;
 
 use std::net::IpAddr;
 
-use crate::config::{DataSource, IntelConfig};
 use crate::problem::Problems;
 
 pub use cidr::{Cidr, CidrSet};
 pub use client_ip::{client_ip, ClientIpHeader};
+pub use config::{BotsConfig, DataSource, IntelConfig};
 pub use geo::{Anonymous, CountryCode, Mmdb};
 pub use ua::{Browser, ClientHints, Device, Os, UaCache, UaClass, UaClassifier};
 
