@@ -374,8 +374,7 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
 
     let postback = config.postback.as_ref().map(|p| crate::proxy::Postback {
         path: p.path.value.clone(),
-        // Resolved once at load (validation checked it resolves).
-        token: p.token.as_ref().and_then(|t| t.resolve().ok()),
+        token: p.resolved_token().map(String::from),
     });
     let in_flight = crate::lifecycle::InFlightCounter::default();
     let gateway = Arc::new(Gateway {
@@ -383,7 +382,7 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
         postback,
         live: live.clone(),
         trusted_proxies: config.trusted_proxies(),
-        client_ip_header: config.client_ip_source(),
+        client_ip_header: config.client_ip_source().clone(),
         events,
         metrics: metrics.clone(),
         limits: config.limits.clone(),

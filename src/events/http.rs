@@ -47,12 +47,7 @@ impl HttpSink {
             .http_status_as_error(false)
             .build()
             .into();
-        let headers = cfg
-            .headers
-            .iter()
-            .map(|(k, v)| v.resolve().map(|v| (k.clone(), v)))
-            .collect::<Result<Vec<_>, String>>()
-            .map_err(std::io::Error::other)?;
+        let headers = cfg.resolved_headers().to_vec();
         let spool = Spool::open(&cfg.spool_dir, cfg.spool_max_bytes.0, metrics.clone())?;
         let mut seed = [0u8; 8];
         let _ = getrandom::getrandom(&mut seed);
