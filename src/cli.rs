@@ -9,9 +9,10 @@ use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
 use pingora::services::listening::Service;
 
+use crate::admin::AdminService;
 use crate::config::{self, Config, SinkKind};
 use crate::events::{EventPolicy, EventQueue, EventWorker, FileSink, HttpSink, Sink};
-use crate::metrics::{AdminService, Metrics};
+use crate::metrics::Metrics;
 use crate::proxy::{App, Gateway};
 use crate::snapshot::{Live, SampleRequest, Snapshot};
 
@@ -320,13 +321,14 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let live = match Live::new(config.clone(), metrics.clone()) {
+    let live = match Live::new(config.clone()) {
         Ok(l) => Arc::new(l),
         Err(problems) => {
             eprintln!("{problems}");
             return ExitCode::FAILURE;
         }
     };
+    crate::reload::record(&metrics, &live.current().report());
     let policy = match EventPolicy::new(&config.privacy) {
         Ok(p) => p,
         Err(e) => {
@@ -411,7 +413,7 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
     server.add_service(service);
     if let Some(admin) = &config.admin {
         let admin_app = AdminService {
-            metrics,
+            metrics: metrics.clone(),
             live: live.clone(),
         };
         let mut service = Service::new("admin".to_string(), admin_app);
@@ -419,8 +421,8 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
         service.add_tcp(&admin.to_string());
         server.add_service(service);
     }
-    reload_on_sighup(live.clone());
-    if let Err(e) = crate::snapshot::watch::spawn(live) {
+    crate::reload::on_sighup(live.clone(), metrics.clone());
+    if let Err(e) = crate::reload::on_change(live, metrics) {
         log::error!("watch: cannot start: {e}; rules reload on SIGHUP only");
     }
 
@@ -476,23 +478,4 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
     finish_once();
     log::info!("flowgate stopped");
     ExitCode::SUCCESS
-}
-
-/// SIGHUP rebuilds the snapshot from disk; a failed build keeps the current one.
-fn reload_on_sighup(live: Arc<Live>) {
-    crate::lifecycle::on_signal(
-        tokio::signal::unix::SignalKind::hangup(),
-        "reload",
-        move || {
-            let live = live.clone();
-            async move {
-                match live.reload() {
-                    Ok(generation) => log::info!("reload: snapshot {generation} serving"),
-                    Err(problems) => {
-                        log::error!("reload refused, previous snapshot keeps serving:\n{problems}")
-                    }
-                }
-            }
-        },
-    );
 }

@@ -2,32 +2,31 @@
 //! fingerprint of the files' metadata says *whether* it is a change we serve from. Folders are
 //! watched, not files, and re-armed after every change, so editors that write by rename and
 //! config managers that swap a symlinked folder (Kubernetes ConfigMaps) are both seen. A
-//! once-a-second poll of the fingerprint covers anything notify misses.
+//! once-a-second poll of the fingerprint covers anything notify misses. The watcher only asks
+//! for a reload; its caller runs it and records what it did.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::sync::Arc;
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
-
-use super::Live;
 
 /// Quiet time after an event before reading files, so a burst of writes is one reload.
 const DEBOUNCE: Duration = Duration::from_millis(100);
 const POLL: Duration = Duration::from_secs(1);
 
-/// Starts the watcher thread; it runs for the life of the process.
-pub fn spawn(live: Arc<Live>) -> std::io::Result<()> {
+/// Starts the watcher thread; it runs for the life of the process and calls `changed` once
+/// per settled change of `sources`.
+pub fn spawn(sources: Sources, changed: impl FnMut() + Send + 'static) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("flowgate-watch".into())
-        .spawn(move || run(&live))
+        .spawn(move || run(&sources, changed))
         .map(|_| ())
 }
 
-fn run(live: &Live) {
+fn run(sources: &Sources, mut changed: impl FnMut()) {
     let (tx, rx) = mpsc::channel();
     let mut watcher = match notify::recommended_watcher(move |_event| {
         let _ = tx.send(());
@@ -38,9 +37,8 @@ fn run(live: &Live) {
             None
         }
     };
-    let sources = live.sources();
-    let mut armed = arm(watcher.as_mut(), &sources, &[]);
-    let mut last = fingerprint(&sources);
+    let mut armed = arm(watcher.as_mut(), sources, &[]);
+    let mut last = fingerprint(sources);
     loop {
         match rx.recv_timeout(POLL) {
             Ok(()) => while rx.try_recv().is_ok() {},
@@ -49,10 +47,10 @@ fn run(live: &Live) {
         }
         // Files written in place pass through half-written states: build only from files
         // that stayed the same for a whole debounce period.
-        let mut now = fingerprint(&sources);
+        let mut now = fingerprint(sources);
         loop {
             std::thread::sleep(DEBOUNCE);
-            let again = fingerprint(&sources);
+            let again = fingerprint(sources);
             if again == now {
                 break;
             }
@@ -62,13 +60,8 @@ fn run(live: &Live) {
             continue;
         }
         last = now;
-        armed = arm(watcher.as_mut(), &sources, &armed);
-        match live.reload() {
-            Ok(generation) => log::info!("reload: snapshot {generation} serving (files changed)"),
-            Err(problems) => {
-                log::error!("reload refused, previous snapshot keeps serving:\n{problems}")
-            }
-        }
+        armed = arm(watcher.as_mut(), sources, &armed);
+        changed();
     }
 }
 

@@ -7,7 +7,7 @@ use http::{Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
-use super::Metrics;
+use crate::metrics::Metrics;
 use crate::snapshot::{Live, SampleRequest};
 use crate::url::{percent_decode, query_pairs};
 
