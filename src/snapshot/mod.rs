@@ -1,10 +1,12 @@
 //! One immutable generation of routing state, and the live pointer to it. A reload builds a
 //! complete new snapshot off the request path and swaps it in only if nothing failed.
 
+mod names;
 mod rule_tests;
 mod sample;
 pub mod watch;
 
+pub use names::Names;
 pub use sample::{DecisionView, Explanation, SampleRequest, VisitorView};
 
 use std::sync::{Arc, Mutex};
@@ -24,6 +26,8 @@ pub struct Snapshot {
     pub shadow: Option<Rules>,
     /// Rule tests that passed on this snapshot.
     pub tests: usize,
+    /// The live rules' and the lists' names, for click events.
+    pub names: Names,
 }
 
 impl Snapshot {
@@ -51,6 +55,7 @@ impl Snapshot {
         };
         let snapshot = Snapshot {
             generation,
+            names: Names::new(&rules, &intel),
             rules,
             intel,
             shadow,
