@@ -8,7 +8,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use flowgate::config::{BatchConfig, Config, FileSinkConfig};
 use flowgate::events::{
-    self, Batch, ClickRecord, Event, EventPolicy, EventWorker, FileSink, Outcome, Record, Sink,
+    self, Batch, Event, EventPolicy, EventWorker, FileSink, Outcome, Record, Sink,
 };
 use flowgate::metrics::Metrics;
 use flowgate::rules::RequestFacts;
@@ -60,7 +60,7 @@ fn bench(c: &mut Criterion) {
             upstream: Some("127.0.0.1:8081".parse().unwrap()),
             duration: Duration::from_micros(850),
         };
-        ClickRecord::capture(snap.clone(), visitor.clone(), decision, &facts, outcome)
+        flowgate::proxy::click::record(&snap, visitor.clone(), &decision, &facts, outcome)
     };
     let make = || Record::Click(Box::new(capture())).into_event(&policy);
 

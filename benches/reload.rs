@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use flowgate::config::Config;
-use flowgate::metrics::Metrics;
 use flowgate::snapshot::{Live, Snapshot};
 
 fn big_rules(dir: &Path) {
@@ -94,8 +93,7 @@ fn bench(c: &mut Criterion) {
     );
     drop(snap);
 
-    let metrics = Arc::new(Metrics::new().unwrap());
-    let live = Live::new(Arc::new(config), metrics).unwrap();
+    let live = Live::new(Arc::new(config)).unwrap();
 
     let mut g = c.benchmark_group("live");
     g.bench_function("pin_snapshot", |b| b.iter(|| black_box(live.current())));

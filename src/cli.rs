@@ -8,10 +8,11 @@ use clap::{Parser, Subcommand};
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
 
+use crate::admin::AdminService;
 use crate::config::{self, Config, SinkKind};
 use crate::events::{EventPolicy, EventQueue, EventWorker, FileSink, HttpSink, Sink};
 use crate::listeners::Opened;
-use crate::metrics::{AdminService, Metrics};
+use crate::metrics::Metrics;
 use crate::proxy::{App, Gateway};
 use crate::snapshot::{Live, SampleRequest, Snapshot};
 
@@ -320,7 +321,7 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let live = match Live::new(config.clone(), metrics.clone()) {
+    let live = match Live::new(config.clone()) {
         Ok(l) => Arc::new(l),
         Err(problems) => {
             eprintln!("{problems}");
@@ -329,7 +330,8 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
     };
     // Watching from the moment the rules are read: a change while the rest starts (or while
     // an upgrade waits for the sockets) is not missed.
-    if let Err(e) = crate::snapshot::watch::spawn(live.clone()) {
+    crate::reload::record(&metrics, &live.current().report());
+    if let Err(e) = crate::reload::on_change(live.clone(), metrics.clone()) {
         log::error!("watch: cannot start: {e}; rules reload on SIGHUP only");
     }
     let policy = match EventPolicy::new(&config.privacy) {
@@ -384,8 +386,7 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
     let listen = open.listen(&config);
     let postback = config.postback.as_ref().map(|p| crate::proxy::Postback {
         path: p.path.value.clone(),
-        // Resolved once at load (validation checked it resolves).
-        token: p.token.as_ref().and_then(|t| t.resolve().ok()),
+        token: p.resolved_token().map(String::from),
     });
     let in_flight = crate::lifecycle::InFlightCounter::default();
     let gateway = Arc::new(Gateway {
@@ -393,7 +394,7 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
         postback,
         live: live.clone(),
         trusted_proxies: config.trusted_proxies(),
-        client_ip_header: config.client_ip_source(),
+        client_ip_header: config.client_ip_source().clone(),
         events,
         metrics: metrics.clone(),
         limits: config.limits.clone(),
@@ -411,7 +412,7 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
     let ready_probe = open.first();
     let serving = open.summary();
     let admin_app = AdminService {
-        metrics,
+        metrics: metrics.clone(),
         live: live.clone(),
     };
     match open.into_services(&config, App(gateway), admin_app) {
@@ -426,7 +427,7 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    reload_on_sighup(live.clone());
+    crate::reload::on_sighup(live.clone(), metrics);
 
     let pid_file = match crate::lifecycle::PidFile::create(&pid_file) {
         Ok(p) => Some(p),
@@ -467,23 +468,4 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
     finish_once();
     log::info!("flowgate stopped");
     ExitCode::SUCCESS
-}
-
-/// SIGHUP rebuilds the snapshot from disk; a failed build keeps the current one.
-fn reload_on_sighup(live: Arc<Live>) {
-    crate::lifecycle::on_signal(
-        tokio::signal::unix::SignalKind::hangup(),
-        "reload",
-        move || {
-            let live = live.clone();
-            async move {
-                match live.reload() {
-                    Ok(generation) => log::info!("reload: snapshot {generation} serving"),
-                    Err(problems) => {
-                        log::error!("reload refused, previous snapshot keeps serving:\n{problems}")
-                    }
-                }
-            }
-        },
-    );
 }

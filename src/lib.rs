@@ -2,6 +2,7 @@
 //! visitor is (`identity`), decides where they go (`rules`), acts on it (`proxy`) and
 //! records it (`events`). Routing state lives in immutable `snapshot`s.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod events;
@@ -13,7 +14,9 @@ pub mod metrics;
 pub mod path;
 pub mod problem;
 pub mod proxy;
+pub mod reload;
 pub mod rules;
 pub mod snapshot;
 pub mod time;
+pub mod url;
 pub mod yaml;

@@ -1,8 +1,8 @@
-//! What visitor connections meet: `listen:` entries and `limits:` — sizes, counts and
-//! deadlines, with the defaults nginx operators know.
+//! What visitor connections meet: `listen:` and `tls:` entries, and `limits:` — sizes, counts
+//! and deadlines, with the defaults nginx operators know.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -48,6 +48,15 @@ impl<'de> Deserialize<'de> for Listen {
             },
         })
     }
+}
+
+/// A TLS listener: `{ listen, cert, key }` (PEM files).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsListener {
+    pub listen: SocketAddr,
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Listen {

@@ -2,20 +2,28 @@
 //! problem is reported with file, line and field. Changing it takes a graceful restart.
 
 mod duration;
+mod events;
 mod limits;
+mod postback;
+mod privacy;
+mod secret;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::identity::{Cidr, CidrSet, ClientIpHeader, MAX_LISTS};
+use crate::identity::{Cidr, CidrSet, ClientIpHeader};
 use crate::problem::{Problems, Span};
 use crate::yaml::At;
 
+pub use crate::identity::{BotsConfig, DataSource, IntelConfig};
 pub use duration::{ByteSize, Timeout};
-pub use limits::{Limits, Listen};
+pub use events::{BatchConfig, EventsConfig, FileSinkConfig, HttpSinkConfig, Rotate, SinkKind};
+pub use limits::{Limits, Listen, TlsListener};
+pub use postback::PostbackConfig;
+pub use privacy::{IpPrivacy, PrivacyConfig};
+pub use secret::{SecretError, SecretSource};
 
 pub const DEFAULT_PATH: &str = "config/flowgate.yaml";
 
@@ -36,6 +44,9 @@ pub struct Config {
     pub trusted_proxies: Vec<Cidr>,
     #[serde(default = "default_client_ip_header")]
     pub client_ip_header: At<String>,
+    /// `client_ip_header`, parsed by `validate`.
+    #[serde(skip)]
+    client_ip: ClientIpHeader,
     #[serde(default = "default_rules")]
     pub rules: PathBuf,
     /// Rules evaluated beside the live ones for every request, never changing a response;
@@ -67,315 +78,6 @@ pub struct Config {
     pub pid_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsListener {
-    pub listen: SocketAddr,
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IntelConfig {
-    pub country: Option<At<DataSource>>,
-    pub city: Option<At<DataSource>>,
-    pub asn: Option<At<DataSource>>,
-    pub anonymous: Option<At<DataSource>>,
-    /// Named CIDR list files, referenced by `ip_list` conditions.
-    #[serde(default)]
-    pub lists: BTreeMap<String, At<DataSource>>,
-    #[serde(default)]
-    pub bots: BotsConfig,
-    /// User agents whose classification is remembered; 0 turns the cache off.
-    #[serde(default = "default_ua_cache")]
-    pub ua_cache: usize,
-}
-
-impl Default for IntelConfig {
-    fn default() -> Self {
-        IntelConfig {
-            country: None,
-            city: None,
-            asn: None,
-            anonymous: None,
-            lists: BTreeMap::new(),
-            bots: BotsConfig::default(),
-            ua_cache: default_ua_cache(),
-        }
-    }
-}
-
-impl IntelConfig {
-    /// Every data source with its config key, databases first.
-    pub fn sources(&self) -> impl Iterator<Item = (String, &At<DataSource>)> {
-        [
-            ("country", &self.country),
-            ("city", &self.city),
-            ("asn", &self.asn),
-            ("anonymous", &self.anonymous),
-        ]
-        .into_iter()
-        .filter_map(|(k, s)| s.as_ref().map(|s| (format!("intel.{k}"), s)))
-        .chain(
-            self.lists
-                .iter()
-                .map(|(k, s)| (format!("intel.lists.{k}"), s)),
-        )
-    }
-}
-
-/// The operator's own user-agent patterns (regexes, case-insensitive).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BotsConfig {
-    /// More clients to treat as bots.
-    #[serde(default)]
-    pub add: Vec<String>,
-    /// Clients to treat as human whatever else matches (your own monitoring, say).
-    #[serde(default)]
-    pub allow: Vec<String>,
-}
-
-/// A data file: a path, or `{ file, url, anonymous, skip_bad_lines }`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DataSource {
-    pub file: PathBuf,
-    /// Where `flowgate intel update` fetches it from.
-    pub url: Option<String>,
-    /// For lists: membership also counts as this anonymity flag (`tor`, `vpn`, ...).
-    pub anonymous: Option<String>,
-    /// For lists: skip unparsable lines (counted) instead of refusing the file.
-    pub skip_bad_lines: bool,
-}
-
-impl<'de> Deserialize<'de> for DataSource {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Full {
-            file: PathBuf,
-            #[serde(default)]
-            url: Option<String>,
-            #[serde(default)]
-            anonymous: Option<String>,
-            #[serde(default)]
-            skip_bad_lines: bool,
-        }
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Either {
-            Path(PathBuf),
-            Full(Full),
-        }
-        Ok(match Either::deserialize(d)? {
-            Either::Path(file) => DataSource {
-                file,
-                url: None,
-                anonymous: None,
-                skip_bad_lines: false,
-            },
-            Either::Full(f) => DataSource {
-                file: f.file,
-                url: f.url,
-                anonymous: f.anonymous,
-                skip_bad_lines: f.skip_bad_lines,
-            },
-        })
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum SinkKind {
-    #[default]
-    File,
-    Http,
-    None,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EventsConfig {
-    #[serde(default)]
-    pub sink: At<SinkKind>,
-    #[serde(default)]
-    pub file: FileSinkConfig,
-    #[serde(default)]
-    pub http: Option<At<HttpSinkConfig>>,
-    /// Events waiting for the sink; when full, new events are dropped and counted.
-    #[serde(default = "default_queue")]
-    pub queue: usize,
-    #[serde(default)]
-    pub batch: BatchConfig,
-}
-
-impl Default for EventsConfig {
-    fn default() -> Self {
-        EventsConfig {
-            sink: At::new(SinkKind::File),
-            file: FileSinkConfig::default(),
-            http: None,
-            queue: default_queue(),
-            batch: BatchConfig::default(),
-        }
-    }
-}
-
-/// A batch is written or sent when any limit is reached.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BatchConfig {
-    #[serde(default = "default_batch_events")]
-    pub max_events: usize,
-    #[serde(default = "default_batch_bytes")]
-    pub max_bytes: ByteSize,
-    #[serde(default = "default_batch_wait")]
-    pub max_wait: Timeout,
-}
-
-impl Default for BatchConfig {
-    fn default() -> Self {
-        BatchConfig {
-            max_events: default_batch_events(),
-            max_bytes: default_batch_bytes(),
-            max_wait: default_batch_wait(),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileSinkConfig {
-    #[serde(default = "default_events_dir")]
-    pub dir: PathBuf,
-    /// Start a new file past this size.
-    #[serde(default = "default_rotate_bytes")]
-    pub rotate_bytes: ByteSize,
-    /// Start a new file every UTC day or hour.
-    #[serde(default)]
-    pub rotate: Rotate,
-    /// Event files older than this are deleted.
-    #[serde(default = "default_retain")]
-    pub retain: Timeout,
-}
-
-impl Default for FileSinkConfig {
-    fn default() -> Self {
-        FileSinkConfig {
-            dir: default_events_dir(),
-            rotate_bytes: default_rotate_bytes(),
-            rotate: Rotate::default(),
-            retain: default_retain(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Rotate {
-    #[default]
-    Daily,
-    Hourly,
-}
-
-/// POST NDJSON batches to a collector (ClickHouse, Vector, ...).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpSinkConfig {
-    pub url: At<String>,
-    #[serde(default)]
-    pub gzip: bool,
-    /// Extra request headers; a value may come from the environment or a file (secrets).
-    #[serde(default)]
-    pub headers: BTreeMap<String, At<SecretSource>>,
-    #[serde(default = "default_http_timeout")]
-    pub timeout: Timeout,
-    /// Attempts after the first before a batch goes to the spool.
-    #[serde(default = "default_retries")]
-    pub retries: u32,
-    #[serde(default = "default_spool_dir")]
-    pub spool_dir: PathBuf,
-    #[serde(default = "default_spool_max")]
-    pub spool_max_bytes: ByteSize,
-}
-
-/// `value`, `{ env: NAME }` or `{ file: path }`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum SecretSource {
-    Value(String),
-    Env { env: String },
-    File { file: PathBuf },
-}
-
-impl SecretSource {
-    pub fn resolve(&self) -> Result<String, String> {
-        match self {
-            SecretSource::Value(v) => Ok(v.clone()),
-            SecretSource::Env { env } => {
-                std::env::var(env).map_err(|_| format!("environment variable {env} is not set"))
-            }
-            SecretSource::File { file } => std::fs::read_to_string(file)
-                .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
-                .map_err(|e| format!("cannot read {}: {e}", file.display())),
-        }
-    }
-}
-
-/// Conversions reported by a tracker or an advertiser's server.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PostbackConfig {
-    /// A path on the main listeners, e.g. `/postback`.
-    pub path: At<String>,
-    /// When set, requests must carry `token=` with this value.
-    #[serde(default)]
-    pub token: Option<At<SecretSource>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PrivacyConfig {
-    #[serde(default)]
-    pub ip: At<IpPrivacy>,
-    /// Query parameters events keep; a trailing `*` matches a prefix. Others are left out.
-    #[serde(default = "default_query_params")]
-    pub query_params: Vec<String>,
-    /// `Sec-GPC: 1` (Global Privacy Control): the IP is truncated and the user agent left out.
-    #[serde(default)]
-    pub honor_gpc: bool,
-    /// Where `ip: hash` keeps its daily secret salt (never sent anywhere).
-    #[serde(default = "default_salt_dir")]
-    pub salt_dir: PathBuf,
-}
-
-impl Default for PrivacyConfig {
-    fn default() -> Self {
-        PrivacyConfig {
-            ip: At::default(),
-            query_params: default_query_params(),
-            honor_gpc: false,
-            salt_dir: default_salt_dir(),
-        }
-    }
-}
-
-/// How much of the visitor's address an event keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum IpPrivacy {
-    /// The whole address.
-    #[default]
-    Full,
-    /// IPv4 /24, IPv6 /48.
-    Truncate,
-    /// A keyed hash whose secret salt changes every UTC day: one pseudonym per visitor per day.
-    Hash,
-    /// No address at all.
-    None,
-}
-
 fn default_listen() -> Vec<Listen> {
     vec![Listen {
         addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
@@ -396,50 +98,6 @@ fn default_client_ip_header() -> At<String> {
 }
 fn default_rules() -> PathBuf {
     PathBuf::from("../rules")
-}
-fn default_queue() -> usize {
-    65_536
-}
-fn default_events_dir() -> PathBuf {
-    PathBuf::from("../var/events")
-}
-fn default_ua_cache() -> usize {
-    65_536
-}
-fn default_batch_events() -> usize {
-    1000
-}
-fn default_batch_bytes() -> ByteSize {
-    ByteSize(1 << 20)
-}
-fn default_batch_wait() -> Timeout {
-    Timeout::from_secs(1)
-}
-fn default_rotate_bytes() -> ByteSize {
-    ByteSize(256 << 20)
-}
-fn default_retain() -> Timeout {
-    Timeout::from_secs(90 * 86_400)
-}
-fn default_http_timeout() -> Timeout {
-    Timeout::from_secs(5)
-}
-fn default_retries() -> u32 {
-    3
-}
-fn default_spool_dir() -> PathBuf {
-    PathBuf::from("../var/spool")
-}
-fn default_spool_max() -> ByteSize {
-    ByteSize(1 << 30)
-}
-fn default_salt_dir() -> PathBuf {
-    PathBuf::from("../var/salt")
-}
-fn default_query_params() -> Vec<String> {
-    ["utm_*", "gclid", "fbclid", "ttclid", "msclkid", "sub*"]
-        .map(String::from)
-        .to_vec()
 }
 fn default_shutdown_timeout() -> Timeout {
     Timeout::from_secs(10)
@@ -540,22 +198,27 @@ impl Config {
         }
     }
 
-    fn validate(&self, problems: &mut Problems) {
-        self.limits.validate(&self.path, problems);
+    /// Checks every section, keeping what the checks parse (the client-IP header, secrets)
+    /// as typed values, so nothing is parsed again, or differently, later.
+    fn validate(&mut self, problems: &mut Problems) {
+        let file = &self.path.clone();
+        self.limits.validate(file, problems);
         let mut seen = std::collections::HashSet::new();
         for l in &self.listen {
             if !seen.insert(l.addr) {
                 let msg = format!("{} is listed twice", l.addr);
-                problems.push(&self.path, Span::default(), "listen", msg);
+                problems.push(file, Span::default(), "listen", msg);
             }
         }
-        let file = &self.path;
         if self.listen.is_empty() && self.tls.is_empty() {
             problems.push(file, Span::default(), "listen", "no listener configured");
         }
-        if let Err(e) = ClientIpHeader::parse(&self.client_ip_header) {
-            let span = self.client_ip_header.span;
-            problems.push(file, span, "client_ip_header", e);
+        match ClientIpHeader::parse(&self.client_ip_header) {
+            Ok(h) => self.client_ip = h,
+            Err(e) => {
+                let span = self.client_ip_header.span;
+                problems.push(file, span, "client_ip_header", e.to_string());
+            }
         }
         if !self.rules.is_dir() {
             let msg = format!("{} is not a folder", self.rules.display());
@@ -565,55 +228,7 @@ impl Config {
             let msg = format!("{} is not a folder", p.display());
             problems.push(file, Span::default(), "shadow_rules", msg);
         }
-        if self.intel.lists.len() > MAX_LISTS {
-            let msg = format!("at most {MAX_LISTS} lists");
-            problems.push(file, Span::default(), "intel.lists", msg);
-        }
-        for (key, src) in self.intel.sources() {
-            let is_list = key.starts_with("intel.lists.");
-            if !is_list && (src.anonymous.is_some() || src.skip_bad_lines) {
-                let msg = "anonymous and skip_bad_lines are for lists, not databases";
-                problems.push(file, src.span, key.clone(), msg);
-            }
-            if let Some(kind) = src
-                .anonymous
-                .as_deref()
-                .filter(|k| !crate::identity::Anonymous::NAMES.contains(k))
-            {
-                let msg = format!(
-                    "anonymous: {kind:?} is not one of {}",
-                    crate::identity::Anonymous::NAMES.join(", ")
-                );
-                problems.push(file, src.span, key.clone(), msg);
-            }
-            if let Some(url) = src
-                .url
-                .as_deref()
-                .filter(|u| !(u.starts_with("http://") || u.starts_with("https://")))
-            {
-                problems.push(
-                    file,
-                    src.span,
-                    key,
-                    format!("url {url:?} must be http:// or https://"),
-                );
-            }
-        }
-        for (what, patterns) in [
-            ("add", &self.intel.bots.add),
-            ("allow", &self.intel.bots.allow),
-        ] {
-            for p in patterns {
-                if let Err(e) = regex::Regex::new(p) {
-                    problems.push(
-                        file,
-                        Span::default(),
-                        format!("intel.bots.{what}"),
-                        format!("bad regex {p:?}: {e}"),
-                    );
-                }
-            }
-        }
+        self.intel.validate(file, problems);
         for (i, t) in self.tls.iter().enumerate() {
             for (what, p) in [("cert", &t.cert), ("key", &t.key)] {
                 if !p.is_file() {
@@ -622,48 +237,9 @@ impl Config {
                 }
             }
         }
-        match (&*self.events.sink, &self.events.http) {
-            (SinkKind::Http, None) => {
-                let msg = "sink: http needs events.http with a url";
-                problems.push(file, self.events.sink.span, "events.sink", msg);
-            }
-            (_, Some(http)) => {
-                if !(http.url.starts_with("http://") || http.url.starts_with("https://")) {
-                    let msg = format!("{:?} must be an http:// or https:// URL", http.url.value);
-                    problems.push(file, http.url.span, "events.http.url", msg);
-                }
-                for (name, source) in &http.headers {
-                    if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                        let msg = format!("{name:?} is not a header name");
-                        problems.push(file, source.span, "events.http.headers", msg);
-                    }
-                    if let Err(e) = source.resolve() {
-                        problems.push(file, source.span, format!("events.http.headers.{name}"), e);
-                    }
-                }
-            }
-            _ => {}
-        }
-        let b = &self.events.batch;
-        if b.max_events == 0 || b.max_bytes.0 == 0 {
-            problems.push(
-                file,
-                Span::default(),
-                "events.batch",
-                "limits must be positive",
-            );
-        }
-        if let Some(p) = &self.postback {
-            if !p.path.starts_with('/') {
-                problems.push(file, p.path.span, "postback.path", "must start with /");
-            }
-            if let Some(Err(e)) = p.token.as_ref().map(|t| t.resolve()) {
-                let span = p.token.as_ref().map_or(Span::default(), |t| t.span);
-                problems.push(file, span, "postback.token", e);
-            }
-        }
-        if self.events.queue == 0 {
-            problems.push(file, Span::default(), "events.queue", "must be at least 1");
+        self.events.validate(file, problems);
+        if let Some(p) = &mut self.postback {
+            p.validate(file, problems);
         }
         if self.threads == Some(0) {
             problems.push(file, Span::default(), "threads", "must be at least 1");
@@ -693,7 +269,11 @@ impl Config {
         CidrSet::new(self.trusted_proxies.iter().copied())
     }
 
-    pub fn client_ip_source(&self) -> ClientIpHeader {
-        ClientIpHeader::parse(&self.client_ip_header).unwrap_or(ClientIpHeader::XForwardedFor)
+    /// `client_ip_header`, as validation parsed it.
+    pub fn client_ip_source(&self) -> &ClientIpHeader {
+        &self.client_ip
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -11,6 +11,7 @@ use super::spool::Spool;
 use super::{Batch, Sink};
 use crate::config::HttpSinkConfig;
 use crate::metrics::Metrics;
+use crate::url::encode_url;
 
 /// Longest pause between replay attempts while the collector is down.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -46,12 +47,7 @@ impl HttpSink {
             .http_status_as_error(false)
             .build()
             .into();
-        let headers = cfg
-            .headers
-            .iter()
-            .map(|(k, v)| v.resolve().map(|v| (k.clone(), v)))
-            .collect::<Result<Vec<_>, String>>()
-            .map_err(std::io::Error::other)?;
+        let headers = cfg.resolved_headers().to_vec();
         let spool = Spool::open(&cfg.spool_dir, cfg.spool_max_bytes.0, metrics.clone())?;
         let mut seed = [0u8; 8];
         let _ = getrandom::getrandom(&mut seed);
@@ -237,22 +233,4 @@ impl Sink for HttpSink {
     }
 
     fn close(&mut self) {}
-}
-
-/// Operators paste ClickHouse URLs with spaces in the query; send them encoded.
-fn encode_url(url: &str) -> String {
-    let mut out = String::with_capacity(url.len());
-    for c in url.chars() {
-        match c {
-            ' ' => out.push_str("%20"),
-            c if c.is_ascii_graphic() => out.push(c),
-            c => {
-                let mut buf = [0u8; 4];
-                for b in c.encode_utf8(&mut buf).bytes() {
-                    out.push_str(&format!("%{b:02X}"));
-                }
-            }
-        }
-    }
-    out
 }

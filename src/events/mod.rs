@@ -21,7 +21,7 @@ pub use click_id::new_click_id;
 pub use file::{forget, FileSink};
 pub use http::HttpSink;
 pub use pseudonym::Pseudonymizer;
-pub use record::{ClickRecord, EventPolicy, Outcome};
+pub use record::{ClickNames, ClickRecord, EventPolicy, Outcome, Seen};
 
 /// One line of the event stream; `type` tells clicks from conversions.
 // Events travel boxed (one allocation when queued), so the variants' sizes do not matter.

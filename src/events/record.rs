@@ -1,18 +1,13 @@
 //! Building a click event from a decision, keeping only what the operator configured.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
-
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::{ClickEvent, Pseudonymizer};
 use crate::config::{IpPrivacy, PrivacyConfig};
 use crate::identity::Visitor;
-use crate::rules::request::{percent_decode, query_pairs};
-use crate::rules::{Decision, RequestFacts};
-use crate::snapshot::Snapshot;
-
-static SEC_GPC: http::HeaderName = http::HeaderName::from_static("sec-gpc");
+use crate::url::{percent_decode, query_pairs};
 
 /// Longest user agent or referer kept in an event, in bytes.
 const MAX_TEXT: usize = 1024;
@@ -84,13 +79,43 @@ pub struct Outcome {
     pub duration: Duration,
 }
 
+/// The names a click event carries, from the generation that decided it. Cloning them costs
+/// reference counts, not copies, and keeps nothing else of that generation alive.
+#[derive(Debug, Clone)]
+pub struct ClickNames {
+    pub campaign: Option<Arc<str>>,
+    pub flow: Option<Arc<str>>,
+    pub route: Arc<str>,
+    /// `proxy`, `redirect` or `respond`.
+    pub action: &'static str,
+    /// The generation's list names, indexed by the bits of `Visitor::ip_lists`; `None` when
+    /// the visitor is in no list.
+    pub lists: Option<Arc<[Arc<str>]>>,
+}
+
+/// What the request said that its click event may keep, borrowed from the request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Seen<'a> {
+    pub user_agent: Option<&'a str>,
+    pub referer: Option<&'a str>,
+    /// Without its port.
+    pub host: &'a str,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    /// The primary subtag of the preferred language, as sent.
+    pub language: Option<&'a str>,
+    /// `Sec-GPC: 1` was sent (applied when `privacy.honor_gpc` is on).
+    pub gpc: bool,
+    /// A `rate` condition found the visitor over its rate.
+    pub rate_limited: bool,
+}
+
 /// What the request path keeps of a request for its click event. Capturing it costs one
-/// copy of the request's text into one buffer; naming, privacy and JSON happen on the
-/// event worker's thread (`to_event`).
+/// copy of the request's text into one buffer; privacy and JSON happen on the event
+/// worker's thread (`to_event`).
 pub struct ClickRecord {
-    snapshot: Arc<Snapshot>,
+    names: ClickNames,
     visitor: Visitor,
-    decision: Decision,
     outcome: Outcome,
     /// `Sec-GPC: 1` was sent (applied when `privacy.honor_gpc` is on).
     gpc: bool,
@@ -118,19 +143,18 @@ impl ClickRecord {
     }
 
     pub fn capture(
-        snapshot: Arc<Snapshot>,
+        names: ClickNames,
         visitor: Visitor,
-        decision: Decision,
-        req: &RequestFacts,
+        seen: &Seen,
         outcome: Outcome,
     ) -> ClickRecord {
         let parts = [
-            req.user_agent(),
-            req.referer(),
-            Some(req.hostname()),
-            Some(req.path),
-            req.query,
-            req.primary_language(),
+            seen.user_agent,
+            seen.referer,
+            Some(seen.host),
+            Some(seen.path),
+            seen.query,
+            seen.language,
         ]
         .map(|p| p.map(clip));
         let mut text = String::with_capacity(parts.iter().flatten().map(|p| p.len()).sum());
@@ -142,11 +166,10 @@ impl ClickRecord {
             })
         });
         ClickRecord {
-            gpc: req.header_named(&SEC_GPC).is_some_and(|v| v.trim() == "1"),
-            rate_limited: req.rate_limited.get(),
-            snapshot,
+            gpc: seen.gpc,
+            rate_limited: seen.rate_limited,
+            names,
             visitor,
-            decision,
             outcome,
             text,
             spans,
@@ -159,8 +182,7 @@ impl ClickRecord {
 
     /// The event as the collector receives it, with only what `policy` allows.
     pub fn to_event(&self, policy: &EventPolicy) -> ClickEvent {
-        let (snap, d, v) = (&*self.snapshot, &self.decision, &self.visitor);
-        let route = snap.rules.route(d.route);
+        let (names, v) = (&self.names, &self.visitor);
         // Global Privacy Control: the visitor asked not to be tracked beyond what serving needs.
         let gpc = policy.honor_gpc && self.gpc;
         let query = self
@@ -181,19 +203,18 @@ impl ClickRecord {
                 .hyphenated()
                 .encode_lower(&mut click_id)
                 .to_string(),
-            campaign: snap.rules.campaign_id(d).map(String::from),
-            flow: snap.rules.flow_name(d).map(String::from),
-            route: route.name.clone(),
-            action: route.action.kind().to_string(),
+            campaign: names.campaign.as_deref().map(String::from),
+            flow: names.flow.as_deref().map(String::from),
+            route: names.route.to_string(),
+            action: names.action.to_string(),
             status: self.outcome.status,
             ip: policy.ip(v.ip, gpc),
             country: v.country.map(|c| c.as_str().to_string()),
             asn: v.asn,
             as_org: v.as_org.as_deref().map(String::from),
-            ip_lists: snap
-                .intel
-                .list_names(v.ip_lists)
-                .map(String::from)
+            ip_lists: (names.lists.iter().flat_map(|l| l.iter().enumerate()))
+                .filter(|(i, _)| v.ip_lists & (1 << i) != 0)
+                .map(|(_, name)| name.to_string())
                 .collect(),
             anonymous: v.anonymous.names().map(String::from).collect(),
             bot: v.bot,
@@ -220,4 +241,54 @@ fn clip(s: &str) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_of_plain_names_names_the_lists_the_visitor_is_in() {
+        let lists: Arc<[Arc<str>]> = ["datacenter", "tor", "vpn"].map(Arc::from).into();
+        let names = ClickNames {
+            campaign: Some("spring".into()),
+            flow: None,
+            route: "safe".into(),
+            action: "redirect",
+            lists: Some(lists),
+        };
+        let visitor = crate::identity::Intel::default().visitor(
+            "10.0.0.1".parse().unwrap(),
+            None,
+            Default::default(),
+        );
+        let visitor = Visitor {
+            ip_lists: 0b101,
+            ..visitor
+        };
+        let seen = Seen {
+            host: "promo.example.com",
+            path: "/lp",
+            query: Some("utm_source=a%20b&secret=1"),
+            ..Seen::default()
+        };
+        let outcome = Outcome {
+            ts_ms: 0,
+            click_id: uuid::Uuid::nil(),
+            status: 302,
+            upstream: None,
+            duration: Duration::ZERO,
+        };
+        let policy = EventPolicy::new(&PrivacyConfig::default()).unwrap();
+        let e = ClickRecord::capture(names, visitor, &seen, outcome).to_event(&policy);
+        assert_eq!(e.ip_lists, ["datacenter", "vpn"]);
+        assert_eq!((e.campaign.as_deref(), e.flow), (Some("spring"), None));
+        assert_eq!((e.route.as_str(), e.action.as_str()), ("safe", "redirect"));
+        assert_eq!(e.query.get("utm_source").map(String::as_str), Some("a b"));
+        assert!(!e.query.contains_key("secret"));
+        assert_eq!(
+            (e.host.as_str(), e.path.as_str()),
+            ("promo.example.com", "/lp")
+        );
+    }
 }

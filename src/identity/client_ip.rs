@@ -5,22 +5,24 @@ use std::net::IpAddr;
 use http::header::{HeaderMap, HeaderName};
 
 use super::cidr::CidrSet;
+use super::Error;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// Which header a trusted proxy uses to name the client.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum ClientIpHeader {
     /// `X-Forwarded-For`: a chain of hops, walked from the right.
+    #[default]
     XForwardedFor,
     /// A header holding one address (`CF-Connecting-IP`, `X-Real-IP`, ...).
     Single(HeaderName),
 }
 
 impl ClientIpHeader {
-    pub fn parse(name: &str) -> Result<ClientIpHeader, String> {
+    pub fn parse(name: &str) -> Result<ClientIpHeader, Error> {
         let name = HeaderName::from_bytes(name.trim().as_bytes())
-            .map_err(|_| format!("{name:?} is not a valid header name"))?;
+            .map_err(|_| Error::HeaderName(name.to_string()))?;
         Ok(if name == "x-forwarded-for" {
             ClientIpHeader::XForwardedFor
         } else {

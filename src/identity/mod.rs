@@ -3,19 +3,35 @@
 
 pub mod cidr;
 pub mod client_ip;
+pub mod config;
 pub mod geo;
 pub mod ua;
 pub mod update;
 
 use std::net::IpAddr;
 
-use crate::config::{DataSource, IntelConfig};
 use crate::problem::Problems;
 
 pub use cidr::{Cidr, CidrSet};
 pub use client_ip::{client_ip, ClientIpHeader};
+pub use config::{BotsConfig, DataSource, IntelConfig};
 pub use geo::{Anonymous, CountryCode, Mmdb};
 pub use ua::{Browser, ClientHints, Device, Os, UaCache, UaClass, UaClassifier};
+
+/// What identity's constructors refuse, in the words an operator's problem list uses.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0:?} is not a valid header name")]
+    HeaderName(String),
+    #[error("bad regex {pattern:?}: {source}")]
+    Pattern {
+        pattern: String,
+        source: regex::Error,
+    },
+    /// The patterns together exceed what one matcher may hold.
+    #[error("{0}")]
+    PatternSet(regex::Error),
+}
 
 /// The most IP lists a config may name (membership is a 64-bit mask).
 pub const MAX_LISTS: usize = 64;
@@ -91,7 +107,7 @@ impl Intel {
                 std::path::Path::new("intel.bots"),
                 Default::default(),
                 "",
-                e,
+                e.to_string(),
             );
             UaClassifier::default()
         });

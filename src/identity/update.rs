@@ -6,8 +6,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{CidrSet, Mmdb};
-use crate::config::{DataSource, IntelConfig};
+use super::{CidrSet, DataSource, IntelConfig, Mmdb};
 use crate::problem::Problems;
 
 /// What happened to one source.

@@ -1,13 +1,9 @@
 //! Every Prometheus collector, registered once per process in its own registry.
 
-mod admin;
-
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
-
-pub use admin::AdminService;
 
 pub struct Metrics {
     pub registry: Registry,

@@ -266,12 +266,8 @@ pub async fn handle(
             upstream: None,
             duration: std::time::Duration::ZERO,
         };
-        Box::new(ClickRecord::capture(
-            snap.clone(),
-            visitor,
-            decision,
-            &facts,
-            pending,
+        Box::new(super::click::record(
+            &snap, visitor, &decision, &facts, pending,
         ))
     });
 

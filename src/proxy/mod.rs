@@ -5,6 +5,7 @@
 
 pub mod admission;
 pub mod body;
+pub mod click;
 mod conn;
 mod forward;
 mod handle;

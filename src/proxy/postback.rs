@@ -1,7 +1,7 @@
 //! Conversions reported by a tracker: `GET <postback.path>?click_id=…&payout=…&status=…`.
 
 use crate::events::ConversionEvent;
-use crate::rules::request::{percent_decode, query_pairs};
+use crate::url::{percent_decode, query_pairs};
 
 /// `postback:` from the config, with the token resolved.
 pub struct Postback {

@@ -1,7 +1,8 @@
 //! Redirect URL templates, parsed once: literal text and `{macro}`s whose values are always
 //! percent-encoded when inserted.
 
-use super::request::{percent_encode_into, query_pairs, RequestFacts};
+use super::request::RequestFacts;
+use crate::url::{percent_encode_into, query_pairs};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {

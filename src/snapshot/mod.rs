@@ -1,10 +1,12 @@
 //! One immutable generation of routing state, and the live pointer to it. A reload builds a
 //! complete new snapshot off the request path and swaps it in only if nothing failed.
 
+mod names;
 mod rule_tests;
 mod sample;
 pub mod watch;
 
+pub use names::Names;
 pub use sample::{DecisionView, Explanation, SampleRequest, VisitorView};
 
 use std::sync::{Arc, Mutex};
@@ -13,7 +15,6 @@ use arc_swap::ArcSwap;
 
 use crate::config::Config;
 use crate::identity::Intel;
-use crate::metrics::Metrics;
 use crate::problem::Problems;
 use crate::rules::{self, Rules};
 
@@ -25,6 +26,8 @@ pub struct Snapshot {
     pub shadow: Option<Rules>,
     /// Rule tests that passed on this snapshot.
     pub tests: usize,
+    /// The live rules' and the lists' names, for click events.
+    pub names: Names,
 }
 
 impl Snapshot {
@@ -52,6 +55,7 @@ impl Snapshot {
         };
         let snapshot = Snapshot {
             generation,
+            names: Names::new(&rules, &intel),
             rules,
             intel,
             shadow,
@@ -65,23 +69,66 @@ impl Snapshot {
     }
 }
 
+/// What a built snapshot holds, for whoever keeps count of it (metrics, the log): a reload
+/// says what it did with this, and records nothing itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub generation: u64,
+    /// Every intel source loaded: lists first, then the databases that are configured.
+    pub intel: Vec<SourceCount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceCount {
+    /// A list's name, or the database kind (`country`, `city`, `asn`, `anonymous`).
+    pub source: String,
+    /// Networks of a list, nodes of a database.
+    pub entries: u64,
+    /// Lines a `skip_bad_lines` list skipped; `None` for databases.
+    pub skipped: Option<u64>,
+}
+
+impl Snapshot {
+    pub fn report(&self) -> Report {
+        let lists = self.intel.lists.iter().map(|list| SourceCount {
+            source: list.name.clone(),
+            entries: list.set.entries() as u64,
+            skipped: Some(list.skipped as u64),
+        });
+        let dbs = [
+            ("country", &self.intel.country),
+            ("city", &self.intel.city),
+            ("asn", &self.intel.asn),
+            ("anonymous", &self.intel.anonymous),
+        ];
+        let dbs = dbs.into_iter().filter_map(|(source, db)| {
+            db.as_ref().map(|db| SourceCount {
+                source: source.to_string(),
+                entries: u64::from(db.node_count()),
+                skipped: None,
+            })
+        });
+        Report {
+            generation: self.generation,
+            intel: lists.chain(dbs).collect(),
+        }
+    }
+}
+
 /// The snapshot serving traffic. Requests pin one with `current()` and keep it to the end.
 pub struct Live {
     current: ArcSwap<Snapshot>,
     config: Arc<Config>,
-    metrics: Arc<Metrics>,
     /// One reload at a time: SIGHUP and the watcher may ask together.
     reloading: Mutex<()>,
 }
 
 impl Live {
-    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> Result<Live, Problems> {
+    pub fn new(config: Arc<Config>) -> Result<Live, Problems> {
         let snapshot = Snapshot::build(&config, 1)?;
-        publish(&metrics, &snapshot);
         Ok(Live {
             current: ArcSwap::from_pointee(snapshot),
             config,
-            metrics,
             reloading: Mutex::new(()),
         })
     }
@@ -105,49 +152,14 @@ impl Live {
         watch::Sources { folders, files }
     }
 
-    /// Rebuilds from the files on disk. On any problem the serving snapshot stays.
-    pub fn reload(&self) -> Result<u64, Problems> {
+    /// Rebuilds from the files on disk and says what now serves. On any problem the serving
+    /// snapshot stays and the problems come back instead.
+    pub fn reload(&self) -> Result<Report, Problems> {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
         let generation = self.current.load().generation + 1;
-        match Snapshot::build(&self.config, generation) {
-            Ok(snapshot) => {
-                publish(&self.metrics, &snapshot);
-                self.current.store(Arc::new(snapshot));
-                self.metrics.reloads.with_label_values(&["ok"]).inc();
-                Ok(generation)
-            }
-            Err(problems) => {
-                self.metrics.reloads.with_label_values(&["error"]).inc();
-                Err(problems)
-            }
-        }
-    }
-}
-
-fn publish(metrics: &Metrics, s: &Snapshot) {
-    metrics.snapshot_generation.set(s.generation as i64);
-    for list in &s.intel.lists {
-        metrics
-            .intel_entries
-            .with_label_values(&[list.name.as_str()])
-            .set(list.set.entries() as i64);
-        metrics
-            .intel_skipped_lines
-            .with_label_values(&[list.name.as_str()])
-            .set(list.skipped as i64);
-    }
-    let dbs = [
-        ("country", &s.intel.country),
-        ("city", &s.intel.city),
-        ("asn", &s.intel.asn),
-        ("anonymous", &s.intel.anonymous),
-    ];
-    for (source, db) in dbs {
-        if let Some(db) = db {
-            metrics
-                .intel_entries
-                .with_label_values(&[source])
-                .set(i64::from(db.node_count()));
-        }
+        let snapshot = Snapshot::build(&self.config, generation)?;
+        let report = snapshot.report();
+        self.current.store(Arc::new(snapshot));
+        Ok(report)
     }
 }

@@ -2,26 +2,25 @@
 //! fingerprint of the files' metadata says *whether* it is a change we serve from. Folders are
 //! watched, not files, and re-armed after every change, so editors that write by rename and
 //! config managers that swap a symlinked folder (Kubernetes ConfigMaps) are both seen. A
-//! once-a-second poll of the fingerprint covers anything notify misses.
+//! once-a-second poll of the fingerprint covers anything notify misses. The watcher only asks
+//! for a reload; its caller runs it and records what it did.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::sync::Arc;
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
-
-use super::Live;
 
 /// Quiet time after an event before reading files, so a burst of writes is one reload.
 const DEBOUNCE: Duration = Duration::from_millis(100);
 const POLL: Duration = Duration::from_secs(1);
 
-/// Starts the watcher thread; it runs for the life of the process. The folders are watched
-/// and the files fingerprinted before this returns, so no change made after it is missed.
-pub fn spawn(live: Arc<Live>) -> std::io::Result<()> {
+/// Starts the watcher thread; it runs for the life of the process and calls `changed` once
+/// per settled change of `sources`. The folders are watched and the files fingerprinted
+/// before this returns, so no change made after it is missed.
+pub fn spawn(sources: Sources, changed: impl FnMut() + Send + 'static) -> std::io::Result<()> {
     let (tx, rx) = mpsc::channel();
     let mut watcher = match notify::recommended_watcher(move |_event| {
         let _ = tx.send(());
@@ -32,27 +31,30 @@ pub fn spawn(live: Arc<Live>) -> std::io::Result<()> {
             None
         }
     };
-    let sources = live.sources();
     let armed = arm(watcher.as_mut(), &sources, &[]);
     let last = fingerprint(&sources);
     std::thread::Builder::new()
         .name("flowgate-watch".into())
-        .spawn(move || run(&live, watcher, &rx, &sources, armed, last))
+        .spawn(move || run(watcher, &rx, &sources, armed, last, changed))
         .map(|_| ())
 }
 
 fn run(
-    live: &Live,
     mut watcher: Option<notify::RecommendedWatcher>,
     rx: &mpsc::Receiver<()>,
     sources: &Sources,
     mut armed: Vec<PathBuf>,
     mut last: u64,
+    mut changed: impl FnMut(),
 ) {
     loop {
         match rx.recv_timeout(POLL) {
             Ok(()) => while rx.try_recv().is_ok() {},
             Err(mpsc::RecvTimeoutError::Timeout) => {}
+            // Without notifications the sender is gone from the start: the poll carries on.
+            Err(mpsc::RecvTimeoutError::Disconnected) if watcher.is_none() => {
+                std::thread::sleep(POLL)
+            }
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         }
         // Files written in place pass through half-written states: build only from files
@@ -71,12 +73,7 @@ fn run(
         }
         last = now;
         armed = arm(watcher.as_mut(), sources, &armed);
-        match live.reload() {
-            Ok(generation) => log::info!("reload: snapshot {generation} serving (files changed)"),
-            Err(problems) => {
-                log::error!("reload refused, previous snapshot keeps serving:\n{problems}")
-            }
-        }
+        changed();
     }
 }
 

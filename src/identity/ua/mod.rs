@@ -115,7 +115,7 @@ impl Default for UaClassifier {
 impl UaClassifier {
     /// The built-in patterns plus the operator's: `extra` marks more clients as bots,
     /// `allow` marks clients as human whatever else matches.
-    pub fn new(extra: &[String], allow: &[String]) -> Result<UaClassifier, String> {
+    pub fn new(extra: &[String], allow: &[String]) -> Result<UaClassifier, crate::identity::Error> {
         let mut all: Vec<&str> = vec![
             patterns::BOT,
             patterns::NOT_BOT,
@@ -129,7 +129,10 @@ impl UaClassifier {
         all.extend(patterns::OS.iter().map(|(_, p)| *p));
         all.extend(patterns::BROWSERS.iter().map(|(_, p)| *p));
         for p in extra.iter().chain(allow) {
-            regex::Regex::new(p).map_err(|e| format!("bad regex {p:?}: {e}"))?;
+            regex::Regex::new(p).map_err(|source| crate::identity::Error::Pattern {
+                pattern: p.clone(),
+                source,
+            })?;
         }
         all.extend(extra.iter().map(String::as_str));
         all.extend(allow.iter().map(String::as_str));
@@ -137,7 +140,7 @@ impl UaClassifier {
             .case_insensitive(true)
             .size_limit(32 << 20)
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(crate::identity::Error::PatternSet)?;
         Ok(UaClassifier {
             set,
             extra: BUILT_IN,

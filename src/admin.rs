@@ -7,9 +7,9 @@ use http::{Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
-use super::Metrics;
-use crate::rules::request::{percent_decode, query_pairs};
+use crate::metrics::Metrics;
 use crate::snapshot::{Live, SampleRequest};
+use crate::url::{percent_decode, query_pairs};
 
 pub struct AdminService {
     pub metrics: Arc<Metrics>,

@@ -1,0 +1,177 @@
+//! `intel:` in `flowgate.yaml`: the databases and lists visitors are looked up in. Owned here,
+//! beside the loaders that read them; `config` only embeds it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{Anonymous, MAX_LISTS};
+use crate::problem::{Problems, Span};
+use crate::yaml::At;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntelConfig {
+    pub country: Option<At<DataSource>>,
+    pub city: Option<At<DataSource>>,
+    pub asn: Option<At<DataSource>>,
+    pub anonymous: Option<At<DataSource>>,
+    /// Named CIDR list files, referenced by `ip_list` conditions.
+    #[serde(default)]
+    pub lists: BTreeMap<String, At<DataSource>>,
+    #[serde(default)]
+    pub bots: BotsConfig,
+    /// User agents whose classification is remembered; 0 turns the cache off.
+    #[serde(default = "default_ua_cache")]
+    pub ua_cache: usize,
+}
+
+impl Default for IntelConfig {
+    fn default() -> Self {
+        IntelConfig {
+            country: None,
+            city: None,
+            asn: None,
+            anonymous: None,
+            lists: BTreeMap::new(),
+            bots: BotsConfig::default(),
+            ua_cache: default_ua_cache(),
+        }
+    }
+}
+
+impl IntelConfig {
+    /// Every data source with its config key, databases first.
+    pub fn sources(&self) -> impl Iterator<Item = (String, &At<DataSource>)> {
+        [
+            ("country", &self.country),
+            ("city", &self.city),
+            ("asn", &self.asn),
+            ("anonymous", &self.anonymous),
+        ]
+        .into_iter()
+        .filter_map(|(k, s)| s.as_ref().map(|s| (format!("intel.{k}"), s)))
+        .chain(
+            self.lists
+                .iter()
+                .map(|(k, s)| (format!("intel.lists.{k}"), s)),
+        )
+    }
+}
+
+/// The operator's own user-agent patterns (regexes, case-insensitive).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BotsConfig {
+    /// More clients to treat as bots.
+    #[serde(default)]
+    pub add: Vec<String>,
+    /// Clients to treat as human whatever else matches (your own monitoring, say).
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
+/// A data file: a path, or `{ file, url, anonymous, skip_bad_lines }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataSource {
+    pub file: PathBuf,
+    /// Where `flowgate intel update` fetches it from.
+    pub url: Option<String>,
+    /// For lists: membership also counts as this anonymity flag (`tor`, `vpn`, ...).
+    pub anonymous: Option<String>,
+    /// For lists: skip unparsable lines (counted) instead of refusing the file.
+    pub skip_bad_lines: bool,
+}
+
+impl<'de> Deserialize<'de> for DataSource {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Full {
+            file: PathBuf,
+            #[serde(default)]
+            url: Option<String>,
+            #[serde(default)]
+            anonymous: Option<String>,
+            #[serde(default)]
+            skip_bad_lines: bool,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Path(PathBuf),
+            Full(Full),
+        }
+        Ok(match Either::deserialize(d)? {
+            Either::Path(file) => DataSource {
+                file,
+                url: None,
+                anonymous: None,
+                skip_bad_lines: false,
+            },
+            Either::Full(f) => DataSource {
+                file: f.file,
+                url: f.url,
+                anonymous: f.anonymous,
+                skip_bad_lines: f.skip_bad_lines,
+            },
+        })
+    }
+}
+
+impl IntelConfig {
+    /// Every problem of the `intel:` section; `file` is the config file it came from.
+    pub fn validate(&self, file: &Path, problems: &mut Problems) {
+        if self.lists.len() > MAX_LISTS {
+            let msg = format!("at most {MAX_LISTS} lists");
+            problems.push(file, Span::default(), "intel.lists", msg);
+        }
+        for (key, src) in self.sources() {
+            let is_list = key.starts_with("intel.lists.");
+            if !is_list && (src.anonymous.is_some() || src.skip_bad_lines) {
+                let msg = "anonymous and skip_bad_lines are for lists, not databases";
+                problems.push(file, src.span, key.clone(), msg);
+            }
+            if let Some(kind) = src
+                .anonymous
+                .as_deref()
+                .filter(|k| !Anonymous::NAMES.contains(k))
+            {
+                let msg = format!(
+                    "anonymous: {kind:?} is not one of {}",
+                    Anonymous::NAMES.join(", ")
+                );
+                problems.push(file, src.span, key.clone(), msg);
+            }
+            if let Some(url) = src
+                .url
+                .as_deref()
+                .filter(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+            {
+                problems.push(
+                    file,
+                    src.span,
+                    key,
+                    format!("url {url:?} must be http:// or https://"),
+                );
+            }
+        }
+        for (what, patterns) in [("add", &self.bots.add), ("allow", &self.bots.allow)] {
+            for p in patterns {
+                if let Err(e) = regex::Regex::new(p) {
+                    problems.push(
+                        file,
+                        Span::default(),
+                        format!("intel.bots.{what}"),
+                        format!("bad regex {p:?}: {e}"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn default_ua_cache() -> usize {
+    65_536
+}
