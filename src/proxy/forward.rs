@@ -14,23 +14,15 @@ use super::conn::ConnState;
 use super::headers::{self, Forwarding};
 use super::upstream::{self, Pooled};
 use super::{respond, Gateway};
-use crate::rules::RequestFacts;
+use crate::snapshot::Target;
 
-/// The upstream target in origin form: the route's path prefix, then the visitor's canonical
-/// path (which has no dot segment left to climb out of the prefix), then the query.
-pub(super) fn target(uri: &Uri, prefix: &str, facts: &RequestFacts) -> Option<Uri> {
-    if prefix.is_empty() && uri.scheme().is_none() && facts.path == uri.path() {
+/// The upstream's request target: the visitor's own when the rules left it as sent (no prefix,
+/// the path already canonical, origin form), else the one the core rewrote.
+pub(super) fn target(uri: &Uri, t: &Target<'_, '_>) -> Option<Uri> {
+    if uri.scheme().is_none() && t.is_as_sent(uri.path()) {
         return Some(uri.clone());
     }
-    let query = facts.query.unwrap_or("");
-    let mut s = String::with_capacity(prefix.len() + facts.path.len() + query.len() + 1);
-    s.push_str(prefix);
-    s.push_str(facts.path);
-    if facts.query.is_some() {
-        s.push('?');
-        s.push_str(query);
-    }
-    Uri::try_from(s).ok()
+    Uri::try_from(t.to_string()).ok()
 }
 
 /// A switch of protocols both sides asked for: once hyper hands over both connections, bytes

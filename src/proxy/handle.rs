@@ -13,15 +13,16 @@ use hyper::upgrade::OnUpgrade;
 
 use super::body::{Body, Progress, Tracked};
 use super::conn::ConnState;
-use super::forward::{target, Leg};
+use super::forward::{self, Leg};
 use super::headers::Forwarding;
 use super::upstream::Pooled;
 use super::{postback, respond, Gateway};
 use crate::events::{self, ClickRecord, Outcome, Record};
-use crate::identity::{client_ip, ClientHints};
+use crate::identity::client_ip;
 use crate::lifecycle::InFlight;
 use crate::rules::request::canonical_host;
-use crate::rules::{Action, RequestFacts, Vars};
+use crate::rules::RequestFacts;
+use crate::snapshot::Todo;
 
 /// The process drained: the connection closes without an answer, and the client retries.
 #[derive(Debug)]
@@ -184,60 +185,31 @@ pub async fn handle(
     } else {
         peer
     };
-    let visitor = snap.intel.visitor(
-        ip,
-        facts.user_agent(),
-        ClientHints::from_headers(&parts.headers),
-    );
-    let decision = snap.rules.evaluate(&visitor, &facts);
-    let route = snap.rules.route(decision.route);
-    let campaign = snap.rules.campaign_id(&decision).unwrap_or("");
-    if facts.rate_limited.get() {
-        gw.metrics.rate_limited.with_label_values(&[campaign]).inc();
-    }
-    if let Some(shadow) = &snap.shadow {
-        // The shadow rules count their own rates; what the live rules found stands.
-        let limited = facts.rate_limited.get();
-        let d = shadow.evaluate(&visitor, &facts);
-        facts.rate_limited.set(limited);
-        gw.metrics
-            .shadow_decisions
-            .with_label_values(&[campaign, &route.name, &shadow.route(d.route).name])
-            .inc();
-    }
     let click_id = events::new_click_id();
     let mut id_buf = [0u8; 36];
     let click_id_str = click_id.hyphenated().encode_lower(&mut id_buf);
-    let flow = snap.rules.flow_name(&decision).unwrap_or("");
-
-    let plan = match &route.action {
-        Action::Respond {
+    let answer = snap.answer(ip, &facts, click_id_str);
+    let (campaign, flow, route) = (answer.campaign, answer.flow, answer.route);
+    if facts.rate_limited.get() {
+        gw.metrics.rate_limited.with_label_values(&[campaign]).inc();
+    }
+    if let Some(shadow) = answer.shadow {
+        gw.metrics
+            .shadow_decisions
+            .with_label_values(&[campaign, &route.name, shadow])
+            .inc();
+    }
+    let plan = match &answer.todo {
+        Todo::Page {
             status,
-            body,
             content_type,
-        } => Plan::Answer(respond::page(*status, content_type, body.clone())),
-        Action::Redirect {
-            to,
-            status,
-            keep_query,
-        } => {
-            let vars = Vars {
-                click_id: click_id_str,
-                country: visitor.country.as_ref().map(|c| c.as_str()),
-                asn: visitor.asn,
-                campaign,
-                flow,
-                route: &route.name,
-            };
-            Plan::Answer(respond::redirect(
-                *status,
-                &to.render(&vars, &facts, *keep_query),
-            ))
-        }
-        Action::Proxy { upstream, path } => match target(&parts.uri, path, &facts) {
+            body,
+        } => Plan::Answer(respond::page(*status, content_type, (*body).clone())),
+        Todo::Redirect { status, location } => Plan::Answer(respond::redirect(*status, location)),
+        Todo::Proxy { upstream, target } => match forward::target(&parts.uri, target) {
             None => Plan::Answer(respond::error_page(400)),
             Some(target) => {
-                let up = &snap.rules.upstreams[*upstream];
+                let up = *upstream;
                 let fwd = Forwarding {
                     // RFC 9112 §3.2.2: an absolute-form target's authority replaces Host.
                     host: up.host.clone().or_else(|| {
@@ -250,7 +222,7 @@ pub async fn handle(
                         crate::identity::ClientIpHeader::Single(name) => Some(name.clone()),
                         crate::identity::ClientIpHeader::XForwardedFor => None,
                     },
-                    ..Forwarding::new(&parts.headers, peer, peer_trusted, visitor.ip, click_id_str)
+                    ..Forwarding::new(&parts.headers, peer, peer_trusted, ip, click_id_str)
                 };
                 Plan::Proxy { up, target, fwd }
             }
@@ -267,7 +239,11 @@ pub async fn handle(
             duration: std::time::Duration::ZERO,
         };
         Box::new(super::click::record(
-            &snap, visitor, &decision, &facts, pending,
+            &snap,
+            answer.visitor,
+            &answer.decision,
+            &facts,
+            pending,
         ))
     });
 

@@ -1,11 +1,13 @@
 //! One immutable generation of routing state, and the live pointer to it. A reload builds a
 //! complete new snapshot off the request path and swaps it in only if nothing failed.
 
+mod answer;
 mod names;
 mod rule_tests;
 mod sample;
 pub mod watch;
 
+pub use answer::{Answer, Target, Todo};
 pub use names::Names;
 pub use sample::{DecisionView, Explanation, SampleRequest, VisitorView};
 

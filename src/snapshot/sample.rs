@@ -8,8 +8,10 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use serde::{Deserialize, Serialize};
 
 use super::Snapshot;
-use crate::identity::ClientHints;
 use crate::rules::{RequestFacts, Step};
+
+/// The click id a sample request's redirect is rendered with.
+const SAMPLE_CLICK_ID: &str = "00000000-0000-7000-8000-000000000000";
 
 /// `{"url", "ip", "ua", "headers": {..}, "method"}`, as in `--batch` input and rule tests.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -159,19 +161,14 @@ impl Snapshot {
             rate_limited: Default::default(),
         };
         let ip = req.ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-        let v = self.intel.visitor(
-            ip,
-            facts.user_agent(),
-            ClientHints::from_headers(&p.headers),
-        );
-        let (d, trace) = self.rules.explain(&self.intel, &v, &facts);
-        let route = self.rules.route(d.route);
+        let (answer, trace) = self.answer_traced(ip, &facts, SAMPLE_CLICK_ID);
+        let v = answer.visitor;
         Ok(Explanation {
             decision: DecisionView {
-                campaign: self.rules.campaign_id(&d).map(String::from),
-                flow: self.rules.flow_name(&d).map(String::from),
-                route: route.name.clone(),
-                action: route.action.kind(),
+                campaign: (!answer.campaign.is_empty()).then(|| answer.campaign.to_string()),
+                flow: (!answer.flow.is_empty()).then(|| answer.flow.to_string()),
+                route: answer.route.name.clone(),
+                action: answer.route.action.kind(),
             },
             visitor: VisitorView {
                 ip: v.ip.to_string(),

@@ -1,0 +1,194 @@
+//! One request answered by the decision core, as a value: who the visitor is, what the rules
+//! decided, and what to do about it. The proxy carries the answer out; `explain`, rule tests
+//! and the decision bench read the same value, so none of them rebuilds identity → rules →
+//! action on its own.
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use http::HeaderValue;
+
+use super::Snapshot;
+use crate::identity::{ClientHints, Visitor};
+use crate::rules::{Action, Decision, RequestFacts, Route, Step, Upstream, Vars};
+
+/// What the core says about one request.
+pub struct Answer<'s, 'r> {
+    pub visitor: Visitor,
+    pub decision: Decision,
+    pub route: &'s Route,
+    /// The campaign's id and the flow's name; empty when no campaign or flow decided.
+    pub campaign: &'s str,
+    pub flow: &'s str,
+    /// The route the shadow rules chose, when shadow rules are loaded (serving only).
+    pub shadow: Option<&'s str>,
+    pub todo: Todo<'s, 'r>,
+}
+
+/// What to do with the request.
+pub enum Todo<'s, 'r> {
+    /// Answer with the route's own page.
+    Page {
+        status: u16,
+        content_type: &'s HeaderValue,
+        body: &'s Bytes,
+    },
+    /// Send the visitor on, to a URL rendered for this request.
+    Redirect { status: u16, location: String },
+    /// Hand the request to a pool of upstreams, at `target`.
+    Proxy {
+        upstream: &'s Upstream,
+        target: Target<'s, 'r>,
+    },
+}
+
+/// The upstream's target in origin form: the route's prefix, then the visitor's canonical path
+/// (which has no dot segment left to climb out of the prefix), then the query. Kept in parts,
+/// so the common case, a route without a prefix, needs no new string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target<'s, 'r> {
+    pub prefix: &'s str,
+    pub path: &'r str,
+    pub query: Option<&'r str>,
+}
+
+impl Target<'_, '_> {
+    /// Whether the target is the visitor's own origin-form path, unchanged.
+    pub fn is_as_sent(&self, raw_path: &str) -> bool {
+        self.prefix.is_empty() && self.path == raw_path
+    }
+}
+
+impl std::fmt::Display for Target<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.prefix)?;
+        f.write_str(self.path)?;
+        match self.query {
+            Some(q) => write!(f, "?{q}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Snapshot {
+    /// The answer for a request from `ip` (already resolved from trusted proxies): counts the
+    /// request against `rate` conditions and asks the shadow rules too, as serving does.
+    pub fn answer<'s, 'r>(
+        &'s self,
+        ip: IpAddr,
+        facts: &RequestFacts<'r>,
+        click_id: &str,
+    ) -> Answer<'s, 'r> {
+        let visitor = self.visitor(ip, facts);
+        let decision = self.rules.evaluate(&visitor, facts);
+        let shadow = self.shadow.as_ref().map(|shadow| {
+            // The shadow rules count their own rates; what the live rules found stands.
+            let limited = facts.rate_limited.get();
+            let d = shadow.evaluate(&visitor, facts);
+            facts.rate_limited.set(limited);
+            shadow.route(d.route).name.as_str()
+        });
+        let mut answer = self.carry_out(visitor, decision, facts, click_id);
+        answer.shadow = shadow;
+        answer
+    }
+
+    /// The same answer without counting anything, and the steps the rules took to it: what
+    /// `explain` and rule tests show.
+    pub fn answer_traced<'s, 'r>(
+        &'s self,
+        ip: IpAddr,
+        facts: &RequestFacts<'r>,
+        click_id: &str,
+    ) -> (Answer<'s, 'r>, Vec<Step>) {
+        let visitor = self.visitor(ip, facts);
+        let (decision, trace) = self.rules.explain(&self.intel, &visitor, facts);
+        (self.carry_out(visitor, decision, facts, click_id), trace)
+    }
+
+    fn visitor(&self, ip: IpAddr, facts: &RequestFacts) -> Visitor {
+        let hints = ClientHints::from_headers(facts.headers);
+        self.intel.visitor(ip, facts.user_agent(), hints)
+    }
+
+    fn carry_out<'s, 'r>(
+        &'s self,
+        visitor: Visitor,
+        decision: Decision,
+        facts: &RequestFacts<'r>,
+        click_id: &str,
+    ) -> Answer<'s, 'r> {
+        let route = self.rules.route(decision.route);
+        let campaign = self.rules.campaign_id(&decision).unwrap_or("");
+        let flow = self.rules.flow_name(&decision).unwrap_or("");
+        let todo = match &route.action {
+            Action::Respond {
+                status,
+                body,
+                content_type,
+            } => Todo::Page {
+                status: *status,
+                content_type,
+                body,
+            },
+            Action::Redirect {
+                to,
+                status,
+                keep_query,
+            } => {
+                let vars = Vars {
+                    click_id,
+                    country: visitor.country.as_ref().map(|c| c.as_str()),
+                    asn: visitor.asn,
+                    campaign,
+                    flow,
+                    route: &route.name,
+                };
+                Todo::Redirect {
+                    status: *status,
+                    location: to.render(&vars, facts, *keep_query),
+                }
+            }
+            Action::Proxy { upstream, path } => Todo::Proxy {
+                upstream: &self.rules.upstreams[*upstream],
+                target: Target {
+                    prefix: path,
+                    path: facts.path,
+                    query: facts.query,
+                },
+            },
+        };
+        Answer {
+            visitor,
+            decision,
+            route,
+            campaign,
+            flow,
+            shadow: None,
+            todo,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_target_is_prefix_path_and_query() {
+        let t = Target {
+            prefix: "/offer",
+            path: "/lp/a",
+            query: Some("x=1"),
+        };
+        assert_eq!(t.to_string(), "/offer/lp/a?x=1");
+        assert!(!t.is_as_sent("/lp/a"));
+        let t = Target {
+            prefix: "",
+            path: "/lp/a",
+            query: None,
+        };
+        assert_eq!(t.to_string(), "/lp/a");
+        assert!(t.is_as_sent("/lp/a") && !t.is_as_sent("/lp/./a"));
+    }
+}
