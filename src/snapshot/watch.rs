@@ -22,15 +22,21 @@ const POLL: Duration = Duration::from_secs(1);
 /// before this returns, so no change made after it is missed.
 pub fn spawn(sources: Sources, changed: impl FnMut() + Send + 'static) -> std::io::Result<()> {
     let (tx, rx) = mpsc::channel();
-    let mut watcher = match notify::recommended_watcher(move |_event| {
-        let _ = tx.send(());
-    }) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            log::warn!("watch: file notifications unavailable ({e}); polling every second");
-            None
-        }
-    };
+    let mut watcher =
+        match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            // The fingerprint reads the watched folders, and reading is an access event: waking
+            // for those, the watcher woke itself 30 times a second, forever.
+            if event.is_ok_and(|e| e.kind.is_access()) {
+                return;
+            }
+            let _ = tx.send(());
+        }) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                log::warn!("watch: file notifications unavailable ({e}); polling every second");
+                None
+            }
+        };
     let armed = arm(watcher.as_mut(), &sources, &[]);
     let last = fingerprint(&sources);
     std::thread::Builder::new()
