@@ -10,6 +10,9 @@ use crate::snapshot::{watch, Live, Report};
 /// The gauges of what now serves: its generation and the size of every intel source.
 pub fn record(metrics: &Metrics, report: &Report) {
     metrics.snapshot_generation.set(gauge(report.generation));
+    let built = report.intel.iter();
+    let built = built.filter_map(|s| Some((s.source.clone(), s.built?)));
+    metrics.set_intel_built(built.collect());
     for s in &report.intel {
         let source = [s.source.as_str()];
         metrics
@@ -36,10 +39,12 @@ pub fn reload(live: &Live, metrics: &Metrics, why: &str) -> Result<Report, Probl
         Ok(report) => {
             record(metrics, report);
             metrics.reloads.with_label_values(&["ok"]).inc();
+            metrics.reload_ended("ok");
             log::info!("reload: snapshot {} serving{why}", report.generation);
         }
         Err(problems) => {
             metrics.reloads.with_label_values(&["error"]).inc();
+            metrics.reload_ended("error");
             log::error!("reload refused, previous snapshot keeps serving:\n{problems}");
         }
     }

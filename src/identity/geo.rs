@@ -118,6 +118,11 @@ impl Mmdb {
         self.reader.metadata().node_count
     }
 
+    /// When the database was built (unix seconds), from its own metadata.
+    pub fn built(&self) -> u64 {
+        self.reader.metadata().build_epoch
+    }
+
     /// Where the address is located (not where its network is registered).
     pub fn country(&self, ip: IpAddr) -> Option<CountryCode> {
         let found = self.reader.lookup(ip).ok()?;

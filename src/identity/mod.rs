@@ -62,6 +62,8 @@ pub struct IpList {
     pub anonymous: Anonymous,
     /// Lines skipped with `skip_bad_lines`.
     pub skipped: usize,
+    /// When its file was last modified (unix seconds), for the age of the data.
+    pub modified: Option<u64>,
 }
 
 /// All visitor intelligence of one snapshot.
@@ -94,11 +96,17 @@ impl Intel {
                     .anonymous
                     .as_deref()
                     .map_or(Anonymous::default(), Anonymous::from_name);
+                let modified = std::fs::metadata(&src.file)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs());
                 IpList {
                     name: name.clone(),
                     set,
                     anonymous,
                     skipped,
+                    modified,
                 }
             })
             .collect();

@@ -1,9 +1,19 @@
 //! Every Prometheus collector, registered once per process in its own registry.
 
+use std::sync::Mutex;
+
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
+
+/// The label values known before any traffic: their series start at 0 instead of appearing
+/// at their first increment, so `rate()` and alerts see the whole story.
+const EVENT_OUTCOMES: [&str; 6] = [
+    "written", "sent", "spooled", "replayed", "dropped", "failed",
+];
+const RELOAD_OUTCOMES: [&str; 2] = ["ok", "error"];
+const REFUSAL_LIMITS: [&str; 2] = ["listener", "peer"];
 
 pub struct Metrics {
     pub registry: Registry,
@@ -20,6 +30,13 @@ pub struct Metrics {
     pub sink_request_duration: Histogram,
     /// `outcome`: ok, error.
     pub reloads: IntCounterVec,
+    /// `outcome`: when a reload last ended that way (unix seconds; start-up counts as ok).
+    pub last_reload: IntGaugeVec,
+    /// `source`: seconds since the serving data of an intel source was built (a database's
+    /// build time, a list file's modification time); set from `intel_built` at every scrape.
+    pub intel_age: IntGaugeVec,
+    /// (source, unix seconds built) of the serving snapshot.
+    pub intel_built: Mutex<Vec<(String, u64)>>,
     pub snapshot_generation: IntGauge,
     /// `source`: a list name or database kind.
     pub intel_entries: IntGaugeVec,
@@ -106,6 +123,17 @@ impl Metrics {
                 "Snapshot reloads by outcome.",
                 &["outcome"],
             )?,
+            last_reload: gauge_vec(
+                "flowgate_last_reload_timestamp_seconds",
+                "When a reload last ended with this outcome; start-up counts as ok.",
+                &["outcome"],
+            )?,
+            intel_age: gauge_vec(
+                "flowgate_intel_age_seconds",
+                "Age of the serving data of an intel source (database build time, list file time).",
+                &["source"],
+            )?,
+            intel_built: Mutex::new(Vec::new()),
             snapshot_generation: gauge(
                 "flowgate_snapshot_generation",
                 "Generation of the snapshot serving traffic.",
@@ -141,19 +169,54 @@ impl Metrics {
             )?,
             build_info: gauge_vec(
                 "flowgate_build_info",
-                "Always 1; the version label says which flowgate runs.",
-                &["version"],
+                "Always 1; the version and commit labels say which flowgate runs.",
+                &["version", "commit"],
             )?,
             registry,
         };
         m.build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), env!("FLOWGATE_COMMIT")])
             .set(1);
+        for outcome in EVENT_OUTCOMES {
+            m.events.with_label_values(&[outcome]);
+        }
+        for outcome in RELOAD_OUTCOMES {
+            m.reloads.with_label_values(&[outcome]);
+        }
+        for limit in REFUSAL_LIMITS {
+            m.connections_refused.with_label_values(&[limit]);
+        }
+        m.reload_ended("ok");
+        #[cfg(target_os = "linux")]
+        m.registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         Ok(m)
+    }
+
+    /// A reload (or the start-up build) ended with `outcome` now.
+    pub fn reload_ended(&self, outcome: &str) {
+        let now = i64::try_from(crate::time::now_ms() / 1000).unwrap_or(i64::MAX);
+        self.last_reload.with_label_values(&[outcome]).set(now);
+    }
+
+    /// The serving snapshot's intel sources and when each was built.
+    pub fn set_intel_built(&self, built: Vec<(String, u64)>) {
+        if let Ok(mut b) = self.intel_built.lock() {
+            *b = built;
+        }
     }
 
     /// The Prometheus text exposition of every collector.
     pub fn render(&self) -> Vec<u8> {
+        let now = crate::time::now_ms() / 1000;
+        if let Ok(built) = self.intel_built.lock() {
+            self.intel_age.reset();
+            for (source, at) in built.iter() {
+                let age = i64::try_from(now.saturating_sub(*at)).unwrap_or(i64::MAX);
+                self.intel_age.with_label_values(&[source]).set(age);
+            }
+        }
         let mut out = Vec::new();
         // Encoding into a Vec fails only on malformed collectors, which we never register.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);

@@ -88,6 +88,9 @@ pub struct SourceCount {
     pub entries: u64,
     /// Lines a `skip_bad_lines` list skipped; `None` for databases.
     pub skipped: Option<u64>,
+    /// When the data was built (unix seconds): a database's build time, a list file's
+    /// modification time.
+    pub built: Option<u64>,
 }
 
 impl Snapshot {
@@ -96,6 +99,7 @@ impl Snapshot {
             source: list.name.clone(),
             entries: list.set.entries() as u64,
             skipped: Some(list.skipped as u64),
+            built: list.modified,
         });
         let dbs = [
             ("country", &self.intel.country),
@@ -108,6 +112,7 @@ impl Snapshot {
                 source: source.to_string(),
                 entries: u64::from(db.node_count()),
                 skipped: None,
+                built: Some(db.built()),
             })
         });
         Report {

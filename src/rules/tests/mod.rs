@@ -31,6 +31,7 @@ pub fn intel() -> &'static Intel {
             set: CidrSet::new(["198.51.100.0/24".parse().expect("a CIDR")]),
             anonymous: Anonymous::default(),
             skipped: 0,
+            modified: None,
         });
         intel
     })

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Which top-level module of src/ uses which (any `crate::<module>` path outside comments),
 # and whether any of them runs both ways or round a longer loop. Exit 1 on a loop.
-# Usage: scripts/module-deps.sh [src-dir]
+# Usage: .ci/module-deps.sh [src-dir]
 set -eu
 src=${1:-src}
 edges=$(
