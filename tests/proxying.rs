@@ -22,21 +22,6 @@ use hyper::{Request, Response};
 
 use common::*;
 
-fn rules(up: SocketAddr, read_timeout: &str) -> String {
-    format!(
-        r#"
-upstreams:
-  landing: {{ peers: ["{up}"], connect_timeout: 1s, read_timeout: {read_timeout} }}
-routes:
-  page: {{ proxy: {{ upstream: landing }} }}
-campaigns:
-  - id: c
-    flows:
-      - {{ name: all, to: page }}
-"#
-    )
-}
-
 fn payload(n: usize) -> Vec<u8> {
     let mut x: u32 = 0x9e37_79b9;
     let mut next = move || {
@@ -133,22 +118,28 @@ async fn echo(req: Request<Incoming>) -> Response<UpBody> {
     Response::new(full(seen.to_string()))
 }
 
-#[test]
-fn an_upload_streams_through_with_its_framing() {
-    let up = HyperUp::start(echo);
-    let fg = Flowgate::start(
-        "limits: { max_body_bytes: 16MiB }\n",
-        &rules(up.addr, "10s"),
-    );
-    let data = payload(5 << 20);
-
+/// A visitor that has sent the head of `POST /upload` with a body of `len` bytes.
+fn uploading(fg: &Flowgate, len: usize) -> Visitor {
     let mut v = Visitor::connect(fg.addr);
-    let len = data.len().to_string();
+    let len = len.to_string();
     v.send(&request_bytes(
         "POST",
         "/upload",
         &[("Content-Length", &len)],
     ));
+    v
+}
+
+#[test]
+fn an_upload_streams_through_with_its_framing() {
+    let up = HyperUp::start(echo);
+    let fg = Flowgate::start(
+        "limits: { max_body_bytes: 16MiB }\n",
+        &proxy_rules(up.addr, "10s"),
+    );
+    let data = payload(5 << 20);
+
+    let mut v = uploading(&fg, data.len());
     v.send(&data);
     let (h, body) = v.response();
     assert_eq!(h.status(), 200, "{h:?}");
@@ -157,7 +148,7 @@ fn an_upload_streams_through_with_its_framing() {
         (&seen["len"], &seen["sum"]),
         (&(5 << 20).into(), &fnv(&data).into())
     );
-    assert_eq!(seen["cl"], len.as_str(), "{seen}");
+    assert_eq!(seen["cl"], data.len().to_string(), "{seen}");
     assert_eq!(seen["te"], serde_json::Value::Null, "{seen}");
 
     v.send(&request_bytes(
@@ -214,7 +205,7 @@ fn a_large_page_streams_back_to_the_last_byte() {
             }
         }
     });
-    let fg = Flowgate::start("", &rules(up.addr, "10s"));
+    let fg = Flowgate::start("", &proxy_rules(up.addr, "10s"));
     let mut v = Visitor::connect(fg.addr);
     v.send(&request_bytes("GET", "/big-cl", &[]));
     let (h, body) = v.response();
@@ -245,7 +236,7 @@ fn keep_alive_holds_on_both_sides_for_fifty_requests() {
         counted.fetch_add(1, SeqCst);
         async { Response::new(full("ok")) }
     });
-    let fg = Flowgate::start("", &rules(up.addr, "5s"));
+    let fg = Flowgate::start("", &proxy_rules(up.addr, "5s"));
     let mut v = Visitor::connect(fg.addr);
     for i in 0..50 {
         v.send(&request_bytes("GET", &format!("/page/{i}"), &[]));
@@ -269,7 +260,7 @@ fn head_gets_the_length_and_no_body_and_the_connection_goes_on() {
             Response::new(full(vec![b'x'; 1234]))
         }
     });
-    let fg = Flowgate::start("", &rules(up.addr, "5s"));
+    let fg = Flowgate::start("", &proxy_rules(up.addr, "5s"));
     let mut v = Visitor::connect(fg.addr);
     v.send(&request_bytes("HEAD", "/lp", &[]));
     let h = v.response_to_head();
@@ -305,7 +296,7 @@ fn hop_by_hop_headers_stop_at_flowgate_both_ways() {
     assert_eq!(h.get("x-up-secret"), Some("1"), "{h:?}");
     assert_eq!(h.get("connection"), Some("X-Up-Secret"), "{h:?}");
 
-    let fg = Flowgate::start("", &rules(up.addr, "5s"));
+    let fg = Flowgate::start("", &proxy_rules(up.addr, "5s"));
     let mut v = Visitor::connect(fg.addr);
     v.send(&request_bytes(
         "GET",
@@ -344,7 +335,7 @@ fn hop_by_hop_headers_stop_at_flowgate_both_ways() {
 #[test]
 fn expect_100_continue_gets_the_go_ahead_and_the_body_arrives() {
     let up = HyperUp::start(echo);
-    let fg = Flowgate::start("", &rules(up.addr, "5s"));
+    let fg = Flowgate::start("", &proxy_rules(up.addr, "5s"));
     let mut v = Visitor::connect(fg.addr);
     v.send(&request_bytes(
         "POST",
@@ -362,18 +353,11 @@ fn expect_100_continue_gets_the_go_ahead_and_the_body_arrives() {
 }
 
 #[test]
-
 fn a_slow_upload_is_not_counted_against_the_upstreams_read_timeout() {
     let up = HyperUp::start(echo);
-    let fg = Flowgate::start("", &rules(up.addr, "500ms"));
+    let fg = Flowgate::start("", &proxy_rules(up.addr, "500ms"));
     let data = payload(256 * 1024);
-    let mut v = Visitor::connect(fg.addr);
-    let len = data.len().to_string();
-    v.send(&request_bytes(
-        "POST",
-        "/upload",
-        &[("Content-Length", &len)],
-    ));
+    let mut v = uploading(&fg, data.len());
     v.send(&data[..128 * 1024]);
     // A visitor on a slow link: nothing more for three times the upstream's read_timeout.
     // The upstream has not been asked to answer yet, so flowgate must not answer either.
