@@ -38,7 +38,7 @@ impl AdminService {
         }
         let answer = match bad {
             Some(e) => Err(e),
-            None => self.live.current().explain(&req),
+            None => self.live.current().explain(&req).map_err(|e| e.to_string()),
         };
         match answer {
             Ok(x) => (

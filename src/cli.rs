@@ -1,20 +1,12 @@
-//! The `flowgate` command: `run` (the default) and `check`.
+//! The `flowgate` command and its subcommands; `run` (the default) is `serve`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use pingora::server::configuration::{Opt, ServerConf};
-use pingora::server::{RunArgs, Server};
 
-use crate::admin::AdminService;
-use crate::config::{self, Config, SinkKind};
-use crate::events::{EventPolicy, EventQueue, EventWorker, FileSink, HttpSink, Sink};
-use crate::listeners::Opened;
-use crate::metrics::Metrics;
-use crate::proxy::{App, Gateway};
-use crate::snapshot::{Live, SampleRequest, Snapshot};
+use crate::config::{self, Config};
+use crate::snapshot::{SampleRequest, Snapshot};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -99,7 +91,10 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     crate::logging::init();
     match cli.command.unwrap_or(Command::Run { upgrade: false }) {
-        Command::Run { upgrade } => run(&cli.config, upgrade),
+        Command::Run { upgrade } => match load_config(&cli.config) {
+            Ok(config) => crate::serve::run(config, upgrade),
+            Err(code) => code,
+        },
         Command::Check => check(&cli.config),
         Command::Explain(args) => explain(&cli.config, &args),
         Command::Events(EventsCommand::Forget { ip, click_id }) => {
@@ -279,193 +274,5 @@ fn explain_batch(snapshot: &Snapshot) -> ExitCode {
     if out.flush().is_err() {
         return ExitCode::FAILURE;
     }
-    ExitCode::SUCCESS
-}
-
-/// The configured sink on its worker thread, and the queue requests feed it through.
-fn start_events(
-    config: &Config,
-    policy: EventPolicy,
-    metrics: Arc<Metrics>,
-) -> std::io::Result<(EventQueue, Option<EventWorker>)> {
-    let ev = &config.events;
-    let sink: Box<dyn Sink> = match (*ev.sink, &ev.http) {
-        (SinkKind::None, _) => return Ok((EventQueue::disabled(metrics), None)),
-        (SinkKind::File, _) => {
-            Box::new(FileSink::open(&ev.file, metrics.clone()).map_err(|e| {
-                std::io::Error::other(format!("file.dir {}: {e}", ev.file.dir.display()))
-            })?)
-        }
-        (SinkKind::Http, Some(http)) => {
-            Box::new(HttpSink::open(http, metrics.clone()).map_err(|e| {
-                std::io::Error::other(format!("http.spool_dir {}: {e}", http.spool_dir.display()))
-            })?)
-        }
-        (SinkKind::Http, None) => {
-            return Err(std::io::Error::other("sink: http needs events.http"))
-        }
-    };
-    let (queue, worker) = EventWorker::start(sink, ev.queue, ev.batch.clone(), policy, metrics)?;
-    Ok((queue, Some(worker)))
-}
-
-fn run(path: &Path, upgrade: bool) -> ExitCode {
-    let config = match load_config(path) {
-        Ok(c) => Arc::new(c),
-        Err(code) => return code,
-    };
-    let metrics = match Metrics::new() {
-        Ok(m) => Arc::new(m),
-        Err(e) => {
-            eprintln!("cannot register metrics: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let live = match Live::new(config.clone()) {
-        Ok(l) => Arc::new(l),
-        Err(problems) => {
-            eprintln!("{problems}");
-            return ExitCode::FAILURE;
-        }
-    };
-    // Watching from the moment the rules are read: a change while the rest starts (or while
-    // an upgrade waits for the sockets) is not missed.
-    crate::reload::record(&metrics, &live.current().report());
-    if let Err(e) = crate::reload::on_change(live.clone(), metrics.clone()) {
-        log::error!("watch: cannot start: {e}; rules reload on SIGHUP only");
-    }
-    let policy = match EventPolicy::new(&config.privacy) {
-        Ok(p) => p,
-        Err(e) => {
-            let dir = config.privacy.salt_dir.display();
-            eprintln!(
-                "{}: privacy.salt_dir: cannot keep the salt in {dir}: {e}",
-                path.display()
-            );
-            return ExitCode::FAILURE;
-        }
-    };
-    let (events, worker) = match start_events(&config, policy, metrics.clone()) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("{}: events: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
-    };
-
-    // After SIGTERM pingora stops accepting, waits the grace period, then shuts the runtimes
-    // down, which cancels whatever still runs: the grace period is the drain budget.
-    let drain = config.shutdown_timeout.0.as_secs().max(1);
-    let (upgrade_sock, pid_file) = config.process_files();
-    let threads = config
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
-        .max(1);
-    let conf = ServerConf {
-        upgrade_sock: upgrade_sock.to_string_lossy().into_owned(),
-        pid_file: pid_file.to_string_lossy().into_owned(),
-        threads,
-        // One single-threaded runtime per core: a connection, its requests and its upstream
-        // connections stay on the thread that serves it.
-        work_stealing: false,
-        grace_period_seconds: Some(drain),
-        graceful_shutdown_timeout_seconds: Some(1),
-        ..ServerConf::default()
-    };
-    // The sockets are taken over here rather than by pingora's bootstrap, so their addresses
-    // are known before the proxy is built (see `listeners`).
-    let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
-    server.bootstrap();
-    let open = match Opened::open(&config, upgrade.then_some(upgrade_sock.as_path())) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("{}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
-    };
-    let listen = open.listen(&config);
-    let postback = config.postback.as_ref().map(|p| crate::proxy::Postback {
-        path: p.path.value.clone(),
-        token: p.resolved_token().map(String::from),
-    });
-    let in_flight = crate::lifecycle::InFlightCounter::default();
-    let gateway = Arc::new(Gateway {
-        in_flight: in_flight.clone(),
-        postback,
-        live: live.clone(),
-        trusted_proxies: config.trusted_proxies(),
-        client_ip_header: config.client_ip_source().clone(),
-        events,
-        metrics: metrics.clone(),
-        limits: config.limits.clone(),
-        admission: Arc::new(crate::proxy::admission::Admission::new(
-            listen.clone(),
-            &config.limits,
-            metrics.clone(),
-        )),
-        proxy_protocol: listen
-            .iter()
-            .filter(|l| l.proxy_protocol)
-            .copied()
-            .collect(),
-    });
-    let ready_probe = open.first();
-    let serving = open.summary();
-    let admin_app = AdminService {
-        metrics: metrics.clone(),
-        live: live.clone(),
-    };
-    match open.into_services(&config, App(gateway), admin_app) {
-        Ok((proxy, admin)) => {
-            server.add_service(proxy);
-            if let Some(admin) = admin {
-                server.add_service(admin);
-            }
-        }
-        Err(e) => {
-            eprintln!("{}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
-    }
-    crate::reload::on_sighup(live.clone(), metrics);
-
-    let pid_file = match crate::lifecycle::PidFile::create(&pid_file) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            log::warn!("cannot write pid file {}: {e}", pid_file.display());
-            None
-        }
-    };
-    // Whoever gets there first — the drain watcher or the end of `server.run` — writes out
-    // the queued events and removes the pid file.
-    let finish = Arc::new(std::sync::Mutex::new(Some((worker, pid_file))));
-    let finish_once = {
-        let finish = finish.clone();
-        move || {
-            let taken = finish.lock().map(|mut f| f.take()).unwrap_or(None);
-            if let Some((worker, pid_file)) = taken {
-                if let Some(w) = worker {
-                    w.close();
-                }
-                drop(pid_file);
-            }
-        }
-    };
-    crate::lifecycle::exit_when_drained(
-        server.watch_execution_phase(),
-        in_flight,
-        finish_once.clone(),
-    );
-    if let Some(first) = ready_probe {
-        crate::lifecycle::notify_ready_when_listening(first);
-    }
-    crate::lifecycle::upgrade_on_sigusr2(config.path.clone());
-    log::info!(
-        "flowgate {} serving on {serving}",
-        env!("CARGO_PKG_VERSION")
-    );
-    server.run(RunArgs::default());
-    finish_once();
-    log::info!("flowgate stopped");
     ExitCode::SUCCESS
 }

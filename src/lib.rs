@@ -16,6 +16,7 @@ pub mod problem;
 pub mod proxy;
 pub mod reload;
 pub mod rules;
+pub mod serve;
 pub mod snapshot;
 pub mod time;
 pub mod url;

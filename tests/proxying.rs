@@ -22,21 +22,6 @@ use hyper::{Request, Response};
 
 use common::*;
 
-fn rules(up: SocketAddr, read_timeout: &str) -> String {
-    format!(
-        r#"
-upstreams:
-  landing: {{ peers: ["{up}"], connect_timeout: 1s, read_timeout: {read_timeout} }}
-routes:
-  page: {{ proxy: {{ upstream: landing }} }}
-campaigns:
-  - id: c
-    flows:
-      - {{ name: all, to: page }}
-"#
-    )
-}
-
 fn payload(n: usize) -> Vec<u8> {
     let mut x: u32 = 0x9e37_79b9;
     let mut next = move || {
@@ -133,31 +118,44 @@ async fn echo(req: Request<Incoming>) -> Response<UpBody> {
     Response::new(full(seen.to_string()))
 }
 
-#[test]
-fn an_upload_streams_through_with_its_framing() {
-    let up = HyperUp::start(echo);
-    let fg = Flowgate::start(
-        "limits: { max_body_bytes: 16MiB }\n",
-        &rules(up.addr, "10s"),
-    );
-    let data = payload(5 << 20);
-
+/// A visitor that has sent the head of `POST /upload` with a body of `len` bytes.
+fn uploading(fg: &Flowgate, len: usize) -> Visitor {
     let mut v = Visitor::connect(fg.addr);
-    let len = data.len().to_string();
+    let len = len.to_string();
     v.send(&request_bytes(
         "POST",
         "/upload",
         &[("Content-Length", &len)],
     ));
-    v.send(&data);
+    v
+}
+
+/// What the echo upstream saw of an upload, once its answer shows it got all of `data`.
+fn echoed(v: &mut Visitor, data: &[u8]) -> serde_json::Value {
     let (h, body) = v.response();
     assert_eq!(h.status(), 200, "{h:?}");
     let seen = json(std::str::from_utf8(&body).unwrap());
     assert_eq!(
-        (&seen["len"], &seen["sum"]),
-        (&(5 << 20).into(), &fnv(&data).into())
+        (seen["len"].as_u64(), seen["sum"].as_u64()),
+        (Some(data.len() as u64), Some(fnv(data))),
+        "{seen}"
     );
-    assert_eq!(seen["cl"], len.as_str(), "{seen}");
+    seen
+}
+
+#[test]
+fn an_upload_streams_through_with_its_framing() {
+    let up = HyperUp::start(echo);
+    let fg = Flowgate::start(
+        "limits: { max_body_bytes: 16MiB }\n",
+        &proxy_rules(up.addr, "10s"),
+    );
+    let data = payload(5 << 20);
+
+    let mut v = uploading(&fg, data.len());
+    v.send(&data);
+    let seen = echoed(&mut v, &data);
+    assert_eq!(seen["cl"], data.len().to_string(), "{seen}");
     assert_eq!(seen["te"], serde_json::Value::Null, "{seen}");
 
     v.send(&request_bytes(
@@ -171,13 +169,7 @@ fn an_upload_streams_through_with_its_framing() {
         v.send(b"\r\n");
     }
     v.send(b"0\r\n\r\n");
-    let (h, body) = v.response();
-    assert_eq!(h.status(), 200, "{h:?}");
-    let seen = json(std::str::from_utf8(&body).unwrap());
-    assert_eq!(
-        (&seen["len"], &seen["sum"]),
-        (&(5 << 20).into(), &fnv(&data).into())
-    );
+    let seen = echoed(&mut v, &data);
     assert_eq!(seen["te"], "chunked", "{seen}");
     assert_eq!(seen["cl"], serde_json::Value::Null, "{seen}");
 }
@@ -214,7 +206,7 @@ fn a_large_page_streams_back_to_the_last_byte() {
             }
         }
     });
-    let fg = Flowgate::start("", &rules(up.addr, "10s"));
+    let fg = Flowgate::start("", &proxy_rules(up.addr, "10s"));
     let mut v = Visitor::connect(fg.addr);
     v.send(&request_bytes("GET", "/big-cl", &[]));
     let (h, body) = v.response();
@@ -245,7 +237,7 @@ fn keep_alive_holds_on_both_sides_for_fifty_requests() {
         counted.fetch_add(1, SeqCst);
         async { Response::new(full("ok")) }
     });
-    let fg = Flowgate::start("", &rules(up.addr, "5s"));
+    let fg = Flowgate::start("", &proxy_rules(up.addr, "5s"));
     let mut v = Visitor::connect(fg.addr);
     for i in 0..50 {
         v.send(&request_bytes("GET", &format!("/page/{i}"), &[]));
@@ -269,7 +261,7 @@ fn head_gets_the_length_and_no_body_and_the_connection_goes_on() {
             Response::new(full(vec![b'x'; 1234]))
         }
     });
-    let fg = Flowgate::start("", &rules(up.addr, "5s"));
+    let fg = Flowgate::start("", &proxy_rules(up.addr, "5s"));
     let mut v = Visitor::connect(fg.addr);
     v.send(&request_bytes("HEAD", "/lp", &[]));
     let h = v.response_to_head();
@@ -305,7 +297,7 @@ fn hop_by_hop_headers_stop_at_flowgate_both_ways() {
     assert_eq!(h.get("x-up-secret"), Some("1"), "{h:?}");
     assert_eq!(h.get("connection"), Some("X-Up-Secret"), "{h:?}");
 
-    let fg = Flowgate::start("", &rules(up.addr, "5s"));
+    let fg = Flowgate::start("", &proxy_rules(up.addr, "5s"));
     let mut v = Visitor::connect(fg.addr);
     v.send(&request_bytes(
         "GET",
@@ -344,7 +336,7 @@ fn hop_by_hop_headers_stop_at_flowgate_both_ways() {
 #[test]
 fn expect_100_continue_gets_the_go_ahead_and_the_body_arrives() {
     let up = HyperUp::start(echo);
-    let fg = Flowgate::start("", &rules(up.addr, "5s"));
+    let fg = Flowgate::start("", &proxy_rules(up.addr, "5s"));
     let mut v = Visitor::connect(fg.addr);
     v.send(&request_bytes(
         "POST",
@@ -354,26 +346,16 @@ fn expect_100_continue_gets_the_go_ahead_and_the_body_arrives() {
     let interim = v.head();
     assert_eq!(interim.status(), 100, "{interim:?}");
     v.send(b"hello world");
-    let (h, body) = v.response();
-    assert_eq!(h.status(), 200, "{h:?}");
-    let seen = json(std::str::from_utf8(&body).unwrap());
+    let seen = echoed(&mut v, b"hello world");
     assert_eq!(seen["text"], "hello world", "{seen}");
-    assert_eq!(seen["len"], 11);
 }
 
 #[test]
-
 fn a_slow_upload_is_not_counted_against_the_upstreams_read_timeout() {
     let up = HyperUp::start(echo);
-    let fg = Flowgate::start("", &rules(up.addr, "500ms"));
+    let fg = Flowgate::start("", &proxy_rules(up.addr, "500ms"));
     let data = payload(256 * 1024);
-    let mut v = Visitor::connect(fg.addr);
-    let len = data.len().to_string();
-    v.send(&request_bytes(
-        "POST",
-        "/upload",
-        &[("Content-Length", &len)],
-    ));
+    let mut v = uploading(&fg, data.len());
     v.send(&data[..128 * 1024]);
     // A visitor on a slow link: nothing more for three times the upstream's read_timeout.
     // The upstream has not been asked to answer yet, so flowgate must not answer either.
@@ -387,13 +369,7 @@ fn a_slow_upload_is_not_counted_against_the_upstreams_read_timeout() {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     v.send(&data[128 * 1024..]);
-    let (h, body) = v.response();
-    assert_eq!(h.status(), 200, "{h:?}");
-    let seen = json(std::str::from_utf8(&body).unwrap());
-    assert_eq!(
-        (seen["len"].as_u64(), seen["sum"].as_u64()),
-        (Some(256 * 1024), Some(fnv(&data)))
-    );
+    echoed(&mut v, &data);
     let series = r#"flowgate_upstream_errors_total{kind="timeout",upstream="landing"}"#;
     assert_eq!(fg.metric(series), 0.0);
 }

@@ -6,27 +6,11 @@
 mod common;
 
 use std::io::{BufRead, ErrorKind, Read, Write};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-
-fn rules(up: SocketAddr, read_timeout: &str) -> String {
-    format!(
-        r#"
-upstreams:
-  landing: {{ peers: ["{up}"], connect_timeout: 1s, read_timeout: {read_timeout} }}
-routes:
-  page: {{ proxy: {{ upstream: landing }} }}
-campaigns:
-  - id: c
-    flows:
-      - {{ name: all, to: page }}
-"#
-    )
-}
 
 #[test]
 fn a_websocket_upgrade_becomes_a_tunnel_through_flowgate() {
@@ -48,7 +32,7 @@ fn a_websocket_upgrade_becomes_a_tunnel_through_flowgate() {
             }
         }
     });
-    let fg = Flowgate::start("", &rules(up.addr, "5s"));
+    let fg = Flowgate::start("", &proxy_rules(up.addr, "5s"));
     let mut v = Visitor::connect(fg.addr);
     v.send(&request_bytes(
         "GET",
@@ -96,7 +80,7 @@ fn an_upgrade_nobody_asked_for_is_a_502_and_its_bytes_stay_upstream() {
         );
         let _ = r.read_to_end(&mut Vec::new());
     });
-    let fg = Flowgate::start("", &rules(up.addr, "5s"));
+    let fg = Flowgate::start("", &proxy_rules(up.addr, "5s"));
     let r = fg.get("/lp", &[("User-Agent", CHROME)]);
     assert_eq!(r.status, 502, "{r:?}");
     assert!(!r.body.contains("GARBAGE"), "{r:?}");
@@ -128,7 +112,7 @@ fn a_pooled_connection_the_upstream_closed_while_idle_is_not_a_502() {
             _ => {} // a request within 100 ms: dropped unanswered, also like a reload
         }
     });
-    let fg = Flowgate::start("", &rules(up.addr, "5s"));
+    let fg = Flowgate::start("", &proxy_rules(up.addr, "5s"));
     let mut v = Visitor::connect(fg.addr);
     v.send(&request_bytes("GET", "/one", &[]));
     assert_eq!(v.response().0.status(), 200);
@@ -155,7 +139,7 @@ fn a_get_the_upstream_dropped_on_a_reused_connection_is_sent_again_on_a_new_one(
             count.fetch_add(1, SeqCst);
         }
     });
-    let fg = Flowgate::start("", &rules(up.addr, "5s"));
+    let fg = Flowgate::start("", &proxy_rules(up.addr, "5s"));
     let mut v = Visitor::connect(fg.addr);
     v.send(&request_bytes("GET", "/one", &[]));
     assert_eq!(v.response().0.status(), 200);
@@ -188,7 +172,7 @@ fn a_body_less_post_the_upstream_dropped_is_not_sent_twice() {
             }
         }
     });
-    let fg = Flowgate::start("", &rules(up.addr, "5s"));
+    let fg = Flowgate::start("", &proxy_rules(up.addr, "5s"));
     let mut v = Visitor::connect(fg.addr);
     v.send(&request_bytes("GET", "/one", &[]));
     assert_eq!(v.response().0.status(), 200);
@@ -219,7 +203,7 @@ fn an_upstream_that_stalls_mid_body_is_cut_off_after_its_read_timeout() {
             .unwrap();
         let _ = r.read_to_end(&mut Vec::new());
     });
-    let fg = Flowgate::start("", &rules(up.addr, "500ms"));
+    let fg = Flowgate::start("", &proxy_rules(up.addr, "500ms"));
     let mut v = Visitor::connect(fg.addr);
     v.0.get_ref()
         .set_read_timeout(Some(Duration::from_secs(5)))

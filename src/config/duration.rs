@@ -6,12 +6,24 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeout(pub Duration);
 
+/// Text that is not a duration or a size; serde reports it with the field's line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnitError {
+    #[error("{text:?} is not {expected}")]
+    Unknown {
+        text: String,
+        expected: &'static str,
+    },
+    #[error("{0:?} is too large")]
+    TooLarge(String),
+}
+
 impl Timeout {
     pub const fn from_secs(s: u64) -> Timeout {
         Timeout(Duration::from_secs(s))
     }
 
-    pub fn parse(s: &str) -> Result<Timeout, String> {
+    pub fn parse(s: &str) -> Result<Timeout, UnitError> {
         const MS: [(&str, u64); 6] = [
             ("ms", 1),
             ("", 1000),
@@ -26,11 +38,14 @@ impl Timeout {
 }
 
 /// A number with an optional unit from `units` (unit, multiplier), checked for overflow.
-fn scaled(s: &str, units: &[(&str, u64)], expected: &str) -> Result<u64, String> {
+fn scaled(s: &str, units: &[(&str, u64)], expected: &'static str) -> Result<u64, UnitError> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let bad = || format!("{s:?} is not {expected}");
+    let bad = || UnitError::Unknown {
+        text: s.to_string(),
+        expected,
+    };
     let n: u64 = num.parse().map_err(|_| bad())?;
     let k = units
         .iter()
@@ -38,7 +53,7 @@ fn scaled(s: &str, units: &[(&str, u64)], expected: &str) -> Result<u64, String>
         .map(|(_, k)| *k)
         .ok_or_else(bad)?;
     n.checked_mul(k)
-        .ok_or_else(|| format!("{s:?} is too large"))
+        .ok_or_else(|| UnitError::TooLarge(s.to_string()))
 }
 
 impl<'de> serde::Deserialize<'de> for Timeout {
@@ -57,7 +72,7 @@ fn number_or_text<'de, D, T>(
     d: D,
     expecting: &'static str,
     from_number: fn(u64) -> T,
-    from_text: fn(&str) -> Result<T, String>,
+    from_text: fn(&str) -> Result<T, UnitError>,
 ) -> Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,
@@ -65,7 +80,7 @@ where
     struct V<T> {
         expecting: &'static str,
         from_number: fn(u64) -> T,
-        from_text: fn(&str) -> Result<T, String>,
+        from_text: fn(&str) -> Result<T, UnitError>,
     }
     impl<T> serde::de::Visitor<'_> for V<T> {
         type Value = T;
@@ -111,9 +126,16 @@ mod tests {
         );
         assert!(Timeout::parse("5w").is_err());
         // Operator input never overflows into a panic.
-        assert!(Timeout::parse("99999999999999999d")
-            .unwrap_err()
-            .contains("too large"));
+        assert_eq!(
+            Timeout::parse("99999999999999999d")
+                .unwrap_err()
+                .to_string(),
+            "\"99999999999999999d\" is too large"
+        );
+        assert_eq!(
+            Timeout::parse("soon").unwrap_err().to_string(),
+            "\"soon\" is not a duration like 500ms, 2s, 1m, 6h or 90d"
+        );
     }
 }
 
@@ -122,7 +144,7 @@ mod tests {
 pub struct ByteSize(pub u64);
 
 impl ByteSize {
-    pub fn parse(s: &str) -> Result<ByteSize, String> {
+    pub fn parse(s: &str) -> Result<ByteSize, UnitError> {
         const BYTES: [(&str, u64); 8] = [
             ("", 1),
             ("B", 1),

@@ -18,7 +18,7 @@ use crate::problem::{Problems, Span};
 use crate::yaml::At;
 
 pub use crate::identity::{BotsConfig, DataSource, IntelConfig};
-pub use duration::{ByteSize, Timeout};
+pub use duration::{ByteSize, Timeout, UnitError};
 pub use events::{BatchConfig, EventsConfig, FileSinkConfig, HttpSinkConfig, Rotate, SinkKind};
 pub use limits::{Limits, Listen, TlsListener};
 pub use postback::PostbackConfig;

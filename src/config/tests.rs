@@ -60,3 +60,28 @@ fn the_client_ip_header_is_parsed_once_and_a_bad_one_is_a_problem() {
         "{problems}"
     );
 }
+
+#[test]
+fn bot_patterns_are_compiled_once_at_load_and_every_bad_one_is_named() {
+    let (_d, config) =
+        load("intel: { bots: { add: [\"(?i)acmeprobe\"], allow: [\"^curl/8\"] } }\n");
+    let config = config.unwrap();
+    let mut problems = Problems::new();
+    let ua = config.intel.classifier(&mut problems);
+    assert!(problems.is_empty(), "{problems}");
+    assert!(ua.classify(Some("AcmeProbe/1.0")).bot);
+    assert!(!ua.classify(Some("curl/8.5.0")).bot);
+
+    let (_d, config) = load("intel: { bots: { add: [\"(unclosed\", ok], allow: [\"[\"] } }\n");
+    let problems = config.unwrap_err().to_string();
+    // A regex error spans several lines: count the problems by their message.
+    assert_eq!(problems.matches("bad regex").count(), 2, "{problems}");
+    assert!(
+        problems.contains(": intel.bots.add: bad regex \"(unclosed\": "),
+        "{problems}"
+    );
+    assert!(
+        problems.contains(": intel.bots.allow: bad regex \"[\": "),
+        "{problems}"
+    );
+}

@@ -14,8 +14,13 @@ use crate::problem::{Problems, Span};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr(pub IpNet);
 
+/// Text that is neither a network nor an address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an IP address or CIDR network")]
+pub struct BadCidr(pub String);
+
 impl FromStr for Cidr {
-    type Err = String;
+    type Err = BadCidr;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
@@ -24,7 +29,7 @@ impl FromStr for Cidr {
         }
         match s.parse::<IpAddr>() {
             Ok(ip) => Ok(Cidr(IpNet::from(ip))),
-            Err(_) => Err(format!("{s:?} is not an IP address or CIDR network")),
+            Err(_) => Err(BadCidr(s.to_string())),
         }
     }
 }
@@ -105,7 +110,7 @@ impl CidrSet {
                         line: i + 1,
                         column: 1,
                     };
-                    problems.push(path, span, "", e);
+                    problems.push(path, span, "", e.to_string());
                 }
             }
         }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{Anonymous, MAX_LISTS};
+use super::{Anonymous, Error, UaClassifier, MAX_LISTS};
 use crate::problem::{Problems, Span};
 use crate::yaml::At;
 
@@ -25,6 +25,9 @@ pub struct IntelConfig {
     /// User agents whose classification is remembered; 0 turns the cache off.
     #[serde(default = "default_ua_cache")]
     pub ua_cache: usize,
+    /// `bots` with the built-in patterns, compiled by `validate` and only cloned after.
+    #[serde(skip)]
+    ua: Option<UaClassifier>,
 }
 
 impl Default for IntelConfig {
@@ -37,6 +40,7 @@ impl Default for IntelConfig {
             lists: BTreeMap::new(),
             bots: BotsConfig::default(),
             ua_cache: default_ua_cache(),
+            ua: None,
         }
     }
 }
@@ -121,8 +125,9 @@ impl<'de> Deserialize<'de> for DataSource {
 }
 
 impl IntelConfig {
-    /// Every problem of the `intel:` section; `file` is the config file it came from.
-    pub fn validate(&self, file: &Path, problems: &mut Problems) {
+    /// Every problem of the `intel:` section; `file` is the config file it came from. The bot
+    /// patterns are compiled here, once, and kept.
+    pub fn validate(&mut self, file: &Path, problems: &mut Problems) {
         if self.lists.len() > MAX_LISTS {
             let msg = format!("at most {MAX_LISTS} lists");
             problems.push(file, Span::default(), "intel.lists", msg);
@@ -157,18 +162,38 @@ impl IntelConfig {
                 );
             }
         }
-        for (what, patterns) in [("add", &self.bots.add), ("allow", &self.bots.allow)] {
-            for p in patterns {
-                if let Err(e) = regex::Regex::new(p) {
-                    problems.push(
-                        file,
-                        Span::default(),
-                        format!("intel.bots.{what}"),
-                        format!("bad regex {p:?}: {e}"),
-                    );
-                }
-            }
+        self.ua = self.bots.compile(file, problems);
+    }
+
+    /// The user-agent classifier with the operator's patterns, as `validate` compiled it. A
+    /// config that never went through `validate` (a test's default) has it compiled here,
+    /// its problems reported as for a config file named `intel.bots`.
+    pub fn classifier(&self, problems: &mut Problems) -> UaClassifier {
+        match &self.ua {
+            Some(ua) => ua.clone(),
+            None => self
+                .bots
+                .compile(Path::new("intel.bots"), problems)
+                .unwrap_or_default(),
         }
+    }
+}
+
+impl BotsConfig {
+    /// The built-in patterns plus these; each one that does not compile is a problem.
+    fn compile(&self, file: &Path, problems: &mut Problems) -> Option<UaClassifier> {
+        let errors = match UaClassifier::new(&self.add, &self.allow) {
+            Ok(ua) => return Some(ua),
+            Err(errors) => errors,
+        };
+        for e in errors {
+            let key = match &e {
+                Error::Pattern { key, .. } => *key,
+                _ => "intel.bots",
+            };
+            problems.push(file, Span::default(), key, e.to_string());
+        }
+        None
     }
 }
 

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 
 use crate::problem::Problems;
 
-pub use cidr::{Cidr, CidrSet};
+pub use cidr::{BadCidr, Cidr, CidrSet};
 pub use client_ip::{client_ip, ClientIpHeader};
 pub use config::{BotsConfig, DataSource, IntelConfig};
 pub use geo::{Anonymous, CountryCode, Mmdb};
@@ -25,6 +25,8 @@ pub enum Error {
     HeaderName(String),
     #[error("bad regex {pattern:?}: {source}")]
     Pattern {
+        /// The config key of the list it is in: `intel.bots.add` or `intel.bots.allow`.
+        key: &'static str,
         pattern: String,
         source: regex::Error,
     },
@@ -110,15 +112,7 @@ impl Intel {
                 }
             })
             .collect();
-        let ua = UaClassifier::new(&cfg.bots.add, &cfg.bots.allow).unwrap_or_else(|e| {
-            problems.push(
-                std::path::Path::new("intel.bots"),
-                Default::default(),
-                "",
-                e.to_string(),
-            );
-            UaClassifier::default()
-        });
+        let ua = cfg.classifier(problems);
         Intel {
             country: open(&cfg.country, problems),
             city: open(&cfg.city, problems),

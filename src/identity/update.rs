@@ -13,7 +13,45 @@ use crate::problem::Problems;
 pub struct Updated {
     pub key: String,
     pub file: PathBuf,
-    pub result: Result<u64, String>,
+    pub result: Result<u64, UpdateError>,
+}
+
+/// Why one source was not updated; its old file stays in every case.
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError {
+    #[error("unclosed ${{ in url {0:?}")]
+    UnclosedVariable(String),
+    #[error("environment variable {0} (in the url) is not set")]
+    UnsetVariable(String),
+    #[error("download failed: {0}")]
+    Download(#[source] ureq::Error),
+    #[error("download failed: HTTP {0}")]
+    Status(u16),
+    #[error("download broke off: {0}")]
+    BrokeOff(#[source] std::io::Error),
+    #[error("not valid gzip: {0}")]
+    Gzip(#[source] std::io::Error),
+    #[error("the archive holds no {0} file")]
+    NoMember(String),
+    #[error("cannot create {}: {source}", dir.display())]
+    CreateDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {}: {source}", file.display())]
+    Write {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("downloaded data refused, old file kept: the list is empty")]
+    EmptyList,
+    #[error("downloaded data refused, old file kept: {0}")]
+    Refused(Problems),
+    #[error("cannot replace {}: {source}", file.display())]
+    Replace {
+        file: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Updates every source with a url, one after another; the others go on when one fails.
@@ -43,25 +81,25 @@ fn update_one(
     src: &DataSource,
     url: &str,
     is_list: bool,
-) -> Result<u64, String> {
+) -> Result<u64, UpdateError> {
     let url = expand_env(url)?;
-    let resp = agent
-        .get(&url)
-        .call()
-        .map_err(|e| format!("download failed: {e}"))?;
+    let resp = agent.get(&url).call().map_err(UpdateError::Download)?;
     let status = resp.status().as_u16();
     if status != 200 {
-        return Err(format!("download failed: HTTP {status}"));
+        return Err(UpdateError::Status(status));
     }
     let mut body = Vec::new();
     resp.into_body()
         .into_reader()
         .read_to_end(&mut body)
-        .map_err(|e| format!("download broke off: {e}"))?;
+        .map_err(UpdateError::BrokeOff)?;
     let data = unpack(body, is_list)?;
 
     let dir = src.file.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|source| UpdateError::CreateDir {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
     let name = src
         .file
         .file_name()
@@ -81,12 +119,15 @@ fn write_validate_rename(
     data: &[u8],
     skip_bad: bool,
     is_list: bool,
-) -> Result<(), String> {
-    let mut f =
-        std::fs::File::create(tmp).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+) -> Result<(), UpdateError> {
+    let cannot_write = |source| UpdateError::Write {
+        file: tmp.to_path_buf(),
+        source,
+    };
+    let mut f = std::fs::File::create(tmp).map_err(cannot_write)?;
     f.write_all(data)
         .and_then(|()| f.sync_all())
-        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+        .map_err(cannot_write)?;
     let mut problems = Problems::new();
     let valid = if is_list {
         CidrSet::load_with(tmp, skip_bad, &mut problems).is_some_and(|(set, _)| !set.is_empty())
@@ -94,23 +135,25 @@ fn write_validate_rename(
         Mmdb::open(tmp, &mut problems).is_some()
     };
     if !valid {
-        let why = if problems.is_empty() {
-            "the list is empty".to_string()
+        return Err(if problems.is_empty() {
+            UpdateError::EmptyList
         } else {
-            problems.to_string()
-        };
-        return Err(format!("downloaded data refused, old file kept: {why}"));
+            UpdateError::Refused(problems)
+        });
     }
-    std::fs::rename(tmp, dest).map_err(|e| format!("cannot replace {}: {e}", dest.display()))
+    std::fs::rename(tmp, dest).map_err(|source| UpdateError::Replace {
+        file: dest.to_path_buf(),
+        source,
+    })
 }
 
 /// gzip and tar.gz (MaxMind's downloads) by their content, whatever the URL says.
-fn unpack(body: Vec<u8>, is_list: bool) -> Result<Vec<u8>, String> {
+fn unpack(body: Vec<u8>, is_list: bool) -> Result<Vec<u8>, UpdateError> {
     let body = if body.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         flate2::read::MultiGzDecoder::new(&body[..])
             .read_to_end(&mut out)
-            .map_err(|e| format!("not valid gzip: {e}"))?;
+            .map_err(UpdateError::Gzip)?;
         out
     } else {
         body
@@ -124,8 +167,7 @@ fn unpack(body: Vec<u8>, is_list: bool) -> Result<Vec<u8>, String> {
     } else {
         [".mmdb"].as_slice()
     };
-    tar_member(&body, wanted)
-        .ok_or_else(|| format!("the archive holds no {} file", wanted.join("/")))
+    tar_member(&body, wanted).ok_or_else(|| UpdateError::NoMember(wanted.join("/")))
 }
 
 /// The first regular file in a tar archive whose name ends with one of `suffixes`.
@@ -158,17 +200,17 @@ fn tar_member(tar: &[u8], suffixes: &[&str]) -> Option<Vec<u8>> {
 }
 
 /// `${NAME}` from the environment, so licence keys stay out of the config file.
-fn expand_env(url: &str) -> Result<String, String> {
+fn expand_env(url: &str) -> Result<String, UpdateError> {
     let mut out = String::with_capacity(url.len());
     let mut rest = url;
     while let Some(i) = rest.find("${") {
         out.push_str(&rest[..i]);
         let end = rest[i..]
             .find('}')
-            .ok_or_else(|| format!("unclosed ${{ in url {url:?}"))?;
+            .ok_or_else(|| UpdateError::UnclosedVariable(url.to_string()))?;
         let name = &rest[i + 2..i + end];
-        let value = std::env::var(name)
-            .map_err(|_| format!("environment variable {name} (in the url) is not set"))?;
+        let value =
+            std::env::var(name).map_err(|_| UpdateError::UnsetVariable(name.to_string()))?;
         out.push_str(&value);
         rest = &rest[i + end + 1..];
     }
@@ -187,6 +229,15 @@ mod tests {
             expand_env("https://x/?k=${FLOWGATE_TEST_KEY}&s=1").unwrap(),
             "https://x/?k=abc&s=1"
         );
-        assert!(expand_env("https://x/?k=${FLOWGATE_NOT_SET_ANYWHERE}").is_err());
+        let unset = expand_env("https://x/?k=${FLOWGATE_NOT_SET_ANYWHERE}").unwrap_err();
+        assert_eq!(
+            unset.to_string(),
+            "environment variable FLOWGATE_NOT_SET_ANYWHERE (in the url) is not set"
+        );
+        let unclosed = expand_env("https://x/?k=${KEY").unwrap_err();
+        assert_eq!(
+            unclosed.to_string(),
+            "unclosed ${ in url \"https://x/?k=${KEY\""
+        );
     }
 }

@@ -51,6 +51,9 @@ impl Progress {
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// What `poll_frame` gives hyper.
+type Polled = Poll<Option<Result<Frame<Bytes>, BoxError>>>;
+
 #[derive(Debug)]
 struct TooLarge;
 
@@ -76,10 +79,7 @@ impl HttpBody for Body {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Polled {
         let polled = match self.get_mut() {
             Body::Full(b) => return Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             Body::Stream(s) => Pin::new(s).poll_frame(cx),
@@ -143,10 +143,7 @@ impl HttpBody for Tracked {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Polled {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.body).poll_frame(cx);
         match &polled {

@@ -322,3 +322,31 @@ fn tls_connector() -> Option<&'static pingora::tls::TlsConnector> {
         })
         .as_ref()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::UpstreamError::{self, *};
+
+    #[test]
+    fn a_visitor_gets_504_when_the_upstream_was_too_slow_and_502_when_it_failed() {
+        let all = [Connect, ConnectTimeout, Tls, Timeout, Protocol];
+        // Stops compiling when a kind is added without a row below.
+        for e in all {
+            match e {
+                Connect | ConnectTimeout | Tls | Timeout | Protocol => {}
+            }
+        }
+        let seen: Vec<(UpstreamError, u16, &str)> =
+            all.iter().map(|e| (*e, e.status(), e.kind())).collect();
+        assert_eq!(
+            seen,
+            [
+                (Connect, 502, "connect"),
+                (ConnectTimeout, 504, "connect_timeout"),
+                (Tls, 502, "tls"),
+                (Timeout, 504, "timeout"),
+                (Protocol, 502, "protocol"),
+            ]
+        );
+    }
+}

@@ -9,7 +9,7 @@ pub mod watch;
 
 pub use answer::{Answer, Target, Todo};
 pub use names::Names;
-pub use sample::{DecisionView, Explanation, SampleRequest, VisitorView};
+pub use sample::{DecisionView, Explanation, SampleError, SampleRequest, VisitorView};
 
 use std::sync::{Arc, Mutex};
 

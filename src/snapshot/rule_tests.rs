@@ -61,8 +61,8 @@ pub fn run(snapshot: &Snapshot, rules_dir: &Path, problems: &mut Problems) -> us
             }
             let got = match snapshot.explain(&t.request) {
                 Ok(x) => x.decision,
-                Err(msg) => {
-                    problems.push(&file, t.span, field, msg);
+                Err(e) => {
+                    problems.push(&file, t.span, field, e.to_string());
                     continue;
                 }
             };

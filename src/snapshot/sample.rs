@@ -65,6 +65,30 @@ pub struct VisitorView {
     pub browser: &'static str,
 }
 
+/// Why a sample request cannot be judged, in the words `explain` and rule tests print.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SampleError {
+    #[error("bad header name {0:?}")]
+    HeaderName(String),
+    #[error("bad value for header {0}")]
+    HeaderValue(String),
+    #[error("bad user agent")]
+    UserAgent,
+    #[error("url {0:?} must be http(s)://host/path or /path")]
+    Url(String),
+    #[error("url {url:?}: {reason} (flowgate answers 400)")]
+    Path {
+        url: String,
+        reason: crate::path::PathError,
+    },
+    #[error("url {0:?}: bad host (flowgate answers 400)")]
+    Host(String),
+    #[error("bad method {0:?}")]
+    Method(String),
+    #[error("at {0:?} is not an RFC 3339 time")]
+    At(String),
+}
+
 /// The parts of a sample request the rules read, owned.
 struct Parsed {
     method: Method,
@@ -75,17 +99,17 @@ struct Parsed {
 }
 
 impl SampleRequest {
-    fn parse(&self) -> Result<Parsed, String> {
+    fn parse(&self) -> Result<Parsed, SampleError> {
         let mut headers = HeaderMap::new();
         for (k, v) in &self.headers {
             let name = HeaderName::from_bytes(k.as_bytes())
-                .map_err(|_| format!("bad header name {k:?}"))?;
+                .map_err(|_| SampleError::HeaderName(k.clone()))?;
             let value =
-                HeaderValue::from_str(v).map_err(|_| format!("bad value for header {k}"))?;
+                HeaderValue::from_str(v).map_err(|_| SampleError::HeaderValue(k.clone()))?;
             headers.append(name, value);
         }
         if let Some(ua) = &self.ua {
-            let value = HeaderValue::from_str(ua).map_err(|_| "bad user agent".to_string())?;
+            let value = HeaderValue::from_str(ua).map_err(|_| SampleError::UserAgent)?;
             headers.insert(http::header::USER_AGENT, value);
         }
         let rest = self
@@ -104,12 +128,7 @@ impl SampleRequest {
                     .unwrap_or("");
                 (host.to_string(), self.url.as_str())
             }
-            None => {
-                return Err(format!(
-                    "url {:?} must be http(s)://host/path or /path",
-                    self.url
-                ))
-            }
+            None => return Err(SampleError::Url(self.url.clone())),
         };
         let (path, query) = match target.split_once('?') {
             Some((p, q)) => (p, Some(q.to_string())),
@@ -117,18 +136,21 @@ impl SampleRequest {
         };
         // The same canonical forms the proxy gives the rules.
         let path = crate::path::normalize(path)
-            .map_err(|e| format!("url {:?}: {e} (flowgate answers 400)", self.url))?
+            .map_err(|reason| SampleError::Path {
+                url: self.url.clone(),
+                reason,
+            })?
             .into_owned();
         let host = if host.is_empty() {
             host
         } else {
             crate::rules::request::canonical_host(&host)
-                .ok_or_else(|| format!("url {:?}: bad host (flowgate answers 400)", self.url))?
+                .ok_or_else(|| SampleError::Host(self.url.clone()))?
                 .to_string()
         };
         let method = match &self.method {
             Some(m) => Method::from_bytes(m.to_ascii_uppercase().as_bytes())
-                .map_err(|_| format!("bad method {m:?}"))?,
+                .map_err(|_| SampleError::Method(m.clone()))?,
             None => Method::GET,
         };
         Ok(Parsed {
@@ -142,13 +164,12 @@ impl SampleRequest {
 }
 
 impl Snapshot {
-    pub fn explain(&self, req: &SampleRequest) -> Result<Explanation, String> {
+    pub fn explain(&self, req: &SampleRequest) -> Result<Explanation, SampleError> {
         let p = req.parse()?;
         let at = match &req.at {
-            Some(t) => Some(
-                crate::time::parse_rfc3339(t)
-                    .ok_or_else(|| format!("at {t:?} is not an RFC 3339 time"))?,
-            ),
+            Some(t) => {
+                Some(crate::time::parse_rfc3339(t).ok_or_else(|| SampleError::At(t.clone()))?)
+            }
             None => None,
         };
         let facts = RequestFacts {

@@ -40,6 +40,22 @@ pub fn page_rules(body: &str) -> String {
     format!("routes: {{ page: {{ respond: {{ body: \"{body}\" }} }} }}\ncampaigns: [ {{ id: c, flows: [ {{ name: f, to: page }} ] }} ]\n")
 }
 
+/// Rules that send every visitor to one upstream, `up`, with its `read_timeout`.
+pub fn proxy_rules(up: std::net::SocketAddr, read_timeout: &str) -> String {
+    format!(
+        r#"
+upstreams:
+  landing: {{ peers: ["{up}"], connect_timeout: 1s, read_timeout: {read_timeout} }}
+routes:
+  page: {{ proxy: {{ upstream: landing }} }}
+campaigns:
+  - id: c
+    flows:
+      - {{ name: all, to: page }}
+"#
+    )
+}
+
 pub fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }

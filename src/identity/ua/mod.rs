@@ -7,6 +7,8 @@ mod patterns;
 
 use regex::RegexSet;
 
+use crate::identity::Error;
+
 pub use cache::UaCache;
 
 macro_rules! family {
@@ -87,6 +89,7 @@ impl<'a> ClientHints<'a> {
     }
 }
 
+#[derive(Debug, Clone)]
 pub struct UaClassifier {
     set: RegexSet,
     /// Index of the first operator pattern: `[extra, allow)` add bots, `[allow, ..)` allow.
@@ -106,6 +109,9 @@ const I_OS: usize = 8;
 const I_BROWSER: usize = I_OS + patterns::OS.len();
 const BUILT_IN: usize = I_BROWSER + patterns::BROWSERS.len();
 
+/// Room for a few hundred operator patterns beside the built-in ones.
+const SET_SIZE_LIMIT: usize = 32 << 20;
+
 impl Default for UaClassifier {
     fn default() -> Self {
         Self::new(&[], &[]).expect("built-in user-agent patterns compile")
@@ -114,8 +120,9 @@ impl Default for UaClassifier {
 
 impl UaClassifier {
     /// The built-in patterns plus the operator's: `extra` marks more clients as bots,
-    /// `allow` marks clients as human whatever else matches.
-    pub fn new(extra: &[String], allow: &[String]) -> Result<UaClassifier, crate::identity::Error> {
+    /// `allow` marks clients as human whatever else matches. Compiled once, into one set;
+    /// when that fails, every operator pattern to blame is named.
+    pub fn new(extra: &[String], allow: &[String]) -> Result<UaClassifier, Vec<Error>> {
         let mut all: Vec<&str> = vec![
             patterns::BOT,
             patterns::NOT_BOT,
@@ -128,19 +135,12 @@ impl UaClassifier {
         ];
         all.extend(patterns::OS.iter().map(|(_, p)| *p));
         all.extend(patterns::BROWSERS.iter().map(|(_, p)| *p));
-        for p in extra.iter().chain(allow) {
-            regex::Regex::new(p).map_err(|source| crate::identity::Error::Pattern {
-                pattern: p.clone(),
-                source,
-            })?;
-        }
-        all.extend(extra.iter().map(String::as_str));
-        all.extend(allow.iter().map(String::as_str));
+        all.extend(extra.iter().chain(allow).map(String::as_str));
         let set = regex::RegexSetBuilder::new(all)
             .case_insensitive(true)
-            .size_limit(32 << 20)
+            .size_limit(SET_SIZE_LIMIT)
             .build()
-            .map_err(crate::identity::Error::PatternSet)?;
+            .map_err(|e| blame(extra, allow, e))?;
         Ok(UaClassifier {
             set,
             extra: BUILT_IN,
@@ -191,6 +191,31 @@ impl UaClassifier {
             os,
             browser,
         }
+    }
+}
+
+/// Why the set did not compile: each operator pattern that fails on its own (only on this
+/// path is any pattern compiled alone), else the set as a whole is too large.
+fn blame(extra: &[String], allow: &[String], set: regex::Error) -> Vec<Error> {
+    let bad: Vec<Error> = [("intel.bots.add", extra), ("intel.bots.allow", allow)]
+        .into_iter()
+        .flat_map(|(key, list)| list.iter().map(move |p| (key, p)))
+        .filter_map(|(key, p)| {
+            let alone = regex::RegexBuilder::new(p)
+                .case_insensitive(true)
+                .size_limit(SET_SIZE_LIMIT)
+                .build();
+            alone.err().map(|source| Error::Pattern {
+                key,
+                pattern: p.clone(),
+                source,
+            })
+        })
+        .collect();
+    if bad.is_empty() {
+        vec![Error::PatternSet(set)]
+    } else {
+        bad
     }
 }
 
@@ -300,7 +325,23 @@ mod tests {
             !ops.classify(Some("curl/8.5.0")).bot,
             "allowed by the operator"
         );
-        assert!(UaClassifier::new(&["(unclosed".into()], &[]).is_err());
+        let errors = UaClassifier::new(&["(unclosed".into(), "ok".into()], &["[".into()])
+            .err()
+            .unwrap_or_default();
+        let named: Vec<_> = errors
+            .iter()
+            .map(|e| match e {
+                Error::Pattern { key, pattern, .. } => (*key, pattern.as_str()),
+                other => panic!("{other}"),
+            })
+            .collect();
+        assert_eq!(
+            named,
+            [("intel.bots.add", "(unclosed"), ("intel.bots.allow", "[")]
+        );
+        assert!(errors[0]
+            .to_string()
+            .starts_with("bad regex \"(unclosed\": "));
     }
 
     #[test]

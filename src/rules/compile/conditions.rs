@@ -10,7 +10,7 @@ use regex::Regex;
 use super::campaigns::{check_path_prefix, PathPrefixError};
 use super::schedule::{schedule, ScheduleError};
 use super::{known, Compiler};
-use crate::identity::{Anonymous, Browser, Cidr, CidrSet, CountryCode, Device, Intel, Os};
+use crate::identity::{Anonymous, BadCidr, Browser, Cidr, CidrSet, CountryCode, Device, Intel, Os};
 use crate::problem::Span;
 use crate::rules::condition::{Condition, CountrySet, PathMatch, Presence};
 use crate::rules::model::{ConditionSpec, ScheduleSpec};
@@ -29,8 +29,8 @@ pub enum ConditionError {
     Country(String),
     #[error("names cannot be empty")]
     EmptyName,
-    #[error("{0}")]
-    Ip(String),
+    #[error(transparent)]
+    Ip(#[from] BadCidr),
     #[error("unknown ip list {name:?} (lists come from intel.lists in the config){known}")]
     UnknownList { name: String, known: String },
     #[error("unknown value {value:?}; known: {known}")]
