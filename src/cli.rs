@@ -384,6 +384,14 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
         }
     };
     let listen = open.listen(&config);
+    let tls = match open.tls(&config) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    crate::reload::on_tls_change(tls.certs());
     let postback = config.postback.as_ref().map(|p| crate::proxy::Postback {
         path: p.path.value.clone(),
         token: p.resolved_token().map(String::from),
@@ -408,6 +416,7 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
             .filter(|l| l.proxy_protocol)
             .copied()
             .collect(),
+        tls,
     });
     let ready_probe = open.first();
     let serving = open.summary();
@@ -415,7 +424,7 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
         metrics: metrics.clone(),
         live: live.clone(),
     };
-    match open.into_services(&config, App(gateway), admin_app) {
+    match open.into_services(App(gateway), admin_app) {
         Ok((proxy, admin)) => {
             server.add_service(proxy);
             if let Some(admin) = admin {

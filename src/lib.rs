@@ -18,5 +18,6 @@ pub mod reload;
 pub mod rules;
 pub mod snapshot;
 pub mod time;
+pub mod tls;
 pub mod url;
 pub mod yaml;
