@@ -95,6 +95,8 @@ pub fn on_tls_change(certs: Vec<Arc<crate::tls::Certs>>) {
         }
     });
     if let Err(e) = watched {
-        log::error!("watch: cannot start for the TLS certificates: {e}; they reload on SIGHUP only");
+        log::error!(
+            "watch: cannot start for the TLS certificates: {e}; they reload on SIGHUP only"
+        );
     }
 }

@@ -42,7 +42,10 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Writes `<stem>.pem` and `<stem>.key` each by rename, as a certificate manager does.
 fn install(dir: &Path, stem: &str, c: &TestCert) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join(format!("{stem}.pem")), dir.join(format!("{stem}.key")));
+    let (cert, key) = (
+        dir.join(format!("{stem}.pem")),
+        dir.join(format!("{stem}.key")),
+    );
     for (path, text) in [(&cert, &c.pem), (&key, &c.key)] {
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, text).unwrap();
@@ -110,7 +113,11 @@ fn certs_for(port: u16, names: &[&str]) -> Vec<(String, String)> {
     args.extend(names.iter().map(|n| n.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = python(&args).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (String::from_utf8_lossy(&out.stdout).lines())
         .filter_map(|l| l.split_once(' '))
         .map(|(sha, status)| (sha.to_string(), status.to_string()))
@@ -192,7 +199,8 @@ fn http2_and_http1_get_the_same_rules_events_and_upstream() {
         let echoed = json(out.lines().next().unwrap());
         // The upstream leg is HTTP/1.1 with the visitor's host, whichever version came in.
         assert_eq!(echoed["target"], "/offer/lp?sub_id=v", "{version}");
-        assert_eq!(echoed["headers"]["host"], "shop.test", "{version}");
+        let host = format!("shop.test:{port}");
+        assert_eq!(echoed["headers"]["host"], host.as_str(), "{version}");
     }
     let events = fg.events(2);
     for ev in &events {
@@ -249,17 +257,26 @@ fn tls_1_2_is_the_oldest_version_served() {
     // SECLEVEL=0 lets this client offer what the server must refuse by itself.
     let handshake = |version: &str| {
         let out = Command::new("openssl")
-            .args(["s_client", "-connect", &format!("127.0.0.1:{port}"), version])
+            .args([
+                "s_client",
+                "-connect",
+                &format!("127.0.0.1:{port}"),
+                version,
+            ])
             .args(["-cipher", "DEFAULT:@SECLEVEL=0", "-servername", "a.test"])
             .stdin(Stdio::null())
             .output()
             .unwrap();
-        out.status.success()
+        let text = String::from_utf8_lossy(&out.stderr).to_string();
+        (out.status.success(), text)
     };
-    assert!(!handshake("-tls1"), "TLS 1.0 was accepted");
-    assert!(!handshake("-tls1_1"), "TLS 1.1 was accepted");
-    assert!(handshake("-tls1_2"), "TLS 1.2 was refused");
-    assert!(handshake("-tls1_3"), "TLS 1.3 was refused");
+    for old in ["-tls1", "-tls1_1"] {
+        let (ok, text) = handshake(old);
+        // The server's own refusal (an alert it sent), not this client's.
+        assert!(!ok && text.contains("SSL alert number"), "{old}: {text}");
+    }
+    assert!(handshake("-tls1_2").0, "TLS 1.2 was refused");
+    assert!(handshake("-tls1_3").0, "TLS 1.3 was refused");
 }
 
 #[test]
@@ -277,7 +294,15 @@ fn http2_keeps_the_connection_limits() {
     // A header block over max_header_bytes gets 431, as over HTTP/1.1.
     let big = format!("X-Big: {}", "x".repeat(16 << 10));
     let out = Command::new("curl")
-        .args(["-sS", "--http2", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .args([
+            "-sS",
+            "--http2",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--cacert",
+        ])
         .arg(&ca)
         .args(["--resolve", &format!("a.test:{port}:127.0.0.1"), "-H", &big])
         .arg(format!("https://a.test:{port}/"))
@@ -326,7 +351,12 @@ fn a_certificate_swapped_under_load_is_served_without_a_failure() {
     let failed: Vec<&String> = (seen.iter())
         .filter(|l| !(l.ends_with(" 200") && (l.starts_with(&old.sha) || l.starts_with(&new.sha))))
         .collect();
-    assert!(failed.is_empty(), "{} of {}: {failed:?}", failed.len(), seen.len());
+    assert!(
+        failed.is_empty(),
+        "{} of {}: {failed:?}",
+        failed.len(),
+        seen.len()
+    );
     // One swap: every handshake after the first with the new certificate has it too.
     let first_new = seen.iter().position(|l| l.starts_with(&new.sha)).unwrap();
     assert!(seen[first_new..].iter().all(|l| l.starts_with(&new.sha)));
@@ -345,7 +375,9 @@ fn a_bad_pair_is_refused_and_the_old_one_keeps_serving() {
     let tmp = dir.path().join("b.tmp");
     std::fs::write(&tmp, &stranger.key).unwrap();
     std::fs::rename(&tmp, dir.path().join("b.key")).unwrap();
-    let (line, _) = fg.process.wait_log(0, &["tls reload refused", "tls[0].certs[1].key"]);
+    let (line, _) = fg
+        .process
+        .wait_log(0, &["tls reload refused", "tls[0].certs[1].key"]);
     assert!(line.contains("does not match the certificate"), "{line}");
     let got = certs_for(port, &["b.test", "a.test"]);
     assert_eq!(got[0], (b.sha.clone(), "200".to_string()));
@@ -355,7 +387,8 @@ fn a_bad_pair_is_refused_and_the_old_one_keeps_serving() {
     let (line, _) = {
         let unnamed = make_cert(&[]);
         install(dir.path(), "a", &unnamed);
-        fg.process.wait_log(0, &["tls reload refused", "tls[0].certs[0].cert"])
+        fg.process
+            .wait_log(0, &["tls reload refused", "tls[0].certs[0].cert"])
     };
     assert!(line.contains("no DNS name"), "{line}");
     assert_eq!(certs_for(port, &["a.test"])[0].0, a.sha);
@@ -412,7 +445,10 @@ fn check_names_the_file_line_and_field_of_a_bad_pair() {
     let find = |needle: &str| lines.iter().find(|l| l.contains(needle)).copied();
     let mismatch = find("tls[0].certs[0].key").unwrap_or_else(|| panic!("{text}"));
     assert!(mismatch.starts_with(&format!("{file}:10:")), "{mismatch}");
-    assert!(mismatch.contains("does not match the certificate"), "{mismatch}");
+    assert!(
+        mismatch.contains("does not match the certificate"),
+        "{mismatch}"
+    );
     let missing = find("tls[0].certs[1].cert").unwrap_or_else(|| panic!("{text}"));
     assert!(missing.starts_with(&format!("{file}:11:")), "{missing}");
     assert!(missing.contains("cannot read"), "{missing}");

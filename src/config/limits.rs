@@ -97,12 +97,18 @@ impl TlsListener {
                 key,
                 field: at.clone(),
             }),
-            (Some(cert), None) => {
-                problems.push(file, cert.span, format!("{at}.key"), "missing: a cert needs its key")
-            }
-            (None, Some(key)) => {
-                problems.push(file, key.span, format!("{at}.cert"), "missing: a key needs its cert")
-            }
+            (Some(cert), None) => problems.push(
+                file,
+                cert.span,
+                format!("{at}.key"),
+                "missing: a cert needs its key",
+            ),
+            (None, Some(key)) => problems.push(
+                file,
+                key.span,
+                format!("{at}.cert"),
+                "missing: a key needs its cert",
+            ),
             (None, None) if self.certs.is_empty() => {
                 let msg = "no certificate: give certs: [{ cert, key }]";
                 problems.push(file, self.listen.span, format!("{at}.certs"), msg);

@@ -11,7 +11,10 @@ fn write_pair(dir: &Path, stem: &str, names: &[&str]) -> Pair {
         .push(rcgen::DnType::CommonName, "flowgate test");
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = params.self_signed(&key).unwrap();
-    let (c, k) = (dir.join(format!("{stem}.pem")), dir.join(format!("{stem}.key")));
+    let (c, k) = (
+        dir.join(format!("{stem}.pem")),
+        dir.join(format!("{stem}.key")),
+    );
     std::fs::write(&c, cert.pem()).unwrap();
     std::fs::write(&k, key.serialize_pem()).unwrap();
     pair(&c, &k)
@@ -78,20 +81,31 @@ fn problems_name_the_file_line_and_field() {
     let mismatched = pair(&good.cert, &other.key).load().unwrap_err();
     assert_eq!(mismatched.field, "tls[0].certs[0].key");
     assert!(mismatched.to_string().starts_with("flowgate.yaml:4:7: "));
-    assert!(mismatched.message.contains("does not match the certificate"));
+    assert!(mismatched
+        .message
+        .contains("does not match the certificate"));
 
     let unreadable = pair(&missing, &good.key).load().unwrap_err();
     assert_eq!(unreadable.field, "tls[0].certs[0].cert");
-    assert!(unreadable.message.starts_with("cannot read "), "{unreadable}");
+    assert!(
+        unreadable.message.starts_with("cannot read "),
+        "{unreadable}"
+    );
 
     let no_names = unnamed.load().unwrap_err();
     assert!(no_names.message.contains("no DNS name"), "{no_names}");
 
     let key_as_cert = pair(&good.key, &good.key).load().unwrap_err();
-    assert!(key_as_cert.message.contains("no PEM certificate"), "{key_as_cert}");
+    assert!(
+        key_as_cert.message.contains("no PEM certificate"),
+        "{key_as_cert}"
+    );
     let cert_as_key = pair(&good.cert, &good.cert).load().unwrap_err();
     assert_eq!(cert_as_key.field, "tls[0].certs[0].key");
-    assert!(cert_as_key.message.contains("no PEM private key"), "{cert_as_key}");
+    assert!(
+        cert_as_key.message.contains("no PEM private key"),
+        "{cert_as_key}"
+    );
 }
 
 #[test]
@@ -115,5 +129,8 @@ fn h2_is_offered_before_http_1_1() {
     let dir = tempfile::tempdir().unwrap();
     let a = write_pair(dir.path(), "a", &["a.example"]);
     let config = server_config(Certs::load("tls[0]", vec![a]).unwrap()).unwrap();
-    assert_eq!(config.alpn_protocols, [b"h2".to_vec(), b"http/1.1".to_vec()]);
+    assert_eq!(
+        config.alpn_protocols,
+        [b"h2".to_vec(), b"http/1.1".to_vec()]
+    );
 }
