@@ -455,3 +455,26 @@ fn check_names_the_file_line_and_field_of_a_bad_pair() {
     let unnamed = find("tls[0].certs[2].cert").unwrap_or_else(|| panic!("{text}"));
     assert!(unnamed.contains("no DNS name"), "{unnamed}");
 }
+
+#[test]
+fn a_handshake_that_never_comes_is_closed_by_the_header_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    install(dir.path(), "a", &make_cert(&["a.test"]));
+    let limits = "limits: { header_timeout: 1s }\n";
+    let (_fg, port) = serve(dir.path(), &["a"], limits, &page_rules("hello"));
+    let mut silent = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    silent.set_read_timeout(Some(START)).unwrap();
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; 16];
+    let read = std::io::Read::read(&mut silent, &mut buf);
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    // The listener still serves everyone else.
+    let ca = dir.path().join("a.pem");
+    let (ok, out) = curl("--http2", &ca, "a.test", port, &["/"]);
+    assert!(ok && out.starts_with("hello\n"), "{out}");
+}
