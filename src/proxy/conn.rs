@@ -1,6 +1,6 @@
 //! One visitor connection: hyper's HTTP/1 server over the stream pingora accepted (a TLS
-//! listener's connections go to `h2` for their handshake first), raced
-//! against flowgate's own deadlines and the shutdown watch. pingora spawns each connection on
+//! listener's connections go to `h2` for their handshake first), raced against flowgate's
+//! own deadlines and the shutdown watch. pingora spawns each connection on
 //! one of its threads but leaves the socket registered with the accepting thread's poller,
 //! which would make every readiness event a cross-thread wakeup; a plain TCP connection is
 //! therefore registered anew with the thread that serves it. hyper has no deadline of its own
