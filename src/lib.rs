@@ -19,5 +19,6 @@ pub mod rules;
 pub mod serve;
 pub mod snapshot;
 pub mod time;
+pub mod tls;
 pub mod url;
 pub mod yaml;

@@ -161,7 +161,7 @@ impl Opened {
             .map(|(i, l)| open(format!("listen[{i}]"), l.addr))
             .collect::<Result<_, _>>()?;
         let tls = (config.tls.iter().enumerate())
-            .map(|(i, t)| open(format!("tls[{i}]"), t.listen))
+            .map(|(i, t)| open(format!("tls[{i}]"), *t.listen))
             .collect::<Result<_, _>>()?;
         let admin = (config.admin.as_ref())
             .map(|a| open("admin".to_string(), a.value))
@@ -196,11 +196,27 @@ impl Opened {
         format!("{}, admin on {admin}", served.join(", "))
     }
 
+    /// Each TLS listener's certificates, loaded, and its handshake.
+    pub fn tls(&self, config: &Config) -> Result<crate::tls::Listeners, ListenError> {
+        let mut out = Vec::with_capacity(self.tls.len());
+        for (s, t) in self.tls.iter().zip(&config.tls) {
+            let failed = |message: String| ListenError::Tls {
+                addr: *t.listen,
+                message,
+            };
+            let certs = crate::tls::Certs::load(&s.name, t.pairs(&config.path))
+                .map_err(|p| failed(p.to_string()))?;
+            let listener =
+                crate::tls::Listener::new(s.addr, certs).map_err(|e| failed(e.to_string()))?;
+            out.push(listener);
+        }
+        Ok(crate::tls::Listeners::new(out))
+    }
+
     /// The proxy's service on the plain and TLS sockets, and the admin listener's (one
     /// thread) on its socket, if there is one.
     pub fn into_services<P, A>(
         self,
-        config: &Config,
         proxy: P,
         admin: A,
     ) -> Result<(Served<P>, Option<Served<A>>), ListenError> {
@@ -208,12 +224,10 @@ impl Opened {
         for s in &self.plain {
             service.add_tcp(&s.key);
         }
-        for (s, t) in self.tls.iter().zip(&config.tls) {
-            let (cert, key) = (t.cert.to_string_lossy(), t.key.to_string_lossy());
-            (service.add_tls(&s.key, &cert, &key)).map_err(|e| ListenError::Tls {
-                addr: t.listen,
-                message: e.to_string(),
-            })?;
+        // TLS sockets too: flowgate does the handshake itself, on the thread that serves the
+        // connection (see `tls`).
+        for s in &self.tls {
+            service.add_tcp(&s.key);
         }
         let sockets = self.plain.into_iter().chain(self.tls).collect();
         let proxy = Prebound::new(service, sockets);

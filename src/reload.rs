@@ -71,3 +71,37 @@ pub fn on_change(live: Arc<Live>, metrics: Arc<Metrics>) -> std::io::Result<()> 
         let _ = reload(&live, &metrics, " (files changed)");
     })
 }
+
+/// Reloads the TLS listeners' certificates on SIGHUP and whenever their files change; a pair
+/// that does not load is refused (logged) and its last good version keeps serving.
+pub fn on_tls_change(certs: Vec<Arc<crate::tls::Certs>>) {
+    if certs.is_empty() {
+        return;
+    }
+    let files = certs.iter().flat_map(|c| c.files()).collect();
+    let on_hup = certs.clone();
+    crate::lifecycle::on_signal(
+        tokio::signal::unix::SignalKind::hangup(),
+        "tls-reload",
+        move || {
+            for c in &on_hup {
+                c.reload("");
+            }
+            std::future::ready(())
+        },
+    );
+    let sources = watch::Sources {
+        folders: Vec::new(),
+        files,
+    };
+    let watched = watch::spawn(sources, move || {
+        for c in &certs {
+            c.reload(" (files changed)");
+        }
+    });
+    if let Err(e) = watched {
+        log::error!(
+            "watch: cannot start for the TLS certificates: {e}; they reload on SIGHUP only"
+        );
+    }
+}

@@ -88,8 +88,10 @@ fn serve(config: Arc<Config>, upgrade: bool) -> Result<(), StartError> {
     };
     let open =
         Opened::open(config, upgrade.then_some(upgrade_sock.as_path())).map_err(listen_failed)?;
+    let tls = open.tls(config).map_err(listen_failed)?;
+    crate::reload::on_tls_change(tls.certs());
     let in_flight = InFlightCounter::default();
-    let gateway = core.gateway(events, open.listen(config), in_flight.clone());
+    let gateway = core.gateway(events, open.listen(config), tls, in_flight.clone());
     let ready_probe = open.first();
     let serving = open.summary();
     let admin_app = AdminService {
@@ -97,7 +99,7 @@ fn serve(config: Arc<Config>, upgrade: bool) -> Result<(), StartError> {
         live: core.live.clone(),
     };
     let (proxy, admin) = open
-        .into_services(config, App(gateway), admin_app)
+        .into_services(App(gateway), admin_app)
         .map_err(listen_failed)?;
     server.add_service(proxy);
     if let Some(admin) = admin {
@@ -158,6 +160,7 @@ impl Core {
         &self,
         events: EventQueue,
         listen: Vec<Listen>,
+        tls: crate::tls::Listeners,
         in_flight: InFlightCounter,
     ) -> Arc<Gateway> {
         let config = &self.config;
@@ -182,6 +185,7 @@ impl Core {
             limits: config.limits.clone(),
             admission: Arc::new(admission),
             proxy_protocol,
+            tls,
         })
     }
 }

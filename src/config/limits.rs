@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::{ByteSize, Timeout};
 use crate::problem::{Problems, Span};
+use crate::yaml::At;
 
 /// A plain HTTP listener: `"0.0.0.0:8080"`, or `{ addr, proxy_protocol }` for one behind an L4
 /// balancer that opens each connection with a PROXY protocol header.
@@ -50,13 +51,95 @@ impl<'de> Deserialize<'de> for Listen {
     }
 }
 
-/// A TLS listener: `{ listen, cert, key }` (PEM files).
+/// A TLS listener: `{ listen, certs: [{ cert, key }, ...] }` (PEM files), or one pair as
+/// `{ listen, cert, key }`, which validation turns into a one-element `certs`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsListener {
-    pub listen: SocketAddr,
-    pub cert: PathBuf,
-    pub key: PathBuf,
+    pub listen: At<SocketAddr>,
+    #[serde(default)]
+    pub certs: Vec<CertPair>,
+    #[serde(default)]
+    cert: Option<At<PathBuf>>,
+    #[serde(default)]
+    key: Option<At<PathBuf>>,
+}
+
+/// A certificate (chain) and its private key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertPair {
+    pub cert: At<PathBuf>,
+    pub key: At<PathBuf>,
+    /// How problems name it: `tls[0]` in the one-pair form, else `tls[0].certs[1]`.
+    #[serde(skip)]
+    field: String,
+}
+
+impl TlsListener {
+    pub fn paths_mut(&mut self) -> impl Iterator<Item = &mut PathBuf> {
+        let single = [&mut self.cert, &mut self.key].into_iter().flatten();
+        let listed = (self.certs.iter_mut()).flat_map(|p| [&mut p.cert, &mut p.key]);
+        single.chain(listed).map(|p| &mut p.value)
+    }
+
+    /// Puts the one-pair form into `certs` and loads every pair, as serving would: a file
+    /// that cannot be read, a key that does not match, a certificate without names.
+    pub fn validate(&mut self, file: &Path, i: usize, problems: &mut Problems) {
+        let at = format!("tls[{i}]");
+        match (self.cert.take(), self.key.take()) {
+            (Some(_), Some(_)) if !self.certs.is_empty() => {
+                let msg = "give either cert and key or certs, not both";
+                problems.push(file, self.listen.span, format!("{at}.certs"), msg);
+            }
+            (Some(cert), Some(key)) => self.certs.push(CertPair {
+                cert,
+                key,
+                field: at.clone(),
+            }),
+            (Some(cert), None) => problems.push(
+                file,
+                cert.span,
+                format!("{at}.key"),
+                "missing: a cert needs its key",
+            ),
+            (None, Some(key)) => problems.push(
+                file,
+                key.span,
+                format!("{at}.cert"),
+                "missing: a key needs its cert",
+            ),
+            (None, None) if self.certs.is_empty() => {
+                let msg = "no certificate: give certs: [{ cert, key }]";
+                problems.push(file, self.listen.span, format!("{at}.certs"), msg);
+            }
+            (None, None) => {}
+        }
+        for (j, p) in self.certs.iter_mut().enumerate() {
+            if p.field.is_empty() {
+                p.field = format!("{at}.certs[{j}]");
+            }
+        }
+        for pair in self.pairs(file) {
+            if let Err(p) = pair.load() {
+                problems.push(&p.file, p.span, p.field, p.message);
+            }
+        }
+    }
+
+    /// The pairs as the TLS layer loads them; `file` is the config file.
+    pub fn pairs(&self, file: &Path) -> Vec<crate::tls::Pair> {
+        (self.certs.iter())
+            .map(|p| crate::tls::Pair {
+                cert: p.cert.value.clone(),
+                key: p.key.value.clone(),
+                config: file.to_path_buf(),
+                field: p.field.clone(),
+                cert_span: p.cert.span,
+                key_span: p.key.span,
+            })
+            .collect()
+    }
 }
 
 impl Listen {

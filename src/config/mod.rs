@@ -20,7 +20,7 @@ use crate::yaml::At;
 pub use crate::identity::{BotsConfig, DataSource, IntelConfig};
 pub use duration::{ByteSize, Timeout, UnitError};
 pub use events::{BatchConfig, EventsConfig, FileSinkConfig, HttpSinkConfig, Rotate, SinkKind};
-pub use limits::{Limits, Listen, TlsListener};
+pub use limits::{CertPair, Limits, Listen, TlsListener};
 pub use postback::PostbackConfig;
 pub use privacy::{IpPrivacy, PrivacyConfig};
 pub use secret::{SecretError, SecretSource};
@@ -193,8 +193,7 @@ impl Config {
             abs(p);
         }
         for t in &mut self.tls {
-            abs(&mut t.cert);
-            abs(&mut t.key);
+            t.paths_mut().for_each(abs);
         }
     }
 
@@ -229,13 +228,8 @@ impl Config {
             problems.push(file, Span::default(), "shadow_rules", msg);
         }
         self.intel.validate(file, problems);
-        for (i, t) in self.tls.iter().enumerate() {
-            for (what, p) in [("cert", &t.cert), ("key", &t.key)] {
-                if !p.is_file() {
-                    let msg = format!("{} does not exist", p.display());
-                    problems.push(file, Span::default(), format!("tls[{i}].{what}"), msg);
-                }
-            }
+        for (i, t) in self.tls.iter_mut().enumerate() {
+            t.validate(file, i, problems);
         }
         self.events.validate(file, problems);
         if let Some(p) = &mut self.postback {

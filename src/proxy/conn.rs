@@ -1,5 +1,6 @@
-//! One visitor connection: hyper's HTTP/1 server over the stream pingora accepted, raced
-//! against flowgate's own deadlines and the shutdown watch. pingora spawns each connection on
+//! One visitor connection: hyper's HTTP/1 server over the stream pingora accepted (a TLS
+//! listener's connections go to `h2` for their handshake first), raced against flowgate's
+//! own deadlines and the shutdown watch. pingora spawns each connection on
 //! one of its threads but leaves the socket registered with the accepting thread's poller,
 //! which would make every readiness event a cross-thread wakeup; a plain TCP connection is
 //! therefore registered anew with the thread that serves it. hyper has no deadline of its own
@@ -43,6 +44,13 @@ pub struct ConnState {
 }
 
 impl ConnState {
+    pub(super) fn new(peer_trusted: bool) -> ConnState {
+        ConnState {
+            peer_trusted,
+            ..ConnState::default()
+        }
+    }
+
     /// Counts the request in; returns how many this connection has had.
     pub fn request_started(&self) -> u64 {
         self.started.fetch_add(1, Relaxed) + 1
@@ -61,6 +69,15 @@ impl ConnState {
     /// Once the process drains, each answer closes its connection.
     pub fn draining(&self) -> bool {
         self.draining.load(Relaxed)
+    }
+
+    pub(super) fn set_draining(&self) {
+        self.draining.store(true, Relaxed);
+    }
+
+    /// How many requests the connection has had so far.
+    pub(super) fn requests(&self) -> u64 {
+        self.started.load(Relaxed)
     }
 }
 
@@ -83,6 +100,10 @@ pub async fn serve(gw: Arc<Gateway>, stream: Stream, shutdown: &ShutdownWatch) {
         Ok(a) => a,
         Err(limit) => return log::debug!("connection over the {limit} limit; closed"),
     };
+    if let Some(tls) = local.and_then(|local| gw.tls.acceptor(local)) {
+        let tls = tls.clone();
+        return super::h2::serve_tls(gw, stream, peer, tls, shutdown).await;
+    }
     let proxied = local.is_some_and(|local| gw.proxy_protocol.iter().any(|l| l.accepted(local)));
     match localize(stream) {
         Ok(mut tcp) if proxied => {
@@ -142,8 +163,9 @@ async fn proxy_header(
     }
 }
 
-/// The same TCP connection, registered with this thread's poller; a TLS stream stays as it is.
-fn localize(stream: Stream) -> Result<tokio::net::TcpStream, Stream> {
+/// The same TCP connection, registered with this thread's poller; any other stream stays as
+/// it is.
+pub(super) fn localize(stream: Stream) -> Result<tokio::net::TcpStream, Stream> {
     use std::os::fd::FromRawFd;
     if !stream
         .as_any()
@@ -171,7 +193,7 @@ fn localize(stream: Stream) -> Result<tokio::net::TcpStream, Stream> {
 /// `prefix`: bytes already read from the stream that belong to the first request;
 /// `believe_forwarding`: false when the peer's forwarding headers count for nothing whoever
 /// it is.
-async fn serve_io<S>(
+pub(super) async fn serve_io<S>(
     gw: Arc<Gateway>,
     stream: S,
     peer: std::net::IpAddr,
@@ -235,7 +257,7 @@ async fn serve_io<S>(
 
 /// Returns when the connection should be closed: silent past its deadline while no request
 /// is being answered. Restarted (from zero) when the process starts draining.
-async fn watchdog(state: &ConnState, limits: &crate::config::Limits) {
+pub(super) async fn watchdog(state: &ConnState, limits: &crate::config::Limits) {
     let mut interval = tokio::time::interval(TICK);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     interval.tick().await;
@@ -301,10 +323,20 @@ async fn watchdog(state: &ConnState, limits: &crate::config::Limits) {
 
 /// The accepted stream, counting reads that brought bytes (for the watchdog), after the
 /// bytes of `prefix`.
-struct Counted<S> {
+pub(super) struct Counted<S> {
     inner: S,
     prefix: Bytes,
     state: Arc<ConnState>,
+}
+
+impl<S> Counted<S> {
+    pub(super) fn new(inner: S, prefix: Bytes, state: Arc<ConnState>) -> Counted<S> {
+        Counted {
+            inner,
+            prefix,
+            state,
+        }
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {

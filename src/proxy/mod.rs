@@ -1,6 +1,6 @@
-//! The request path. pingora is the server platform (listeners, TLS, socket hand-over on
-//! upgrade, shutdown); each accepted connection is served by hyper's HTTP/1 codec on the thread
-//! that accepted it: one listening service per core, one thread each, so a connection, its
+//! The request path. pingora is the server platform (listeners, socket hand-over on upgrade,
+//! shutdown); each accepted connection is served by hyper — HTTP/1.1, or over TLS (flowgate's
+//! own handshake, `h2`) HTTP/2 when ALPN picks it — on the thread that accepted it: one listening service per core, one thread each, so a connection, its
 //! requests and its upstream connections never cross threads.
 
 pub mod admission;
@@ -8,6 +8,7 @@ pub mod body;
 pub mod click;
 mod conn;
 mod forward;
+mod h2;
 mod handle;
 pub mod headers;
 mod postback;
@@ -43,6 +44,8 @@ pub struct Gateway {
     pub admission: Arc<admission::Admission>,
     /// Listeners whose connections open with a PROXY protocol header.
     pub proxy_protocol: Vec<crate::config::Listen>,
+    /// Listeners whose connections begin with a TLS handshake.
+    pub tls: crate::tls::Listeners,
 }
 
 impl Gateway {

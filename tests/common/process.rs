@@ -21,7 +21,10 @@ pub const START: Duration = Duration::from_secs(20);
 #[derive(Default)]
 struct Reports {
     seen: Mutex<(Vec<(String, SocketAddr)>, bool)>,
+    /// Every line, for tests that wait for what the process says.
+    lines: Mutex<Vec<String>>,
     changed: Condvar,
+    logged: Condvar,
 }
 
 impl Reports {
@@ -33,6 +36,8 @@ impl Reports {
                 seen.0.push(report);
                 self.changed.notify_all();
             }
+            self.lines.lock().unwrap().push(line.clone());
+            self.logged.notify_all();
             eprintln!("{line}");
         }
         self.seen.lock().unwrap().1 = true;
@@ -101,6 +106,23 @@ impl Process {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr_of("listen[0]")
+    }
+
+    /// The first line on stderr, from line `from` (0: the start) on, that contains every one
+    /// of `needles`, waiting up to 20 s for it; and the number of the line after it.
+    pub fn wait_log(&self, from: usize, needles: &[&str]) -> (String, usize) {
+        let deadline = Instant::now() + START;
+        let mut lines = self.reports.lines.lock().unwrap();
+        loop {
+            let found = (lines.iter().enumerate().skip(from))
+                .find(|(_, l)| needles.iter().all(|n| l.contains(n)));
+            if let Some((i, l)) = found {
+                return (l.clone(), i + 1);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "flowgate never logged {needles:?}");
+            lines = self.reports.logged.wait_timeout(lines, left).unwrap().0;
+        }
     }
 
     pub fn admin(&self) -> SocketAddr {
