@@ -24,7 +24,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::Gateway;
 
-const TICK: Duration = Duration::from_secs(1);
+pub(super) const TICK: Duration = Duration::from_secs(1);
 
 /// What a connection has done, written by the request path and read by the watchdog.
 #[derive(Default)]
@@ -40,6 +40,9 @@ pub struct ConnState {
     /// The peer is a trusted proxy whose forwarding headers are believed; decided once per
     /// connection, not per request.
     pub peer_trusted: bool,
+    /// Set by an answer that switches protocols: what the connection becomes once hyper
+    /// lets go of it.
+    tunnel: std::sync::Mutex<Option<super::tunnel::Pending>>,
 }
 
 impl ConnState {
@@ -56,6 +59,19 @@ impl ConnState {
     pub fn stall_limit(&self, limit: Duration) {
         self.stall_secs
             .store(limit.as_millis().div_ceil(1000).max(1) as u64, Relaxed);
+    }
+
+    pub(super) fn becomes_tunnel(&self, pending: super::tunnel::Pending) {
+        *self.tunnel.lock().unwrap_or_else(|e| e.into_inner()) = Some(pending);
+    }
+
+    fn take_tunnel(&self) -> Option<super::tunnel::Pending> {
+        self.tunnel.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Reads and writes that moved bytes, both ways together.
+    pub(super) fn moved(&self) -> u64 {
+        self.reads.load(Relaxed) + self.writes.load(Relaxed)
     }
 
     /// Once the process drains, each answer closes its connection.
@@ -218,7 +234,7 @@ async fn serve_io<S>(
                 if let Err(e) = done {
                     log::debug!("connection from a visitor ended: {e}");
                 }
-                return;
+                break;
             }
             changed = shutdown.changed(), if !state.draining() => {
                 if changed.is_err() || *shutdown.borrow() {
@@ -230,6 +246,10 @@ async fn serve_io<S>(
                 return;
             }
         }
+    }
+    // hyper dropped its part of an upgraded connection (buffers, service) on handing it over.
+    if let Some(pending) = state.take_tunnel() {
+        super::tunnel::run(pending, &state).await;
     }
 }
 
