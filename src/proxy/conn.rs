@@ -302,10 +302,12 @@ async fn watchdog(state: &ConnState, limits: &crate::config::Limits) {
         if reads != seen.2 {
             header += TICK;
         }
-        let (elapsed, limit) = if header > Duration::ZERO {
-            (header, limits.header_timeout.0)
-        } else if started == 0 {
+        let (elapsed, limit) = if started == 0 {
+            // From the connection's start: its first bytes may have come before the first
+            // look, and `header` would only start at the next ones.
             (quiet, limits.header_timeout.0)
+        } else if header > Duration::ZERO {
+            (header, limits.header_timeout.0)
         } else if state.draining() {
             // Closed only after a second of silence: a request already on its way still
             // gets its answer (with `Connection: close`).
