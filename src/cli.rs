@@ -451,6 +451,7 @@ fn run(path: &Path, upgrade: bool) -> ExitCode {
             }
         }
     };
+    crate::memory::trim_after_bursts(in_flight.clone());
     crate::lifecycle::exit_when_drained(
         server.watch_execution_phase(),
         in_flight,

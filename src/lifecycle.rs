@@ -158,6 +158,8 @@ pub struct InFlightCounter(Arc<Counts>);
 pub struct Counts {
     requests: AtomicUsize,
     connections: AtomicUsize,
+    /// The most connections open at once since `reset_peak`.
+    peak: AtomicUsize,
     tunnels: AtomicUsize,
     closed: AtomicBool,
     tunnels_closing: AtomicBool,
@@ -179,8 +181,21 @@ impl InFlightCounter {
     }
 
     pub fn connection(&self) -> Open {
-        self.0.connections.fetch_add(1, Ordering::AcqRel);
+        let open = self.0.connections.fetch_add(1, Ordering::AcqRel) + 1;
+        // A plain load in the common case: only a new high writes.
+        if open > self.0.peak.load(Ordering::Relaxed) {
+            self.0.peak.fetch_max(open, Ordering::Relaxed);
+        }
         Open(self.0.clone())
+    }
+
+    /// The most connections open at once since the last `reset_peak`.
+    pub fn peak(&self) -> usize {
+        self.0.peak.load(Ordering::Relaxed)
+    }
+
+    pub fn reset_peak(&self, now: usize) {
+        self.0.peak.store(now, Ordering::Relaxed);
     }
 
     pub fn count(&self) -> usize {
