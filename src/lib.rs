@@ -10,6 +10,7 @@ pub mod identity;
 pub mod lifecycle;
 pub mod listeners;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod path;
 pub mod problem;

@@ -148,8 +148,9 @@ async fn start_successor(config: &Path) -> std::io::Result<()> {
 }
 
 /// Requests being served and visitor connections open. Each request holds one `InFlight`
-/// from start to its click event, each connection one `Open`. Once closed, requests still
-/// arriving on kept-alive connections are turned away unanswered.
+/// from start to its click event, each connection one `Open` (a tunnel too, until it ends,
+/// and one `Tunnel` besides). Once closed, requests still arriving on kept-alive connections
+/// are turned away unanswered.
 #[derive(Clone, Default)]
 pub struct InFlightCounter(Arc<Counts>);
 
@@ -157,12 +158,21 @@ pub struct InFlightCounter(Arc<Counts>);
 pub struct Counts {
     requests: AtomicUsize,
     connections: AtomicUsize,
+    /// The most connections open at once since `reset_peak`.
+    peak: AtomicUsize,
+    tunnels: AtomicUsize,
     closed: AtomicBool,
+    tunnels_closing: AtomicBool,
+    close_tunnels: tokio::sync::Notify,
 }
 
 pub struct InFlight(Arc<Counts>);
 
 pub struct Open(Arc<Counts>);
+
+/// A connection that became a tunnel (a WebSocket, say): it has no request left to end it, so
+/// the drain closes it once nothing else is left to wait for.
+pub struct Tunnel(Arc<Counts>);
 
 impl InFlightCounter {
     pub fn enter(&self) -> InFlight {
@@ -171,8 +181,21 @@ impl InFlightCounter {
     }
 
     pub fn connection(&self) -> Open {
-        self.0.connections.fetch_add(1, Ordering::AcqRel);
+        let open = self.0.connections.fetch_add(1, Ordering::AcqRel) + 1;
+        // A plain load in the common case: only a new high writes.
+        if open > self.0.peak.load(Ordering::Relaxed) {
+            self.0.peak.fetch_max(open, Ordering::Relaxed);
+        }
         Open(self.0.clone())
+    }
+
+    /// The most connections open at once since the last `reset_peak`.
+    pub fn peak(&self) -> usize {
+        self.0.peak.load(Ordering::Relaxed)
+    }
+
+    pub fn reset_peak(&self, now: usize) {
+        self.0.peak.store(now, Ordering::Relaxed);
     }
 
     pub fn count(&self) -> usize {
@@ -181,6 +204,32 @@ impl InFlightCounter {
 
     pub fn connections(&self) -> usize {
         self.0.connections.load(Ordering::Acquire)
+    }
+
+    pub fn tunnel(&self) -> Tunnel {
+        self.0.tunnels.fetch_add(1, Ordering::AcqRel);
+        Tunnel(self.0.clone())
+    }
+
+    pub fn tunnels(&self) -> usize {
+        self.0.tunnels.load(Ordering::Acquire)
+    }
+
+    /// Returns once tunnels are to be closed (at once if they already are).
+    pub async fn tunnels_closing(&self) {
+        let notified = self.0.close_tunnels.notified();
+        tokio::pin!(notified);
+        // Registered before the flag is read, so a close between the two is not missed.
+        notified.as_mut().enable();
+        if self.0.tunnels_closing.load(Ordering::Acquire) {
+            return;
+        }
+        notified.await;
+    }
+
+    pub fn close_tunnels(&self) {
+        self.0.tunnels_closing.store(true, Ordering::Release);
+        self.0.close_tunnels.notify_waiters();
     }
 
     pub fn close(&self) {
@@ -204,11 +253,18 @@ impl Drop for Open {
     }
 }
 
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        self.0.tunnels.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Pingora's grace period after SIGTERM or an upgrade is a fixed sleep, and the runtime
 /// shutdown after it cancels whatever still runs. So the grace period is our whole drain
 /// budget, and this ends it early: once the listeners are closed, every visitor connection
-/// has closed (each after its next answer, or after a second of silence) and no request is in
-/// flight, `finish` runs (writing out click events) and the process exits.
+/// has closed (each after its next answer, or after a second of silence; tunnels once only
+/// they are left) and no request is in flight, `finish` runs (writing out click events) and
+/// the process exits.
 pub fn exit_when_drained(
     mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase>,
     in_flight: InFlightCounter,
@@ -224,11 +280,17 @@ pub fn exit_when_drained(
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 }
             }
-            let idle = || {
-                while in_flight.count() > 0 || in_flight.connections() > 0 {
+            let until = |done: &dyn Fn() -> bool| {
+                while !done() {
                     std::thread::sleep(Duration::from_millis(10));
                 }
             };
+            let idle = || until(&|| in_flight.count() == 0 && in_flight.connections() == 0);
+            // A tunnel would hold the process for as long as its visitor stays; it gets the
+            // time the requests take to drain, then is closed (a WebSocket client reconnects,
+            // to the successor after an upgrade).
+            until(&|| in_flight.count() == 0 && in_flight.connections() <= in_flight.tunnels());
+            in_flight.close_tunnels();
             idle();
             // A kept-alive connection may still bring a request; from now on it is closed
             // unanswered (clients retry such a request, as on any keep-alive race), and the

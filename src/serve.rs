@@ -108,6 +108,7 @@ fn serve(config: Arc<Config>, upgrade: bool) -> Result<(), StartError> {
     crate::reload::on_sighup(core.live.clone(), core.metrics.clone());
 
     let finish = finish_once(worker, &pid_file);
+    crate::memory::trim_after_bursts(in_flight.clone());
     crate::lifecycle::exit_when_drained(server.watch_execution_phase(), in_flight, finish.clone());
     if let Some(first) = ready_probe {
         crate::lifecycle::notify_ready_when_listening(first);

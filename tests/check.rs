@@ -206,7 +206,7 @@ fn limits_out_of_range_are_refused_each_by_its_field() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_setup(
         dir.path(),
-        "limits: { max_header_bytes: 1KiB, idle_timeout: 0s, requests_per_connection: 0 }\n",
+        "limits: { max_header_bytes: 1KiB, idle_timeout: 0s, tunnel_idle_timeout: 0s, requests_per_connection: 0 }\n",
         "routes: { page: { respond: { body: ok } } }\ncampaigns: [ { id: c, flows: [ { name: f, to: page } ] } ]\n",
     );
     let (code, text) = check(&config);
@@ -214,6 +214,7 @@ fn limits_out_of_range_are_refused_each_by_its_field() {
     for field in [
         "limits.max_header_bytes",
         "limits.idle_timeout",
+        "limits.tunnel_idle_timeout",
         "limits.requests_per_connection",
     ] {
         assert!(text.contains(field), "{field} in {text}");

@@ -247,6 +247,35 @@ fn slow_headers_are_cut_off_by_their_deadline_while_others_are_served() {
 }
 
 #[test]
+fn a_first_header_is_timed_from_the_connection_not_from_its_later_bytes() {
+    let up = Upstream::start("landing");
+    let fg = Flowgate::start("limits: { header_timeout: 3s }\n", &rules(up.addr));
+    // Many at once, so that for some the first bytes are there before flowgate's first look.
+    let mut slow: Vec<TcpStream> = (0..100)
+        .map(|_| {
+            let mut s = TcpStream::connect(fg.addr).unwrap();
+            s.write_all(b"GET /lp HTTP/1.1\r\nHost: promo.example.com\r\nX-Slow: ")
+                .unwrap();
+            s
+        })
+        .collect();
+    // The slow clients' pace: one more byte 2 s later, none after.
+    pace(Duration::from_secs(2));
+    for s in &mut slow {
+        let _ = s.write_all(b"a");
+    }
+    // 3 s from the start (and a second of the check's granularity), not from the last byte.
+    pace(Duration::from_millis(2200));
+    let mut open = 0;
+    for s in &mut slow {
+        if !closed_within(s, Duration::from_millis(1)) {
+            open += 1;
+        }
+    }
+    assert_eq!(open, 0, "open 4.2 s after their first bytes");
+}
+
+#[test]
 fn an_idle_keep_alive_connection_is_closed_after_its_idle_timeout() {
     let up = Upstream::start("landing");
     let fg = Flowgate::start("limits: { idle_timeout: 2s }\n", &rules(up.addr));

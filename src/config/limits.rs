@@ -166,6 +166,11 @@ pub struct Limits {
     /// nginx's `keepalive_timeout`: how long a connection may wait for its next request.
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout: Timeout,
+    /// How long an upgraded connection (a WebSocket) may go without a byte either way. Longer
+    /// than `idle_timeout`: closing a live page's socket costs its visitor a reconnect, and
+    /// many applications ping only every 30-60 s.
+    #[serde(default = "default_tunnel_idle_timeout")]
+    pub tunnel_idle_timeout: Timeout,
     /// nginx's `client_max_body_size`: a larger request body gets 413.
     #[serde(default = "default_body_bytes")]
     pub max_body_bytes: ByteSize,
@@ -186,6 +191,7 @@ impl Default for Limits {
             max_header_bytes: default_header_bytes(),
             header_timeout: default_header_timeout(),
             idle_timeout: default_idle_timeout(),
+            tunnel_idle_timeout: default_tunnel_idle_timeout(),
             body_timeout: default_body_timeout(),
             requests_per_connection: default_requests_per_connection(),
             max_body_bytes: default_body_bytes(),
@@ -223,6 +229,10 @@ fn default_idle_timeout() -> Timeout {
     Timeout(Duration::from_secs(60))
 }
 
+fn default_tunnel_idle_timeout() -> Timeout {
+    Timeout(Duration::from_secs(300))
+}
+
 fn default_requests_per_connection() -> u64 {
     1000
 }
@@ -245,6 +255,7 @@ impl Limits {
         for (field, t) in [
             ("header_timeout", self.header_timeout),
             ("idle_timeout", self.idle_timeout),
+            ("tunnel_idle_timeout", self.tunnel_idle_timeout),
             ("body_timeout", self.body_timeout),
         ] {
             if t.0 < Duration::from_secs(1) {

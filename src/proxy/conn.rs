@@ -25,7 +25,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::Gateway;
 
-const TICK: Duration = Duration::from_secs(1);
+pub(super) const TICK: Duration = Duration::from_secs(1);
 
 /// What a connection has done, written by the request path and read by the watchdog.
 #[derive(Default)]
@@ -41,6 +41,9 @@ pub struct ConnState {
     /// The peer is a trusted proxy whose forwarding headers are believed; decided once per
     /// connection, not per request.
     pub peer_trusted: bool,
+    /// Set by an answer that switches protocols: what the connection becomes once hyper
+    /// lets go of it.
+    tunnel: std::sync::Mutex<Option<super::tunnel::Pending>>,
 }
 
 impl ConnState {
@@ -64,6 +67,19 @@ impl ConnState {
     pub fn stall_limit(&self, limit: Duration) {
         self.stall_secs
             .store(limit.as_millis().div_ceil(1000).max(1) as u64, Relaxed);
+    }
+
+    pub(super) fn becomes_tunnel(&self, pending: super::tunnel::Pending) {
+        *self.tunnel.lock().unwrap_or_else(|e| e.into_inner()) = Some(pending);
+    }
+
+    fn take_tunnel(&self) -> Option<super::tunnel::Pending> {
+        self.tunnel.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Reads and writes that moved bytes, both ways together.
+    pub(super) fn moved(&self) -> u64 {
+        self.reads.load(Relaxed) + self.writes.load(Relaxed)
     }
 
     /// Once the process drains, each answer closes its connection.
@@ -240,7 +256,7 @@ pub(super) async fn serve_io<S>(
                 if let Err(e) = done {
                     log::debug!("connection from a visitor ended: {e}");
                 }
-                return;
+                break;
             }
             changed = shutdown.changed(), if !state.draining() => {
                 if changed.is_err() || *shutdown.borrow() {
@@ -252,6 +268,10 @@ pub(super) async fn serve_io<S>(
                 return;
             }
         }
+    }
+    // hyper dropped its part of an upgraded connection (buffers, service) on handing it over.
+    if let Some(pending) = state.take_tunnel() {
+        super::tunnel::run(pending, &state).await;
     }
 }
 
@@ -304,10 +324,12 @@ pub(super) async fn watchdog(state: &ConnState, limits: &crate::config::Limits) 
         if reads != seen.2 {
             header += TICK;
         }
-        let (elapsed, limit) = if header > Duration::ZERO {
-            (header, limits.header_timeout.0)
-        } else if started == 0 {
+        let (elapsed, limit) = if started == 0 {
+            // From the connection's start: its first bytes may have come before the first
+            // look, and `header` would only start at the next ones.
             (quiet, limits.header_timeout.0)
+        } else if header > Duration::ZERO {
+            (header, limits.header_timeout.0)
         } else if state.draining() {
             // Closed only after a second of silence: a request already on its way still
             // gets its answer (with `Connection: close`).

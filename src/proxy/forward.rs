@@ -25,24 +25,18 @@ pub(super) fn target(uri: &Uri, t: &Target<'_, '_>) -> Option<Uri> {
     Uri::try_from(t.to_path_and_query()).ok()
 }
 
-/// A switch of protocols both sides asked for: once hyper hands over both connections, bytes
-/// are copied each way until either side closes.
-fn tunnel(down: Option<OnUpgrade>, resp: &mut Response<Incoming>) {
+/// A switch of protocols both sides asked for: once hyper hands over both connections, the
+/// connection's task carries bytes each way (`tunnel::run`).
+fn tunnel(gw: &Gateway, conn: &ConnState, down: Option<OnUpgrade>, resp: &mut Response<Incoming>) {
     let up = resp.extensions_mut().remove::<OnUpgrade>();
     let (Some(down), Some(up)) = (down, up) else {
         return;
     };
-    tokio::spawn(async move {
-        let (Ok(down), Ok(up)) = (down.await, up.await) else {
-            return;
-        };
-        let (mut down, mut up) = (
-            hyper_util::rt::TokioIo::new(down),
-            hyper_util::rt::TokioIo::new(up),
-        );
-        if let Err(e) = tokio::io::copy_bidirectional(&mut down, &mut up).await {
-            log::debug!("upgraded connection: {e}");
-        }
+    conn.becomes_tunnel(super::tunnel::Pending {
+        down,
+        up,
+        in_flight: gw.in_flight.clone(),
+        idle: gw.limits.tunnel_idle_timeout.0,
     });
 }
 
@@ -117,7 +111,7 @@ impl Leg<'_> {
         let pooled = if !switching {
             Some(answer.conn)
         } else if upgrade {
-            tunnel(on_upgrade, &mut resp);
+            tunnel(self.gw, self.conn, on_upgrade, &mut resp);
             None
         } else {
             // An upgrade nobody asked for: its bytes would not be HTTP any more.

@@ -14,6 +14,7 @@ pub mod headers;
 mod postback;
 pub mod proxy_protocol;
 mod respond;
+mod tunnel;
 mod upstream;
 
 use std::sync::Arc;
