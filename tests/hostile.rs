@@ -211,10 +211,11 @@ fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
 fn slow_headers_are_cut_off_by_their_deadline_while_others_are_served() {
     let up = Upstream::start("landing");
     let fg = Flowgate::start(
-        "limits: { header_timeout: 2s, idle_timeout: 30s }\n",
+        // Above the per-address limit, so all 500 come from 127.0.0.1 and are held.
+        "limits: { header_timeout: 2s, idle_timeout: 30s, max_connections_per_ip: 1024 }\n",
         &rules(up.addr),
     );
-    let mut slow: Vec<TcpStream> = (0..200)
+    let mut slow: Vec<TcpStream> = (0..500)
         .map(|_| {
             let mut s = TcpStream::connect(fg.addr).unwrap();
             s.write_all(b"GET /lp HTTP/1.1\r\nHost: promo.example.com\r\nX-Slow: ")
