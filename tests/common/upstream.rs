@@ -65,6 +65,10 @@ fn serve(conn: TcpStream, name: &str, delay: Duration, hits: &AtomicUsize) {
                 headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
             }
         }
+        // The body is read (and dropped), or its bytes would be taken for the next request.
+        if !skip_body(&mut reader, &headers) {
+            return;
+        }
         hits.fetch_add(1, Ordering::SeqCst);
         pace(delay);
         let body = serde_json::json!({
@@ -79,6 +83,37 @@ fn serve(conn: TcpStream, name: &str, delay: Duration, hits: &AtomicUsize) {
             return;
         }
     }
+}
+
+/// Reads a request body framed by `content-length` or chunked; false if the peer went away.
+fn skip_body(reader: &mut BufReader<TcpStream>, headers: &BTreeMap<String, String>) -> bool {
+    use std::io::{BufRead, Read};
+    if headers
+        .get("transfer-encoding")
+        .is_some_and(|t| t.contains("chunked"))
+    {
+        loop {
+            let mut size = String::new();
+            if reader.read_line(&mut size).unwrap_or(0) == 0 {
+                return false;
+            }
+            let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16);
+            let Ok(n) = n else { return false };
+            // The chunk and its CRLF; the last chunk's CRLF ends the (trailer-less) body.
+            let mut chunk = vec![0u8; n + 2];
+            if reader.read_exact(&mut chunk).is_err() {
+                return false;
+            }
+            if n == 0 {
+                return true;
+            }
+        }
+    }
+    let n: u64 = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    std::io::copy(&mut reader.by_ref().take(n), &mut std::io::sink()).is_ok_and(|c| c == n)
 }
 
 /// A raw upstream: `serve` gets each accepted connection on its own thread.
