@@ -34,16 +34,7 @@ fn a_websocket_upgrade_becomes_a_tunnel_through_flowgate() {
     });
     let fg = Flowgate::start("", &proxy_rules(up.addr, "5s"));
     let mut v = Visitor::connect(fg.addr);
-    v.send(&request_bytes(
-        "GET",
-        "/chat",
-        &[
-            ("Connection", "Upgrade"),
-            ("Upgrade", "websocket"),
-            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
-            ("Sec-WebSocket-Version", "13"),
-        ],
-    ));
+    v.send(&websocket_upgrade());
     let h = v.head();
     assert_eq!(h.status(), 101, "{h:?}");
     assert_eq!(h.get("upgrade"), Some("websocket"), "{h:?}");

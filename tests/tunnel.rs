@@ -66,16 +66,7 @@ fn rules(up: SocketAddr) -> String {
 /// A visitor whose connection switched to WebSocket through flowgate.
 fn open_tunnel(addr: SocketAddr) -> Visitor {
     let mut v = Visitor::connect(addr);
-    v.send(&request_bytes(
-        "GET",
-        "/chat",
-        &[
-            ("Connection", "Upgrade"),
-            ("Upgrade", "websocket"),
-            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
-            ("Sec-WebSocket-Version", "13"),
-        ],
-    ));
+    v.send(&websocket_upgrade());
     let h = v.head();
     assert_eq!(h.status(), 101, "{h:?}");
     echo(&mut v, b"\x81\x05hello");

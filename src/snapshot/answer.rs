@@ -91,9 +91,7 @@ impl Snapshot {
             facts.rate_limited.set(limited);
             shadow.route(d.route).name.as_str()
         });
-        let mut answer = self.carry_out(visitor, decision, facts, click_id);
-        answer.shadow = shadow;
-        answer
+        self.carry_out(visitor, decision, shadow, facts, click_id)
     }
 
     /// The same answer without counting anything, and the steps the rules took to it: what
@@ -106,7 +104,10 @@ impl Snapshot {
     ) -> (Answer<'s, 'r>, Vec<Step>) {
         let visitor = self.visitor(ip, facts);
         let (decision, trace) = self.rules.explain(&self.intel, &visitor, facts);
-        (self.carry_out(visitor, decision, facts, click_id), trace)
+        (
+            self.carry_out(visitor, decision, None, facts, click_id),
+            trace,
+        )
     }
 
     fn visitor(&self, ip: IpAddr, facts: &RequestFacts) -> Visitor {
@@ -118,6 +119,7 @@ impl Snapshot {
         &'s self,
         visitor: Visitor,
         decision: Decision,
+        shadow: Option<&'s str>,
         facts: &RequestFacts<'r>,
         click_id: &str,
     ) -> Answer<'s, 'r> {
@@ -167,7 +169,7 @@ impl Snapshot {
             route,
             campaign,
             flow,
-            shadow: None,
+            shadow,
             todo,
         }
     }

@@ -127,6 +127,20 @@ pub fn request_bytes(method: &str, target: &str, headers: &[(&str, &str)]) -> Ve
     s.into_bytes()
 }
 
+/// A browser's WebSocket upgrade of `GET /chat` (RFC 6455's sample key).
+pub fn websocket_upgrade() -> Vec<u8> {
+    request_bytes(
+        "GET",
+        "/chat",
+        &[
+            ("Connection", "Upgrade"),
+            ("Upgrade", "websocket"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("Sec-WebSocket-Version", "13"),
+        ],
+    )
+}
+
 /// A message head as it went over the wire: the first line, then headers (names lowercase).
 #[derive(Debug)]
 pub struct Head {
