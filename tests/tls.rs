@@ -289,8 +289,23 @@ fn http2_keeps_the_connection_limits() {
     // Four requests on what curl would keep as one connection: GOAWAY after each second.
     let (ok, out) = curl("--http2", &ca, "a.test", port, &["/1", "/2", "/3", "/4"]);
     assert!(ok, "{out}");
-    let connects: Vec<&str> = out.lines().filter(|l| l.starts_with("2 ")).collect();
-    assert_eq!(connects, ["2 1", "2 0", "2 1", "2 0"], "{out}");
+    let answers: Vec<&str> = out.lines().filter(|l| l.starts_with("2 ")).collect();
+    assert_eq!(answers.len(), 4, "all four over HTTP/2: {out}");
+    // No connection carries more than two requests. (curl may open a new one sooner when the
+    // GOAWAY reaches it early on a loaded machine: that is allowed.)
+    let mut on_this_connection = 0;
+    for a in &answers {
+        on_this_connection = if *a == "2 1" {
+            1
+        } else {
+            on_this_connection + 1
+        };
+        assert!(
+            on_this_connection <= 2,
+            "a third request on one connection: {out}"
+        );
+    }
+    assert_eq!(answers[0], "2 1", "{out}");
     // A header block over max_header_bytes gets 431, as over HTTP/1.1.
     let big = format!("X-Big: {}", "x".repeat(16 << 10));
     let out = Command::new("curl")
