@@ -14,6 +14,7 @@ use crate::url::{percent_decode, query_pairs};
 pub struct AdminService {
     pub metrics: Arc<Metrics>,
     pub live: Arc<Live>,
+    pub ready: crate::lifecycle::Readiness,
 }
 
 impl AdminService {
@@ -68,8 +69,16 @@ impl ServeHttp for AdminService {
                 self.metrics.render(),
             ),
             "/healthz" => (StatusCode::OK, "text/plain", b"ok\n".to_vec()),
-            // A snapshot is serving from the moment the listeners exist.
-            "/readyz" => (StatusCode::OK, "text/plain", b"ready\n".to_vec()),
+            // A snapshot exists before any listener does; ready means the proxy's own sockets
+            // are served, and not yet draining.
+            "/readyz" => match self.ready.not_ready() {
+                None => (StatusCode::OK, "text/plain", b"ready\n".to_vec()),
+                Some(why) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    format!("{why}\n").into_bytes(),
+                ),
+            },
             _ => (StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec()),
         };
         let len = body.len();

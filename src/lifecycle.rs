@@ -1,11 +1,10 @@
 //! The process around the proxy: its pid file, readiness for systemd, and SIGUSR2, which
 //! starts a successor that takes over the listening sockets (as nginx's binary upgrade does).
 
-use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pingora::server::ExecutionPhase;
 
@@ -31,31 +30,40 @@ impl Drop for PidFile {
     }
 }
 
-/// Tells systemd (`Type=notify`) this process is the service's main process and ready, once
-/// the first listener answers. Without `NOTIFY_SOCKET` it does nothing.
-pub fn notify_ready_when_listening(addr: SocketAddr) {
-    let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    let spawned = std::thread::Builder::new()
-        .name("flowgate-ready".into())
-        .spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-                if Instant::now() > deadline {
-                    return log::error!(
-                        "not listening on {addr} after 30 s; not telling systemd ready"
-                    );
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+/// Whether this process serves: set once the proxy's sockets, bound by this process (or
+/// handed over to it) with a built snapshot, are given to the accept loops, and cleared when it
+/// starts to drain. `/readyz` answers from it; systemd (`Type=notify`) is told at once.
+#[derive(Clone, Default)]
+pub struct Readiness(Arc<AtomicU8>);
+
+const STARTING: u8 = 0;
+const SERVING: u8 = 1;
+const DRAINING: u8 = 2;
+
+impl Readiness {
+    pub fn serving(&self) {
+        if self.0.swap(SERVING, Ordering::AcqRel) == SERVING {
+            return;
+        }
+        if let Some(socket) = std::env::var_os("NOTIFY_SOCKET") {
             let msg = format!("MAINPID={}\nREADY=1\n", std::process::id());
             if let Err(e) = sd_notify(&socket, &msg) {
                 log::warn!("cannot notify systemd: {e}");
             }
-        });
-    if let Err(e) = spawned {
-        log::warn!("cannot start readiness notifier: {e}");
+        }
+    }
+
+    pub fn draining(&self) {
+        self.0.store(DRAINING, Ordering::Release);
+    }
+
+    /// `None` while serving, else why not: `starting` or `draining`.
+    pub fn not_ready(&self) -> Option<&'static str> {
+        match self.0.load(Ordering::Acquire) {
+            SERVING => None,
+            STARTING => Some("starting"),
+            _ => Some("draining"),
+        }
     }
 }
 
@@ -268,6 +276,7 @@ impl Drop for Tunnel {
 pub fn exit_when_drained(
     mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase>,
     in_flight: InFlightCounter,
+    ready: Readiness,
     finish: impl FnOnce() + Send + 'static,
 ) {
     let spawned = std::thread::Builder::new()
@@ -276,6 +285,11 @@ pub fn exit_when_drained(
             loop {
                 match phases.blocking_recv() {
                     Ok(ExecutionPhase::ShutdownGracePeriod) => break,
+                    Ok(
+                        ExecutionPhase::GracefulTerminate
+                        | ExecutionPhase::GracefulUpgradeTransferringFds
+                        | ExecutionPhase::ShutdownStarted,
+                    ) => ready.draining(),
                     Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 }

@@ -17,6 +17,7 @@ use pingora::services::listening::Service as ListeningService;
 use pingora::services::Service;
 
 use crate::config::{Config, Listen};
+use crate::lifecycle::Readiness;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListenError {
@@ -182,11 +183,6 @@ impl Opened {
         plain.chain(tls).collect()
     }
 
-    /// The address systemd's readiness probe connects to.
-    pub fn first(&self) -> Option<SocketAddr> {
-        self.plain.first().or(self.tls.first()).map(|s| s.addr)
-    }
-
     /// `a, b (tls), admin on c` for the start-up line.
     pub fn summary(&self) -> String {
         let served: Vec<String> = (self.plain.iter().map(|s| s.addr.to_string()))
@@ -215,10 +211,12 @@ impl Opened {
 
     /// The proxy's service on the plain and TLS sockets, and the admin listener's (one
     /// thread) on its socket, if there is one.
+    /// `ready` is told once the proxy's sockets reach its accept loops.
     pub fn into_services<P, A>(
         self,
         proxy: P,
         admin: A,
+        ready: Readiness,
     ) -> Result<(Served<P>, Option<Served<A>>), ListenError> {
         let mut service = ListeningService::new("flowgate".to_string(), proxy);
         for s in &self.plain {
@@ -230,7 +228,10 @@ impl Opened {
             service.add_tcp(&s.key);
         }
         let sockets = self.plain.into_iter().chain(self.tls).collect();
-        let proxy = Prebound::new(service, sockets);
+        let proxy = Prebound {
+            ready: Some(ready),
+            ..Prebound::new(service, sockets)
+        };
         let admin = self.admin.map(|socket| {
             let mut service = ListeningService::new("admin".to_string(), admin);
             service.threads = Some(1);
@@ -241,21 +242,11 @@ impl Opened {
     }
 }
 
-/// Binds as pingora does (std sets `SO_REUSEADDR` on Unix, as pingora does too), and like
-/// pingora keeps trying for 30 s while the address is in use, e.g. by a process still exiting.
+/// Binds as pingora does (std sets `SO_REUSEADDR` on Unix, as pingora does too, so a port
+/// whose last process just exited is free at once). Unlike pingora it does not retry a port in
+/// use: whoever holds it now holds it still, and start-up fails at once, saying so.
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    const TRIES: u32 = 30;
-    let mut tried = 1;
-    loop {
-        match TcpListener::bind(addr) {
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tried < TRIES => {
-                log::warn!("{addr} is in use, will try again");
-                tried += 1;
-                std::thread::sleep(Duration::from_secs(1));
-            }
-            other => return other,
-        }
-    }
+    TcpListener::bind(addr)
 }
 
 /// A pingora service whose sockets are already open: they go into pingora's fd table, under
@@ -263,12 +254,17 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 pub struct Prebound<S> {
     service: S,
     sockets: Vec<Socket>,
+    ready: Option<Readiness>,
 }
 
 impl<S> Prebound<S> {
     /// `service` must listen on each socket's `key`.
     pub fn new(service: S, sockets: Vec<Socket>) -> Prebound<S> {
-        Prebound { service, sockets }
+        Prebound {
+            service,
+            sockets,
+            ready: None,
+        }
     }
 }
 
@@ -288,6 +284,11 @@ impl<S: Service> Service for Prebound<S> {
                 log::info!("listening on {} ({})", s.addr, s.name);
                 table.add(s.key, s.listener.into_raw_fd());
             }
+        }
+        // The sockets are listening and now the accept loops' (a connection made meanwhile
+        // waits in the backlog): this process serves.
+        if let Some(ready) = &self.ready {
+            ready.serving();
         }
         self.service
             .start_service(fds, shutdown, listeners_per_fd)

@@ -1,11 +1,23 @@
 //! Reloads asked for by SIGHUP and the file watcher. The snapshot rebuilds and reports what
-//! it did; this is where that report reaches the metrics and the log.
+//! it did; this is where that report reaches the metrics and the log. SIGHUP also reads
+//! `flowgate.yaml` again and applies it to the parts of the process built from it.
 
 use std::sync::Arc;
 
+use crate::events::LiveEvents;
 use crate::metrics::Metrics;
 use crate::problem::Problems;
-use crate::snapshot::{watch, Live, Report};
+use crate::proxy::admission::Admission;
+use crate::snapshot::{watch, ConfigChange, Live, Report};
+
+/// What a SIGHUP reaches: the snapshot, and what else the config shapes while serving.
+#[derive(Clone)]
+pub struct Process {
+    pub live: Arc<Live>,
+    pub metrics: Arc<Metrics>,
+    pub events: Arc<LiveEvents>,
+    pub admission: Arc<Admission>,
+}
 
 /// The gauges of what now serves: its generation and the size of every intel source.
 pub fn record(metrics: &Metrics, report: &Report) {
@@ -51,15 +63,66 @@ pub fn reload(live: &Live, metrics: &Metrics, why: &str) -> Result<Report, Probl
     result
 }
 
-/// SIGHUP rebuilds the snapshot from disk; a failed build keeps the current one.
-pub fn on_sighup(live: Arc<Live>, metrics: Arc<Metrics>) {
+/// Rereads `flowgate.yaml`, rebuilds the snapshot with it, and applies what else changed:
+/// the event sink, the connection limits. One log line says what serves and which changed
+/// settings wait for a restart. A config or rules with problems change nothing.
+pub fn reload_config(p: &Process) -> Result<Report, Problems> {
+    let result = p.live.reload_config();
+    let (report, change) = match result {
+        Ok(done) => done,
+        Err(problems) => {
+            p.metrics.reloads.with_label_values(&["error"]).inc();
+            p.metrics.reload_ended("error");
+            log::error!("reload refused, previous config and snapshot keep serving:\n{problems}");
+            return Err(problems);
+        }
+    };
+    record(&p.metrics, &report);
+    p.metrics.reloads.with_label_values(&["ok"]).inc();
+    p.metrics.reload_ended("ok");
+    p.admission.set_limits(&change.config.limits);
+    let events = apply_events(p, &change);
+    let cold = match change.cold.as_slice() {
+        [] => String::new(),
+        keys => format!(
+            "; not applied, need a restart or upgrade: {}",
+            keys.join(", ")
+        ),
+    };
+    log::info!(
+        "reload: snapshot {} serving with {}{events}{cold}",
+        report.generation,
+        change.config.path.display()
+    );
+    Ok(report)
+}
+
+/// A new event worker when the sink or privacy settings changed; what the log line adds.
+fn apply_events(p: &Process, change: &ConfigChange) -> &'static str {
+    if !change.events {
+        return "";
+    }
+    match crate::events::start(&change.config, p.metrics.clone()) {
+        Ok((queue, worker)) => {
+            p.events.replace(queue, worker);
+            " (events restarted)"
+        }
+        Err(e) => {
+            log::error!("reload: {e}; events keep going to the previous sink");
+            " (events unchanged: see the error above)"
+        }
+    }
+}
+
+/// SIGHUP: `reload_config`.
+pub fn on_sighup(p: Process) {
     crate::lifecycle::on_signal(
         tokio::signal::unix::SignalKind::hangup(),
         "reload",
         move || {
-            let (live, metrics) = (live.clone(), metrics.clone());
+            let p = p.clone();
             async move {
-                let _ = reload(&live, &metrics, "");
+                let _ = reload_config(&p);
             }
         },
     );
@@ -67,9 +130,13 @@ pub fn on_sighup(live: Arc<Live>, metrics: Arc<Metrics>) {
 
 /// Reloads whenever the files snapshots are built from change.
 pub fn on_change(live: Arc<Live>, metrics: Arc<Metrics>) -> std::io::Result<()> {
-    watch::spawn(live.sources(), move || {
-        let _ = reload(&live, &metrics, " (files changed)");
-    })
+    let sources = live.clone();
+    watch::spawn(
+        move || sources.sources(),
+        move || {
+            let _ = reload(&live, &metrics, " (files changed)");
+        },
+    )
 }
 
 /// Reloads the TLS listeners' certificates on SIGHUP and whenever their files change; a pair
@@ -94,11 +161,14 @@ pub fn on_tls_change(certs: Vec<Arc<crate::tls::Certs>>) {
         folders: Vec::new(),
         files,
     };
-    let watched = watch::spawn(sources, move || {
-        for c in &certs {
-            c.reload(" (files changed)");
-        }
-    });
+    let watched = watch::spawn(
+        move || sources.clone(),
+        move || {
+            for c in &certs {
+                c.reload(" (files changed)");
+            }
+        },
+    );
     if let Err(e) = watched {
         log::error!(
             "watch: cannot start for the TLS certificates: {e}; they reload on SIGHUP only"

@@ -10,14 +10,14 @@ use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
 
 use crate::admin::AdminService;
-use crate::config::{Config, Listen, SinkKind};
-use crate::events::{EventPolicy, EventQueue, EventWorker, FileSink, HttpSink, Sink};
-use crate::lifecycle::{InFlightCounter, PidFile};
+use crate::config::{Config, Listen};
+use crate::events::LiveEvents;
+use crate::lifecycle::{InFlightCounter, PidFile, Readiness};
 use crate::listeners::{ListenError, Opened};
 use crate::metrics::Metrics;
 use crate::problem::Problems;
 use crate::proxy::admission::Admission;
-use crate::proxy::{App, Gateway, Postback};
+use crate::proxy::{App, Gateway};
 use crate::snapshot::Live;
 
 /// What stops `flowgate run` before it serves; printed as it is, exit 1.
@@ -27,31 +27,10 @@ enum StartError {
     Metrics(#[source] prometheus::Error),
     #[error("{0}")]
     Snapshot(Problems),
-    #[error("{}: privacy.salt_dir: cannot keep the salt in {}: {source}", file.display(), dir.display())]
-    Salt {
-        file: PathBuf,
-        dir: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{}: events: {source}", file.display())]
-    Events { file: PathBuf, source: EventsError },
+    #[error("{0}")]
+    Events(#[from] crate::events::StartError),
     #[error("{}: {source}", file.display())]
     Listen { file: PathBuf, source: ListenError },
-}
-
-/// Why the configured event sink cannot start.
-#[derive(Debug, thiserror::Error)]
-enum EventsError {
-    #[error("{key} {}: {source}", dir.display())]
-    Dir {
-        key: &'static str,
-        dir: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("sink: http needs events.http")]
-    NoHttp,
-    #[error("{0}")]
-    Worker(#[source] std::io::Error),
 }
 
 /// Serves until the process is told to stop.
@@ -74,7 +53,8 @@ struct Core {
 
 fn serve(config: Arc<Config>, upgrade: bool) -> Result<(), StartError> {
     let core = Core::start(config)?;
-    let (events, worker) = core.events()?;
+    let (queue, worker) = crate::events::start(&core.config, core.metrics.clone())?;
+    let events = Arc::new(LiveEvents::new(queue, worker));
     let config = &core.config;
     let (upgrade_sock, pid_file) = config.process_files();
     let conf = server_conf(config, &upgrade_sock, &pid_file);
@@ -91,28 +71,33 @@ fn serve(config: Arc<Config>, upgrade: bool) -> Result<(), StartError> {
     let tls = open.tls(config).map_err(listen_failed)?;
     crate::reload::on_tls_change(tls.certs());
     let in_flight = InFlightCounter::default();
-    let gateway = core.gateway(events, open.listen(config), tls, in_flight.clone());
-    let ready_probe = open.first();
+    let gateway = core.gateway(events.clone(), open.listen(config), tls, in_flight.clone());
     let serving = open.summary();
+    let ready = Readiness::default();
     let admin_app = AdminService {
         metrics: core.metrics.clone(),
         live: core.live.clone(),
+        ready: ready.clone(),
     };
+    let admission = gateway.admission.clone();
     let (proxy, admin) = open
-        .into_services(App(gateway), admin_app)
+        .into_services(App(gateway), admin_app, ready.clone())
         .map_err(listen_failed)?;
     server.add_service(proxy);
     if let Some(admin) = admin {
         server.add_service(admin);
     }
-    crate::reload::on_sighup(core.live.clone(), core.metrics.clone());
+    crate::reload::on_sighup(crate::reload::Process {
+        live: core.live.clone(),
+        metrics: core.metrics.clone(),
+        events: events.clone(),
+        admission,
+    });
 
-    let finish = finish_once(worker, &pid_file);
+    let finish = finish_once(events, &pid_file);
     crate::memory::trim_after_bursts(in_flight.clone());
-    crate::lifecycle::exit_when_drained(server.watch_execution_phase(), in_flight, finish.clone());
-    if let Some(first) = ready_probe {
-        crate::lifecycle::notify_ready_when_listening(first);
-    }
+    let phases = server.watch_execution_phase();
+    crate::lifecycle::exit_when_drained(phases, in_flight, ready, finish.clone());
     crate::lifecycle::upgrade_on_sigusr2(config.path.clone());
     log::info!(
         "flowgate {} serving on {serving}",
@@ -142,33 +127,15 @@ impl Core {
         })
     }
 
-    /// The event queue, and the worker behind it unless events are off.
-    fn events(&self) -> Result<(EventQueue, Option<EventWorker>), StartError> {
-        let config = &self.config;
-        let policy = EventPolicy::new(&config.privacy).map_err(|source| StartError::Salt {
-            file: config.path.clone(),
-            dir: config.privacy.salt_dir.clone(),
-            source,
-        })?;
-        start_events(config, policy, self.metrics.clone()).map_err(|source| StartError::Events {
-            file: config.path.clone(),
-            source,
-        })
-    }
-
     /// The request path's shared state, for the listeners as opened (`listen`).
     fn gateway(
         &self,
-        events: EventQueue,
+        events: Arc<LiveEvents>,
         listen: Vec<Listen>,
         tls: crate::tls::Listeners,
         in_flight: InFlightCounter,
     ) -> Arc<Gateway> {
         let config = &self.config;
-        let postback = config.postback.as_ref().map(|p| Postback {
-            path: p.path.value.clone(),
-            token: p.resolved_token().map(String::from),
-        });
         let proxy_protocol = listen
             .iter()
             .filter(|l| l.proxy_protocol)
@@ -177,13 +144,9 @@ impl Core {
         let admission = Admission::new(listen, &config.limits, self.metrics.clone());
         Arc::new(Gateway {
             in_flight,
-            postback,
             live: self.live.clone(),
-            trusted_proxies: config.trusted_proxies(),
-            client_ip_header: config.client_ip_source().clone(),
             events,
             metrics: self.metrics.clone(),
-            limits: config.limits.clone(),
             admission: Arc::new(admission),
             proxy_protocol,
             tls,
@@ -193,7 +156,7 @@ impl Core {
 
 /// Writes the pid file, and returns what writes out the queued events and removes the pid
 /// file, once: whoever gets there first, the drain watcher or the end of `server.run`.
-fn finish_once(worker: Option<EventWorker>, pid_file: &Path) -> impl Fn() + Clone + Send {
+fn finish_once(events: Arc<LiveEvents>, pid_file: &Path) -> impl Fn() + Clone + Send {
     let pid_file = match PidFile::create(pid_file) {
         Ok(p) => Some(p),
         Err(e) => {
@@ -201,13 +164,11 @@ fn finish_once(worker: Option<EventWorker>, pid_file: &Path) -> impl Fn() + Clon
             None
         }
     };
-    let finish = Arc::new(Mutex::new(Some((worker, pid_file))));
+    let finish = Arc::new(Mutex::new(Some((events, pid_file))));
     move || {
         let taken = finish.lock().map(|mut f| f.take()).unwrap_or(None);
-        if let Some((worker, pid_file)) = taken {
-            if let Some(w) = worker {
-                w.close();
-            }
+        if let Some((events, pid_file)) = taken {
+            events.close();
             drop(pid_file);
         }
     }
@@ -232,33 +193,4 @@ fn server_conf(config: &Config, upgrade_sock: &Path, pid_file: &Path) -> ServerC
         graceful_shutdown_timeout_seconds: Some(1),
         ..ServerConf::default()
     }
-}
-
-/// The configured sink on its worker thread, and the queue requests feed it through.
-fn start_events(
-    config: &Config,
-    policy: EventPolicy,
-    metrics: Arc<Metrics>,
-) -> Result<(EventQueue, Option<EventWorker>), EventsError> {
-    let ev = &config.events;
-    let sink: Box<dyn Sink> = match (*ev.sink, &ev.http) {
-        (SinkKind::None, _) => return Ok((EventQueue::disabled(metrics), None)),
-        (SinkKind::File, _) => Box::new(
-            FileSink::open(&ev.file, metrics.clone()).map_err(in_dir("file.dir", &ev.file.dir))?,
-        ),
-        (SinkKind::Http, Some(http)) => Box::new(
-            HttpSink::open(http, metrics.clone())
-                .map_err(in_dir("http.spool_dir", &http.spool_dir))?,
-        ),
-        (SinkKind::Http, None) => return Err(EventsError::NoHttp),
-    };
-    let (queue, worker) = EventWorker::start(sink, ev.queue, ev.batch.clone(), policy, metrics)
-        .map_err(EventsError::Worker)?;
-    Ok((queue, Some(worker)))
-}
-
-/// A sink that cannot open its folder, named by its config key.
-fn in_dir(key: &'static str, dir: &Path) -> impl FnOnce(std::io::Error) -> EventsError {
-    let dir = dir.to_path_buf();
-    move |source| EventsError::Dir { key, dir, source }
 }

@@ -16,7 +16,7 @@ pub fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_saph
 }
 
 /// A deserialized value and where it was written.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct At<T> {
     pub value: T,
     pub span: Span,
@@ -29,6 +29,14 @@ impl<T> At<T> {
             value,
             span: Span::default(),
         }
+    }
+}
+
+/// The value alone: where it was written is not part of it, so two configs that differ only
+/// in line numbers print alike (what a reload compares, `Config::cold_changes`).
+impl<T: std::fmt::Debug> std::fmt::Debug for At<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.value.fmt(f)
     }
 }
 

@@ -53,7 +53,7 @@ impl<'de> Deserialize<'de> for Listen {
 
 /// A TLS listener: `{ listen, certs: [{ cert, key }, ...] }` (PEM files), or one pair as
 /// `{ listen, cert, key }`, which validation turns into a one-element `certs`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsListener {
     pub listen: At<SocketAddr>,

@@ -1,11 +1,13 @@
 //! `flowgate.yaml`: process settings. Parsed and validated before anything starts; every
-//! problem is reported with file, line and field. Changing it takes a graceful restart.
+//! problem is reported with file, line and field. SIGHUP applies every setting but the
+//! sockets and the process's shape (`Config::cold_changes`); those take a restart or upgrade.
 
 mod duration;
 mod events;
 mod limits;
 mod postback;
 mod privacy;
+mod proxies;
 mod secret;
 
 use std::net::SocketAddr;
@@ -23,6 +25,7 @@ pub use events::{BatchConfig, EventsConfig, FileSinkConfig, HttpSinkConfig, Rota
 pub use limits::{CertPair, Limits, Listen, TlsListener};
 pub use postback::PostbackConfig;
 pub use privacy::{IpPrivacy, PrivacyConfig};
+pub use proxies::TrustedProxy;
 pub use secret::{SecretError, SecretSource};
 
 pub const DEFAULT_PATH: &str = "config/flowgate.yaml";
@@ -41,7 +44,7 @@ pub struct Config {
     #[serde(default = "default_admin")]
     pub admin: Option<At<SocketAddr>>,
     #[serde(default = "default_trusted_proxies")]
-    pub trusted_proxies: Vec<Cidr>,
+    pub trusted_proxies: Vec<At<TrustedProxy>>,
     #[serde(default = "default_client_ip_header")]
     pub client_ip_header: At<String>,
     /// `client_ip_header`, parsed by `validate`.
@@ -87,10 +90,11 @@ fn default_listen() -> Vec<Listen> {
 fn default_admin() -> Option<At<SocketAddr>> {
     Some(At::new(SocketAddr::from(([127, 0, 0, 1], 9180))))
 }
-fn default_trusted_proxies() -> Vec<Cidr> {
+fn default_trusted_proxies() -> Vec<At<TrustedProxy>> {
     ["127.0.0.1/32", "::1/128"]
         .iter()
-        .filter_map(|s| s.parse().ok())
+        .filter_map(|s| s.parse::<Cidr>().ok())
+        .map(|c| At::new(TrustedProxy::Net(c)))
         .collect()
 }
 fn default_client_ip_header() -> At<String> {
@@ -228,6 +232,22 @@ impl Config {
             problems.push(file, Span::default(), "shadow_rules", msg);
         }
         self.intel.validate(file, problems);
+        for (i, p) in self.trusted_proxies.iter().enumerate() {
+            if let TrustedProxy::List(name) = &p.value {
+                if !self.intel.lists.contains_key(name) {
+                    let known: Vec<&str> = self.intel.lists.keys().map(String::as_str).collect();
+                    let msg = format!(
+                        "no list named {name:?} in intel.lists (lists: {})",
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    );
+                    problems.push(file, p.span, format!("trusted_proxies[{i}]"), msg);
+                }
+            }
+        }
         for (i, t) in self.tls.iter_mut().enumerate() {
             t.validate(file, i, problems);
         }
@@ -259,8 +279,70 @@ impl Config {
         )
     }
 
-    pub fn trusted_proxies(&self) -> CidrSet {
-        CidrSet::new(self.trusted_proxies.iter().copied())
+    /// The trusted proxies: the networks written inline and those of the named lists, as
+    /// loaded in `lists`.
+    pub fn trusted_proxies(&self, lists: &[crate::identity::IpList]) -> CidrSet {
+        let inline = CidrSet::new(self.trusted_proxies.iter().filter_map(|p| match &p.value {
+            TrustedProxy::Net(c) => Some(*c),
+            TrustedProxy::List(_) => None,
+        }));
+        let named = self.trusted_proxies.iter().filter_map(|p| match &p.value {
+            TrustedProxy::List(name) => lists.iter().find(|l| &l.name == name).map(|l| &l.set),
+            TrustedProxy::Net(_) => None,
+        });
+        CidrSet::union(std::iter::once(&inline).chain(named))
+    }
+
+    /// The settings that differ from `running`'s and cannot change in a running process
+    /// (sockets, threads, the upgrade and pid files, the drain budget), by config key.
+    pub fn cold_changes(&self, running: &Config) -> Vec<&'static str> {
+        // Debug of a value leaves out where it was written (see `At`), so moving a line is
+        // not a change.
+        let differ =
+            |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+        let mut changed = Vec::new();
+        let (new, old) = (self, running);
+        if differ(&new.listen, &old.listen) {
+            changed.push("listen");
+        }
+        if differ(&new.tls, &old.tls) {
+            changed.push("tls");
+        }
+        if differ(&new.admin, &old.admin) {
+            changed.push("admin");
+        }
+        if new.threads != old.threads {
+            changed.push("threads");
+        }
+        if new.upgrade_sock != old.upgrade_sock {
+            changed.push("upgrade_sock");
+        }
+        if new.pid_file != old.pid_file {
+            changed.push("pid_file");
+        }
+        if new.shutdown_timeout != old.shutdown_timeout {
+            changed.push("shutdown_timeout");
+        }
+        changed
+    }
+
+    /// Whether the event sink or what events carry differ from `running`'s: the event worker
+    /// then restarts with the new settings.
+    pub fn events_changed(&self, running: &Config) -> bool {
+        format!("{:?}{:?}", self.events, self.privacy)
+            != format!("{:?}{:?}", running.events, running.privacy)
+    }
+
+    /// Keeps `running`'s cold settings (see `cold_changes`), so what serves stays what the
+    /// process was started with until it restarts.
+    pub fn keep_cold(&mut self, running: &Config) {
+        self.listen.clone_from(&running.listen);
+        self.tls.clone_from(&running.tls);
+        self.admin.clone_from(&running.admin);
+        self.threads = running.threads;
+        self.upgrade_sock.clone_from(&running.upgrade_sock);
+        self.pid_file.clone_from(&running.pid_file);
+        self.shutdown_timeout = running.shutdown_timeout;
     }
 
     /// `client_ip_header`, as validation parsed it.

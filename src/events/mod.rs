@@ -7,6 +7,7 @@ mod http;
 mod pseudonym;
 mod record;
 mod spool;
+mod switch;
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::{self, SyncSender, TryRecvError, TrySendError};
@@ -22,6 +23,7 @@ pub use file::{forget, FileSink};
 pub use http::HttpSink;
 pub use pseudonym::Pseudonymizer;
 pub use record::{ClickNames, ClickRecord, EventPolicy, Outcome, Seen};
+pub use switch::{start, LiveEvents, StartError};
 
 /// One line of the event stream; `type` tells clicks from conversions.
 // Events travel boxed (one allocation when queued), so the variants' sizes do not matter.

@@ -75,6 +75,21 @@ impl CidrSet {
         }
     }
 
+    /// Every network of `sets`, as one set (trusted proxies written inline and from lists).
+    pub fn union<'a>(sets: impl IntoIterator<Item = &'a CidrSet>) -> CidrSet {
+        let mut out = CidrSet::default();
+        for s in sets {
+            out.v4.extend_from_slice(&s.v4);
+            out.v6.extend_from_slice(&s.v6);
+            out.entries += s.entries;
+        }
+        CidrSet {
+            v4: merge(out.v4),
+            v6: merge(out.v6),
+            entries: out.entries,
+        }
+    }
+
     /// Reads a list file: one address or network per line, `#` starts a comment.
     /// Every bad line is reported with its line number.
     pub fn load(path: &Path, problems: &mut Problems) -> Option<CidrSet> {
@@ -192,6 +207,17 @@ mod tests {
 
     fn set(items: &[&str]) -> CidrSet {
         CidrSet::new(items.iter().map(|s| s.parse().unwrap()))
+    }
+
+    #[test]
+    fn a_union_holds_every_network_of_its_sets() {
+        let (a, b) = (set(&["10.0.0.0/8", "2001:db8::/32"]), set(&["11.0.0.0/8"]));
+        let u = CidrSet::union([&a, &b]);
+        for ip in ["10.1.2.3", "11.255.0.1", "2001:db8::9"] {
+            assert!(u.contains(ip.parse().unwrap()), "{ip}");
+        }
+        assert!(!u.contains("12.0.0.1".parse().unwrap()));
+        assert_eq!(u.entries(), 3);
     }
 
     #[test]

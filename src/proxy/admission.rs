@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use crate::config::{Limits, Listen};
@@ -18,8 +18,9 @@ type PeerCounts = Mutex<HashMap<IpAddr, u32, foldhash::fast::RandomState>>;
 
 pub struct Admission {
     listeners: Vec<(Listen, AtomicUsize)>,
-    per_listener: usize,
-    per_peer: u32,
+    /// Atomics: a reload changes them (`set_limits`) for the connections that come next.
+    per_listener: AtomicUsize,
+    per_peer: AtomicU32,
     peers: Box<[PeerCounts]>,
     hasher: foldhash::fast::RandomState,
     metrics: Arc<Metrics>,
@@ -41,12 +42,18 @@ impl Admission {
             listeners: (listeners.into_iter())
                 .map(|l| (l, AtomicUsize::new(0)))
                 .collect(),
-            per_listener: limits.max_connections,
-            per_peer: limits.max_connections_per_ip,
+            per_listener: AtomicUsize::new(limits.max_connections),
+            per_peer: AtomicU32::new(limits.max_connections_per_ip),
             peers: (0..SHARDS).map(|_| Mutex::default()).collect(),
             hasher: foldhash::fast::RandomState::default(),
             metrics,
         }
+    }
+
+    /// The limits of a reloaded config; connections already served keep their places.
+    pub fn set_limits(&self, limits: &Limits) {
+        self.per_listener.store(limits.max_connections, Relaxed);
+        self.per_peer.store(limits.max_connections_per_ip, Relaxed);
     }
 
     fn shard(&self, ip: IpAddr) -> &PeerCounts {
@@ -68,7 +75,7 @@ impl Admission {
             open: false,
         };
         if let Some(i) = listener {
-            if self.listeners[i].1.fetch_add(1, Relaxed) >= self.per_listener {
+            if self.listeners[i].1.fetch_add(1, Relaxed) >= self.per_listener.load(Relaxed) {
                 self.listeners[i].1.fetch_sub(1, Relaxed);
                 return Err(self.refuse("listener"));
             }
@@ -77,7 +84,7 @@ impl Admission {
         if !trusted {
             let mut counts = self.shard(peer).lock().unwrap_or_else(|e| e.into_inner());
             let n = counts.entry(peer).or_insert(0);
-            if *n >= self.per_peer {
+            if *n >= self.per_peer.load(Relaxed) {
                 return Err(self.refuse("peer"));
             }
             *n += 1;

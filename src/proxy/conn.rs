@@ -24,11 +24,11 @@ use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::Gateway;
+use crate::snapshot::Settings;
 
 pub(super) const TICK: Duration = Duration::from_secs(1);
 
 /// What a connection has done, written by the request path and read by the watchdog.
-#[derive(Default)]
 pub struct ConnState {
     reads: AtomicU64,
     writes: AtomicU64,
@@ -41,16 +41,25 @@ pub struct ConnState {
     /// The peer is a trusted proxy whose forwarding headers are believed; decided once per
     /// connection, not per request.
     pub peer_trusted: bool,
+    /// The settings the connection was accepted with; a reload changes the next one's.
+    pub settings: Arc<Settings>,
     /// Set by an answer that switches protocols: what the connection becomes once hyper
     /// lets go of it.
     tunnel: std::sync::Mutex<Option<super::tunnel::Pending>>,
 }
 
 impl ConnState {
-    pub(super) fn new(peer_trusted: bool) -> ConnState {
+    pub(super) fn new(peer_trusted: bool, settings: Arc<Settings>) -> ConnState {
         ConnState {
+            reads: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+            started: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
+            stall_secs: AtomicU64::new(0),
+            draining: AtomicBool::new(false),
             peer_trusted,
-            ..ConnState::default()
+            settings,
+            tunnel: std::sync::Mutex::new(None),
         }
     }
 
@@ -111,14 +120,15 @@ pub async fn serve(gw: Arc<Gateway>, stream: Stream, shutdown: &ShutdownWatch) {
     let local = stream
         .get_socket_digest()
         .and_then(|d| d.local_addr().and_then(|a| a.as_inet().copied()));
-    let trusted = gw.trusted_proxies.contains(peer);
+    let settings = gw.live.settings();
+    let trusted = settings.trusted_proxies.contains(peer);
     let _admitted = match gw.admission.admit(local, peer, trusted) {
         Ok(a) => a,
         Err(limit) => return log::debug!("connection over the {limit} limit; closed"),
     };
     if let Some(tls) = local.and_then(|local| gw.tls.acceptor(local)) {
         let tls = tls.clone();
-        return super::h2::serve_tls(gw, stream, peer, tls, shutdown).await;
+        return super::h2::serve_tls(gw, settings, stream, peer, tls, shutdown).await;
     }
     let proxied = local.is_some_and(|local| gw.proxy_protocol.iter().any(|l| l.accepted(local)));
     match localize(stream) {
@@ -127,21 +137,23 @@ pub async fn serve(gw: Arc<Gateway>, stream: Stream, shutdown: &ShutdownWatch) {
                 log::debug!("PROXY protocol listener: connection from an untrusted peer closed");
                 return;
             }
-            let limit = gw.limits.header_timeout.0;
+            let limit = settings.limits.header_timeout.0;
             match tokio::time::timeout(limit, proxy_header(&mut tcp)).await {
                 Ok(Ok((Some(client), rest))) => {
-                    serve_io(gw, tcp, client, rest, true, shutdown).await
+                    serve_io(gw, settings, tcp, client, rest, true, shutdown).await
                 }
                 // The balancer's own connection (UNKNOWN, LOCAL): it is the peer, and what its
                 // requests say of other clients is not believed.
-                Ok(Ok((None, rest))) => serve_io(gw, tcp, peer, rest, false, shutdown).await,
+                Ok(Ok((None, rest))) => {
+                    serve_io(gw, settings, tcp, peer, rest, false, shutdown).await
+                }
                 Ok(Err(e)) => log::debug!("PROXY protocol: {e}; connection closed"),
                 Err(_) => log::debug!("PROXY protocol: no header in time; connection closed"),
             }
         }
-        Ok(tcp) => serve_io(gw, tcp, peer, Bytes::new(), true, shutdown).await,
+        Ok(tcp) => serve_io(gw, settings, tcp, peer, Bytes::new(), true, shutdown).await,
         Err(_) if proxied => log::debug!("PROXY protocol needs a plain TCP connection; closed"),
-        Err(stream) => serve_io(gw, stream, peer, Bytes::new(), true, shutdown).await,
+        Err(stream) => serve_io(gw, settings, stream, peer, Bytes::new(), true, shutdown).await,
     }
 }
 
@@ -211,6 +223,7 @@ pub(super) fn localize(stream: Stream) -> Result<tokio::net::TcpStream, Stream> 
 /// it is.
 pub(super) async fn serve_io<S>(
     gw: Arc<Gateway>,
+    settings: Arc<Settings>,
     stream: S,
     peer: std::net::IpAddr,
     prefix: Bytes,
@@ -219,16 +232,14 @@ pub(super) async fn serve_io<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let state = Arc::new(ConnState {
-        peer_trusted: believe_forwarding && gw.trusted_proxies.contains(peer),
-        ..ConnState::default()
-    });
+    let trusted = believe_forwarding && settings.trusted_proxies.contains(peer);
+    let state = Arc::new(ConnState::new(trusted, settings));
     let io = TokioIo::new(Counted {
         inner: stream,
         prefix,
         state: state.clone(),
     });
-    let limits = gw.limits.clone();
+    let limits = &state.settings.limits;
     let svc_state = state.clone();
     let svc = service_fn(move |req| {
         let (gw, state) = (gw.clone(), svc_state.clone());
@@ -263,7 +274,7 @@ pub(super) async fn serve_io<S>(
                     state.draining.store(true, Relaxed);
                 }
             }
-            () = watchdog(&state, &limits) => {
+            () = watchdog(&state, limits) => {
                 log::debug!("connection closed by its deadline");
                 return;
             }

@@ -36,7 +36,7 @@ fn tunnel(gw: &Gateway, conn: &ConnState, down: Option<OnUpgrade>, resp: &mut Re
         down,
         up,
         in_flight: gw.in_flight.clone(),
-        idle: gw.limits.tunnel_idle_timeout.0,
+        idle: conn.settings.limits.tunnel_idle_timeout.0,
     });
 }
 
@@ -75,7 +75,7 @@ impl Leg<'_> {
         let upgrade = headers::wants_upgrade(&headers);
         // RFC 9110 §9.2.2: only an idempotent request may be sent again unasked.
         let replay = hyper::body::Body::is_end_stream(&body) && method.is_idempotent();
-        let allowed = self.gw.limits.max_body_bytes.0;
+        let allowed = self.conn.settings.limits.max_body_bytes.0;
         if hyper::body::Body::size_hint(&body).lower() > allowed {
             return (too_large(), None, None, None);
         }
@@ -86,7 +86,13 @@ impl Leg<'_> {
             Some(p) => {
                 // An upload that stops moving ends the connection (the upstream's own silence
                 // is its read_timeout's business, which comes first).
-                let limit = self.gw.limits.body_timeout.0.max(self.up.read_timeout);
+                let limit = self
+                    .conn
+                    .settings
+                    .limits
+                    .body_timeout
+                    .0
+                    .max(self.up.read_timeout);
                 self.conn.stall_limit(limit);
                 Body::Upload(body, p.clone())
             }

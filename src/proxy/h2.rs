@@ -20,6 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::conn::{self, ConnState, Counted};
 use super::Gateway;
+use crate::snapshot::Settings;
 
 /// Streams one HTTP/2 connection may have open at once (nginx's `http2_max_concurrent_streams`
 /// is 128; the HTTP/2 RFC asks for no fewer than 100).
@@ -28,19 +29,21 @@ const MAX_STREAMS: u32 = 100;
 /// Serves a connection that arrived at a TLS listener.
 pub(super) async fn serve_tls(
     gw: Arc<Gateway>,
+    settings: Arc<Settings>,
     stream: Stream,
     peer: IpAddr,
     acceptor: tokio_rustls::TlsAcceptor,
     shutdown: &ShutdownWatch,
 ) {
     match conn::localize(stream) {
-        Ok(tcp) => handshake(gw, tcp, peer, acceptor, shutdown).await,
-        Err(stream) => handshake(gw, stream, peer, acceptor, shutdown).await,
+        Ok(tcp) => handshake(gw, settings, tcp, peer, acceptor, shutdown).await,
+        Err(stream) => handshake(gw, settings, stream, peer, acceptor, shutdown).await,
     }
 }
 
 async fn handshake<S>(
     gw: Arc<Gateway>,
+    settings: Arc<Settings>,
     io: S,
     peer: IpAddr,
     acceptor: tokio_rustls::TlsAcceptor,
@@ -48,32 +51,38 @@ async fn handshake<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let limit = gw.limits.header_timeout.0;
+    let limit = settings.limits.header_timeout.0;
     let tls = match tokio::time::timeout(limit, acceptor.accept(io)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => return log::debug!("TLS handshake from {peer}: {e}; closed"),
         Err(_) => return log::debug!("TLS handshake from {peer}: not done in time; closed"),
     };
     if tls.get_ref().1.alpn_protocol() == Some(crate::tls::ALPN_H2) {
-        serve_h2(gw, tls, peer, shutdown).await
+        serve_h2(gw, settings, tls, peer, shutdown).await
     } else {
-        conn::serve_io(gw, tls, peer, Bytes::new(), true, shutdown).await
+        conn::serve_io(gw, settings, tls, peer, Bytes::new(), true, shutdown).await
     }
 }
 
-async fn serve_h2<S>(gw: Arc<Gateway>, io: S, peer: IpAddr, shutdown: &ShutdownWatch)
-where
+async fn serve_h2<S>(
+    gw: Arc<Gateway>,
+    settings: Arc<Settings>,
+    io: S,
+    peer: IpAddr,
+    shutdown: &ShutdownWatch,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let state = Arc::new(ConnState::new(gw.trusted_proxies.contains(peer)));
+    let trusted = settings.trusted_proxies.contains(peer);
+    let state = Arc::new(ConnState::new(trusted, settings));
     let io = TokioIo::new(Counted::new(io, Bytes::new(), state.clone()));
-    let limits = gw.limits.clone();
+    let limits = state.settings.limits.clone();
     // The request that reaches `requests_per_connection` asks for the connection to end.
     let last = Arc::new(tokio::sync::Notify::new());
     let (svc_state, svc_last) = (state.clone(), last.clone());
     let svc = service_fn(move |mut req: Request<Incoming>| {
         let (gw, state) = (gw.clone(), svc_state.clone());
-        if state.requests() + 1 >= gw.limits.requests_per_connection {
+        if state.requests() + 1 >= state.settings.limits.requests_per_connection {
             svc_last.notify_one();
         }
         merge_cookies(req.headers_mut());

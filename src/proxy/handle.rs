@@ -130,7 +130,7 @@ pub async fn handle(
     }
     let start = Instant::now();
     // The answer to the last request a connection may carry closes it.
-    let last = conn.request_started() >= gw.limits.requests_per_connection;
+    let last = conn.request_started() >= conn.settings.limits.requests_per_connection;
     let in_flight = gw.in_flight.enter();
     let (mut parts, body) = req.into_parts();
     let mut finish = Finish {
@@ -143,8 +143,7 @@ pub async fn handle(
         ran: false,
         _in_flight: in_flight,
     };
-    if let Some(pb) = gw
-        .postback
+    if let Some(pb) = (conn.settings.postback)
         .as_ref()
         .filter(|pb| parts.uri.path() == pb.path)
     {
@@ -179,8 +178,8 @@ pub async fn handle(
         client_ip(
             peer,
             &parts.headers,
-            &gw.trusted_proxies,
-            &gw.client_ip_header,
+            &conn.settings.trusted_proxies,
+            &conn.settings.client_ip_header,
         )
     } else {
         peer
@@ -218,7 +217,7 @@ pub async fn handle(
                             .authority()
                             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
                     }),
-                    client_ip_header: match &gw.client_ip_header {
+                    client_ip_header: match &conn.settings.client_ip_header {
                         crate::identity::ClientIpHeader::Single(name) => Some(name.clone()),
                         crate::identity::ClientIpHeader::XForwardedFor => None,
                     },

@@ -24,24 +24,18 @@ use pingora::apps::ServerApp;
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 
-pub use postback::Postback;
-
-use crate::events::EventQueue;
-use crate::identity::{CidrSet, ClientIpHeader};
+use crate::events::LiveEvents;
 use crate::lifecycle::InFlightCounter;
 use crate::metrics::Metrics;
 use crate::snapshot::Live;
 
 /// What every request of every thread shares.
 pub struct Gateway {
+    /// The snapshot, and with it the settings each connection keeps (`Live::settings`).
     pub live: Arc<Live>,
-    pub trusted_proxies: CidrSet,
-    pub client_ip_header: ClientIpHeader,
-    pub events: EventQueue,
+    pub events: Arc<LiveEvents>,
     pub metrics: Arc<Metrics>,
     pub in_flight: InFlightCounter,
-    pub postback: Option<Postback>,
-    pub limits: crate::config::Limits,
     pub admission: Arc<admission::Admission>,
     /// Listeners whose connections open with a PROXY protocol header.
     pub proxy_protocol: Vec<crate::config::Listen>,

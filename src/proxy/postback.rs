@@ -1,13 +1,8 @@
 //! Conversions reported by a tracker: `GET <postback.path>?click_id=…&payout=…&status=…`.
 
 use crate::events::ConversionEvent;
+use crate::snapshot::Postback;
 use crate::url::{percent_decode, query_pairs};
-
-/// `postback:` from the config, with the token resolved.
-pub struct Postback {
-    pub path: String,
-    pub token: Option<String>,
-}
 
 /// A conversion from `?click_id=...&payout=...&currency=...&status=...&token=...`, or the
 /// status and message the tracker gets instead.

@@ -5,11 +5,13 @@ mod answer;
 mod names;
 mod rule_tests;
 mod sample;
+mod settings;
 pub mod watch;
 
 pub use answer::{Answer, Target, Todo};
 pub use names::Names;
 pub use sample::{DecisionView, Explanation, SampleError, SampleRequest, VisitorView};
+pub use settings::{Postback, Settings};
 
 use std::sync::{Arc, Mutex};
 
@@ -30,6 +32,8 @@ pub struct Snapshot {
     pub tests: usize,
     /// The live rules' and the lists' names, for click events.
     pub names: Names,
+    /// What the request path reads from the config this snapshot was built with.
+    pub settings: Arc<Settings>,
 }
 
 impl Snapshot {
@@ -58,6 +62,7 @@ impl Snapshot {
         let snapshot = Snapshot {
             generation,
             names: Names::new(&rules, &intel),
+            settings: Arc::new(Settings::new(config, &intel)),
             rules,
             intel,
             shadow,
@@ -125,9 +130,20 @@ impl Snapshot {
 /// The snapshot serving traffic. Requests pin one with `current()` and keep it to the end.
 pub struct Live {
     current: ArcSwap<Snapshot>,
-    config: Arc<Config>,
+    /// The config the serving snapshot was built from.
+    config: ArcSwap<Config>,
     /// One reload at a time: SIGHUP and the watcher may ask together.
     reloading: Mutex<()>,
+}
+
+/// What a reload of `flowgate.yaml` changed beside the snapshot.
+pub struct ConfigChange {
+    /// Changed settings that wait for a restart or an upgrade (`Config::cold_changes`).
+    pub cold: Vec<&'static str>,
+    /// The event sink or privacy settings changed: the event worker must restart.
+    pub events: bool,
+    /// The config now serving.
+    pub config: Arc<Config>,
 }
 
 impl Live {
@@ -135,7 +151,7 @@ impl Live {
         let snapshot = Snapshot::build(&config, 1)?;
         Ok(Live {
             current: ArcSwap::from_pointee(snapshot),
-            config,
+            config: ArcSwap::new(config),
             reloading: Mutex::new(()),
         })
     }
@@ -144,16 +160,23 @@ impl Live {
         self.current.load_full()
     }
 
+    /// The serving snapshot's settings, for a connection to keep.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.current.load().settings.clone()
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
     /// The files and folders snapshots are built from, for the watcher.
     pub fn sources(&self) -> watch::Sources {
-        let files = self
-            .config
-            .intel
-            .sources()
+        let config = self.config.load();
+        let files = (config.intel.sources())
             .map(|(_, s)| s.file.clone())
             .collect();
-        let folders = std::iter::once(&self.config.rules)
-            .chain(self.config.shadow_rules.as_ref())
+        let folders = std::iter::once(&config.rules)
+            .chain(config.shadow_rules.as_ref())
             .cloned()
             .collect();
         watch::Sources { folders, files }
@@ -164,9 +187,35 @@ impl Live {
     pub fn reload(&self) -> Result<Report, Problems> {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
         let generation = self.current.load().generation + 1;
-        let snapshot = Snapshot::build(&self.config, generation)?;
+        let snapshot = Snapshot::build(&self.config.load(), generation)?;
         let report = snapshot.report();
         self.current.store(Arc::new(snapshot));
         Ok(report)
+    }
+
+    /// Reads `flowgate.yaml` again, then rebuilds as `reload` does with it. Settings that
+    /// need new sockets or another process keep their running values and are named in the
+    /// change; a config with any problem changes nothing.
+    pub fn reload_config(&self) -> Result<(Report, ConfigChange), Problems> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        let running = self.config.load_full();
+        let mut config = Config::load(&running.path)?;
+        let cold = config.cold_changes(&running);
+        config.keep_cold(&running);
+        let events = config.events_changed(&running);
+        let config = Arc::new(config);
+        let generation = self.current.load().generation + 1;
+        let snapshot = Snapshot::build(&config, generation)?;
+        let report = snapshot.report();
+        self.config.store(config.clone());
+        self.current.store(Arc::new(snapshot));
+        Ok((
+            report,
+            ConfigChange {
+                cold,
+                events,
+                config,
+            },
+        ))
     }
 }

@@ -18,9 +18,13 @@ const DEBOUNCE: Duration = Duration::from_millis(100);
 const POLL: Duration = Duration::from_secs(1);
 
 /// Starts the watcher thread; it runs for the life of the process and calls `changed` once
-/// per settled change of `sources`. The folders are watched and the files fingerprinted
-/// before this returns, so no change made after it is missed.
-pub fn spawn(sources: Sources, changed: impl FnMut() + Send + 'static) -> std::io::Result<()> {
+/// per settled change of what `sources` names. The folders are watched and the files
+/// fingerprinted before this returns, so no change made after it is missed. `sources` is
+/// asked again every cycle: a reloaded config may name other files.
+pub fn spawn(
+    sources: impl Fn() -> Sources + Send + 'static,
+    changed: impl FnMut() + Send + 'static,
+) -> std::io::Result<()> {
     let (tx, rx) = mpsc::channel();
     let mut watcher =
         match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -37,20 +41,33 @@ pub fn spawn(sources: Sources, changed: impl FnMut() + Send + 'static) -> std::i
                 None
             }
         };
-    let armed = arm(watcher.as_mut(), &sources, &[]);
-    let last = fingerprint(&sources);
+    let watched = sources();
+    let armed = arm(watcher.as_mut(), &watched, &[]);
+    let last = fingerprint(&watched);
+    let state = State {
+        watched,
+        armed,
+        last,
+    };
     std::thread::Builder::new()
         .name("flowgate-watch".into())
-        .spawn(move || run(watcher, &rx, &sources, armed, last, changed))
+        .spawn(move || run(watcher, &rx, state, sources, changed))
         .map(|_| ())
+}
+
+/// What the watcher thread knows: the sources it watches, the paths armed for them, and
+/// the fingerprint the serving snapshot was built from.
+struct State {
+    watched: Sources,
+    armed: Vec<PathBuf>,
+    last: u64,
 }
 
 fn run(
     mut watcher: Option<notify::RecommendedWatcher>,
     rx: &mpsc::Receiver<()>,
-    sources: &Sources,
-    mut armed: Vec<PathBuf>,
-    mut last: u64,
+    mut st: State,
+    current: impl Fn() -> Sources,
     mut changed: impl FnMut(),
 ) {
     loop {
@@ -63,6 +80,15 @@ fn run(
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         }
+        let sources = current();
+        if sources != st.watched {
+            // A config reload named other files and has built its snapshot from them.
+            st.armed = arm(watcher.as_mut(), &sources, &st.armed);
+            st.last = fingerprint(&sources);
+            st.watched = sources;
+            continue;
+        }
+        let sources = &st.watched;
         // Files written in place pass through half-written states: build only from files
         // that stayed the same for a whole debounce period.
         let mut now = fingerprint(sources);
@@ -74,17 +100,17 @@ fn run(
             }
             now = again;
         }
-        if now == last {
+        if now == st.last {
             continue;
         }
-        last = now;
-        armed = arm(watcher.as_mut(), sources, &armed);
+        st.last = now;
+        st.armed = arm(watcher.as_mut(), sources, &st.armed);
         changed();
     }
 }
 
 /// What a snapshot is built from: folders read whole, and single data files.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Sources {
     pub folders: Vec<PathBuf>,
     pub files: Vec<PathBuf>,
