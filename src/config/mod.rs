@@ -4,6 +4,7 @@
 mod duration;
 mod events;
 mod limits;
+mod log;
 mod postback;
 mod privacy;
 mod secret;
@@ -21,6 +22,7 @@ pub use crate::identity::{BotsConfig, DataSource, IntelConfig};
 pub use duration::{ByteSize, Timeout, UnitError};
 pub use events::{BatchConfig, EventsConfig, FileSinkConfig, HttpSinkConfig, Rotate, SinkKind};
 pub use limits::{CertPair, Limits, Listen, TlsListener};
+pub use log::{LogConfig, LogFormat};
 pub use postback::PostbackConfig;
 pub use privacy::{IpPrivacy, PrivacyConfig};
 pub use secret::{SecretError, SecretSource};
@@ -76,6 +78,9 @@ pub struct Config {
     pub upgrade_sock: Option<PathBuf>,
     #[serde(default)]
     pub pid_file: Option<PathBuf>,
+    /// `format: text | json` for flowgate's own log lines.
+    #[serde(default)]
+    pub log: LogConfig,
 }
 
 fn default_listen() -> Vec<Listen> {
