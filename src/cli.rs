@@ -104,12 +104,15 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The config, with its `log.format` applied to every line from here on.
 fn load_config(path: &Path) -> Result<Config, ExitCode> {
-    Config::load(path).map_err(|problems| {
+    let config = Config::load(path).map_err(|problems| {
         eprintln!("{problems}");
         eprintln!("{}: {} problem(s)", path.display(), problems.len());
         ExitCode::FAILURE
-    })
+    })?;
+    crate::logging::set_format(config.log.format);
+    Ok(config)
 }
 
 fn check(path: &Path) -> ExitCode {

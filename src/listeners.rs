@@ -183,13 +183,14 @@ impl Opened {
         plain.chain(tls).collect()
     }
 
-    /// `a, b (tls), admin on c` for the start-up line.
+    /// `a, b (tls), admin on c` (or `admin off`) for the start-up line.
     pub fn summary(&self) -> String {
         let served: Vec<String> = (self.plain.iter().map(|s| s.addr.to_string()))
             .chain(self.tls.iter().map(|s| format!("{} (tls)", s.addr)))
             .collect();
-        let admin = (self.admin.as_ref()).map_or("off".to_string(), |a| a.addr.to_string());
-        format!("{}, admin on {admin}", served.join(", "))
+        let admin = (self.admin.as_ref())
+            .map_or("admin off".to_string(), |a| format!("admin on {}", a.addr));
+        format!("{}, {admin}", served.join(", "))
     }
 
     /// Each TLS listener's certificates, loaded, and its handshake.

@@ -81,6 +81,7 @@ pub fn reload_config(p: &Process) -> Result<Report, Problems> {
     p.metrics.reloads.with_label_values(&["ok"]).inc();
     p.metrics.reload_ended("ok");
     p.admission.set_limits(&change.config.limits);
+    crate::logging::set_format(change.config.log.format);
     let events = apply_events(p, &change);
     let cold = match change.cold.as_slice() {
         [] => String::new(),

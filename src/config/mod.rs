@@ -5,6 +5,7 @@
 mod duration;
 mod events;
 mod limits;
+mod log;
 mod postback;
 mod privacy;
 mod proxies;
@@ -23,6 +24,7 @@ pub use crate::identity::{BotsConfig, DataSource, IntelConfig};
 pub use duration::{ByteSize, Timeout, UnitError};
 pub use events::{BatchConfig, EventsConfig, FileSinkConfig, HttpSinkConfig, Rotate, SinkKind};
 pub use limits::{CertPair, Limits, Listen, TlsListener};
+pub use log::{LogConfig, LogFormat};
 pub use postback::PostbackConfig;
 pub use privacy::{IpPrivacy, PrivacyConfig};
 pub use proxies::TrustedProxy;
@@ -79,6 +81,9 @@ pub struct Config {
     pub upgrade_sock: Option<PathBuf>,
     #[serde(default)]
     pub pid_file: Option<PathBuf>,
+    /// `format: text | json` for flowgate's own log lines.
+    #[serde(default)]
+    pub log: LogConfig,
 }
 
 fn default_listen() -> Vec<Listen> {

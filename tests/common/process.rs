@@ -64,9 +64,20 @@ impl Reports {
     }
 }
 
-/// `listening on 127.0.0.1:41234 (listen[0])` → (`listen[0]`, the address).
+/// `listening on 127.0.0.1:41234 (listen[0])` → (`listen[0]`, the address); from a text
+/// line or from a JSON one (`log: { format: json }`).
 fn listening(line: &str) -> Option<(String, SocketAddr)> {
-    let (_, rest) = line.split_once("flowgate::listeners] listening on ")?;
+    let rest = match serde_json::from_str::<serde_json::Value>(line) {
+        Ok(v) if v["target"] == "flowgate::listeners" => v["msg"]
+            .as_str()?
+            .strip_prefix("listening on ")?
+            .to_string(),
+        Ok(_) => return None,
+        Err(_) => line
+            .split_once("flowgate::listeners] listening on ")?
+            .1
+            .to_string(),
+    };
     let (addr, name) = rest.split_once(" (")?;
     Some((name.strip_suffix(')')?.to_string(), addr.parse().ok()?))
 }
@@ -125,6 +136,11 @@ impl Process {
         }
     }
 
+    /// Every line on stderr so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.reports.lines.lock().unwrap().clone()
+    }
+
     pub fn admin(&self) -> SocketAddr {
         self.addr_of("admin")
     }
@@ -152,7 +168,8 @@ impl Drop for Process {
     }
 }
 
-fn command(config: &Path, upgrade: bool) -> Command {
+/// `flowgate run [--upgrade] -c CONFIG`, not yet started.
+pub fn command(config: &Path, upgrade: bool) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_flowgate"));
     cmd.arg("run");
     if upgrade {
