@@ -11,7 +11,7 @@
 SELECT hour, campaign, flow, route, country,
        sum(clicks) AS clicks,
        uniqMerge(visitors) AS uniques,
-       round(sum(bots) / sum(clicks), 4) AS bot_share
+       round(sum(bots) / clicks, 4) AS bot_share
 FROM flowgate.clicks_hourly
 WHERE hour >= toStartOfHour(now() - INTERVAL 24 HOUR)
 GROUP BY hour, campaign, flow, route, country
