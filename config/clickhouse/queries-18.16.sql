@@ -25,13 +25,13 @@ FROM
     SELECT ifNull(campaign, '') AS campaign, ifNull(flow, '') AS flow, click_id
     FROM flowgate.clicks FINAL
     WHERE type = 'click' AND ts >= now() - INTERVAL 7 DAY
-)
+) AS c
 ANY LEFT JOIN
 (
     SELECT click_id, toUInt8(1) AS converted, ifNull(conversion_status, '') AS status,
            ifNull(payout, 0) AS payout, toUInt8(status IN ('approved', '')) AS approved
     FROM flowgate.clicks FINAL
     WHERE type = 'conversion'
-) USING click_id
+) AS v USING click_id
 GROUP BY campaign, flow
 ORDER BY campaign, flow;

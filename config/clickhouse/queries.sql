@@ -19,23 +19,34 @@ ORDER BY hour, campaign, flow, route, country;
 
 -- name: conversions
 -- Clicks, conversions, conversion rate, revenue and pending conversions by campaign, flow and
--- source, for the clicks of the last 7 days. Conversions carry no campaign or flow: they are
--- joined to their click on click_id, their latest status picked by version.
-SELECT c.campaign AS campaign, c.flow AS flow, c.source AS source,
-       count() AS clicks,
-       countIf(v.converted AND v.status IN ('approved', '')) AS conversions,
-       round(conversions / clicks, 4) AS conversion_rate,
-       sumIf(v.payout, v.converted AND v.status IN ('approved', '')) AS revenue,
-       countIf(v.converted AND v.status = 'pending') AS pending
-FROM flowgate.clicks AS c FINAL
+-- source, for the clicks of the last 7 days. Clicks are counted in the rollup; conversions
+-- carry no campaign or flow, so they are joined to their click on click_id, their latest
+-- status picked by version.
+SELECT campaign, flow, source, clicks, conversions,
+       round(conversions / clicks, 4) AS conversion_rate, revenue, pending
+FROM
+(
+    SELECT campaign, flow, source, sum(clicks) AS clicks
+    FROM flowgate.clicks_hourly
+    WHERE hour >= toStartOfHour(now() - INTERVAL 7 DAY)
+    GROUP BY campaign, flow, source
+) AS a
 LEFT JOIN
 (
-    SELECT click_id, 1 AS converted,
-           argMax(conversion_status, version) AS status,
-           argMax(payout, version) AS payout
-    FROM flowgate.conversions
-    GROUP BY click_id
-) AS v ON v.click_id = c.click_id
-WHERE c.ts >= now() - INTERVAL 7 DAY
-GROUP BY campaign, flow, source
+    SELECT c.campaign AS campaign, c.flow AS flow, c.source AS source,
+           countIf(v.status IN ('approved', '')) AS conversions,
+           sumIf(v.payout, v.status IN ('approved', '')) AS revenue,
+           countIf(v.status = 'pending') AS pending
+    FROM flowgate.clicks AS c
+    INNER JOIN
+    (
+        SELECT click_id,
+               argMax(conversion_status, version) AS status,
+               argMax(payout, version) AS payout
+        FROM flowgate.conversions
+        GROUP BY click_id
+    ) AS v ON v.click_id = c.click_id
+    WHERE c.ts >= toStartOfHour(now() - INTERVAL 7 DAY)
+    GROUP BY campaign, flow, source
+) AS b USING (campaign, flow, source)
 ORDER BY campaign, flow, source;
