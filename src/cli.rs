@@ -65,6 +65,13 @@ pub enum EventsCommand {
         #[arg(long)]
         click_id: Option<String>,
     },
+    /// Print the ClickHouse schema (config/clickhouse/) with the configured database, table
+    /// and click retention (`events.file.retain`) filled in.
+    Schema {
+        /// The schema for ClickHouse 18.16 (Debian's), which has no TTL.
+        #[arg(long)]
+        fallback: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -100,6 +107,7 @@ pub fn main() -> ExitCode {
         Command::Events(EventsCommand::Forget { ip, click_id }) => {
             forget(&cli.config, ip, click_id)
         }
+        Command::Events(EventsCommand::Schema { fallback }) => schema(&cli.config, fallback),
         Command::Intel(IntelCommand::Update) => intel_update(&cli.config),
     }
 }
@@ -166,16 +174,80 @@ fn forget(path: &Path, ip: Option<std::net::IpAddr>, click_id: Option<String>) -
         dirs.push(http.spool_dir.as_path());
     }
     let dirs: Vec<&Path> = dirs.into_iter().filter(|d| d.is_dir()).collect();
-    match crate::events::forget(&dirs, &matches) {
+    // Files first: they are erased even when ClickHouse does not answer, and a second run
+    // (forget is idempotent) finishes the job there.
+    let mut ok = match crate::events::forget(&dirs, &matches) {
         Ok(n) => {
             println!("removed {n} events");
-            ExitCode::SUCCESS
+            true
         }
         Err(e) => {
             eprintln!("forget: {e}");
-            ExitCode::FAILURE
+            false
+        }
+    };
+    let clickhouse = config
+        .events
+        .http
+        .as_ref()
+        .and_then(|h| Some((h, h.clickhouse.as_ref()?)));
+    if let Some((http, ch)) = clickhouse {
+        use crate::events::clickhouse::{erase, Server, Whom};
+        let server = Server::new(http, ch);
+        let whom = match &click_id {
+            Some(id) => Whom::ClickId(id),
+            None => Whom::Ips(&ips),
+        };
+        match erase(&server, &whom) {
+            Ok(tables) => {
+                for t in tables {
+                    let how = t.how.map(|h| format!(" ({h})")).unwrap_or_default();
+                    println!(
+                        "removed {} rows from {} {}{how}",
+                        t.rows,
+                        server.name(),
+                        t.table
+                    );
+                }
+            }
+            Err(e) => {
+                eprintln!("forget: {e}; the visitor's rows there are not erased: run forget again once it answers");
+                ok = false;
+            }
         }
     }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn schema(path: &Path, fallback: bool) -> ExitCode {
+    use crate::events::clickhouse::{schema, Schema};
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let which = if fallback {
+        Schema::Fallback
+    } else {
+        Schema::Current
+    };
+    let ch = config
+        .events
+        .http
+        .as_ref()
+        .and_then(|h| h.clickhouse.as_ref());
+    let (database, table) = match ch {
+        Some(ch) => (ch.database.value.as_str(), ch.table.value.as_str()),
+        None => ("flowgate", which.shipped_table()),
+    };
+    print!(
+        "{}",
+        schema(which, database, table, config.events.file.retain.0)
+    );
+    ExitCode::SUCCESS
 }
 
 fn intel_update(path: &Path) -> ExitCode {

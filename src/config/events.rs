@@ -122,9 +122,24 @@ pub struct HttpSinkConfig {
     pub spool_dir: PathBuf,
     #[serde(default = "default_spool_max")]
     pub spool_max_bytes: ByteSize,
+    /// The collector is ClickHouse: flowgate writes the INSERT itself, sends typed rows, and
+    /// `events forget` erases there too.
+    #[serde(default)]
+    pub clickhouse: Option<At<ClickHouseConfig>>,
     /// `headers` with their values read once by `validate`: what every batch is sent with.
     #[serde(skip)]
     resolved_headers: Vec<(String, String)>,
+}
+
+/// `events.http.clickhouse`: where in ClickHouse the events go.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClickHouseConfig {
+    #[serde(default = "default_clickhouse_database")]
+    pub database: At<String>,
+    /// The table rows are inserted into (`events` in `config/clickhouse/flowgate.sql`).
+    #[serde(default = "default_clickhouse_table")]
+    pub table: At<String>,
 }
 
 impl HttpSinkConfig {
@@ -146,6 +161,9 @@ impl EventsConfig {
                 if !(http.url.starts_with("http://") || http.url.starts_with("https://")) {
                     let msg = format!("{:?} must be an http:// or https:// URL", http.url.value);
                     problems.push(file, http.url.span, "events.http.url", msg);
+                }
+                if let Some(ch) = &http.clickhouse {
+                    ch.validate(&http.url, file, problems);
                 }
                 let http = &mut http.value;
                 for (name, source) in &http.headers {
@@ -175,6 +193,41 @@ impl EventsConfig {
     }
 }
 
+impl ClickHouseConfig {
+    fn validate(&self, url: &At<String>, file: &Path, problems: &mut Problems) {
+        if url.contains("query=") {
+            let msg = "with events.http.clickhouse the url is the server's (http://host:8123/): \
+                       flowgate writes the INSERT itself";
+            problems.push(file, url.span, "events.http.url", msg);
+        }
+        for (field, name) in [("database", &self.database), ("table", &self.table)] {
+            if !is_identifier(name) {
+                let msg = format!(
+                    "{:?} is not a ClickHouse name (letters, digits, _)",
+                    name.value
+                );
+                let field = format!("events.http.clickhouse.{field}");
+                problems.push(file, name.span, field, msg);
+            }
+        }
+    }
+}
+
+/// A name that needs no quoting in SQL, so none can smuggle SQL into the statements built.
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn default_clickhouse_database() -> At<String> {
+    At::new("flowgate".to_string())
+}
+fn default_clickhouse_table() -> At<String> {
+    At::new("events".to_string())
+}
 fn default_queue() -> usize {
     65_536
 }

@@ -22,7 +22,9 @@ use crate::yaml::At;
 
 pub use crate::identity::{BotsConfig, DataSource, IntelConfig};
 pub use duration::{ByteSize, Timeout, UnitError};
-pub use events::{BatchConfig, EventsConfig, FileSinkConfig, HttpSinkConfig, Rotate, SinkKind};
+pub use events::{
+    BatchConfig, ClickHouseConfig, EventsConfig, FileSinkConfig, HttpSinkConfig, Rotate, SinkKind,
+};
 pub use limits::{CertPair, Limits, Listen, TlsListener};
 pub use log::{LogConfig, LogFormat};
 pub use postback::PostbackConfig;

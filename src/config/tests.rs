@@ -85,3 +85,30 @@ fn bot_patterns_are_compiled_once_at_load_and_every_bad_one_is_named() {
         "{problems}"
     );
 }
+
+#[test]
+fn a_clickhouse_block_refuses_an_insert_url_and_names_that_are_not_names() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    let path = dir.path().join("flowgate.yaml");
+    let yaml = "rules: rules\nevents:\n  sink: http\n  http:\n    url: \"http://127.0.0.1:8123/?query=INSERT INTO t FORMAT JSONEachRow\"\n    clickhouse: { database: \"a-b\", table: \"t; DROP\" }\n";
+    std::fs::write(&path, yaml).unwrap();
+    let problems = Config::load(&path).unwrap_err().to_string();
+    let file = path.display();
+    assert!(
+        problems.contains(&format!(
+            "{file}:5:10: events.http.url: with events.http.clickhouse the url is the server's"
+        )),
+        "{problems}"
+    );
+    assert!(
+        problems.contains(&format!(
+            "{file}:6:29: events.http.clickhouse.database: \"a-b\" is not a ClickHouse name"
+        )),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("events.http.clickhouse.table: \"t; DROP\""),
+        "{problems}"
+    );
+}

@@ -7,8 +7,9 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::clickhouse::{insert_url, RowEncoder};
 use super::spool::Spool;
-use super::{Batch, Sink};
+use super::{Batch, Event, Sink};
 use crate::config::HttpSinkConfig;
 use crate::metrics::Metrics;
 use crate::url::encode_url;
@@ -24,6 +25,8 @@ pub struct HttpSink {
     gzip: bool,
     headers: Vec<(String, String)>,
     retries: u32,
+    /// Set when the collector is ClickHouse: rows typed for its schema.
+    rows: Option<RowEncoder>,
     spool: Spool,
     metrics: Arc<Metrics>,
     /// While set, new batches go straight to the spool and replay waits until then.
@@ -51,9 +54,15 @@ impl HttpSink {
         let spool = Spool::open(&cfg.spool_dir, cfg.spool_max_bytes.0, metrics.clone())?;
         let mut seed = [0u8; 8];
         let _ = getrandom::getrandom(&mut seed);
+        let url = encode_url(&cfg.url);
+        let url = match &cfg.clickhouse {
+            Some(ch) => insert_url(&url, ch),
+            None => url,
+        };
         let mut sink = HttpSink {
             agent,
-            url: encode_url(&cfg.url),
+            url,
+            rows: cfg.clickhouse.as_ref().map(|_| RowEncoder::default()),
             gzip: cfg.gzip,
             headers,
             retries: cfg.retries,
@@ -199,6 +208,13 @@ impl HttpSink {
 }
 
 impl Sink for HttpSink {
+    fn encode(&mut self, event: &Event, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        match &mut self.rows {
+            Some(rows) => rows.encode(event, out),
+            None => serde_json::to_writer(out, event),
+        }
+    }
+
     fn deliver(&mut self, batch: &Batch) {
         // Order matters: while anything is spooled, new batches queue up behind it.
         if self.down_until.is_some() {

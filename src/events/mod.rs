@@ -2,6 +2,7 @@
 //! ever waiting, batched by a worker thread (count, bytes, age) and delivered by a sink.
 
 mod click_id;
+pub mod clickhouse;
 mod file;
 mod http;
 mod pseudonym;
@@ -104,6 +105,11 @@ enum Message {
 
 /// Where batches go. Each call gets whole NDJSON lines.
 pub trait Sink: Send {
+    /// One event as a line of the collector's format (without the newline): the event's own
+    /// JSON unless the collector wants rows of its own shape.
+    fn encode(&mut self, event: &Event, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        serde_json::to_writer(out, event)
+    }
     /// Takes a batch; a sink that cannot deliver now keeps it (spool) rather than lose it.
     fn deliver(&mut self, batch: &Batch);
     /// Periodic work: retention, spool replay. `now` is passed for testability.
@@ -135,8 +141,16 @@ impl Batch {
     }
 
     pub fn push(&mut self, event: &Event) -> serde_json::Result<()> {
+        self.push_encoded(|out| serde_json::to_writer(out, event))
+    }
+
+    /// Appends the line `encode` writes; a failed one leaves no trace.
+    pub fn push_encoded(
+        &mut self,
+        encode: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()>,
+    ) -> serde_json::Result<()> {
         let before = self.lines.len();
-        if let Err(e) = serde_json::to_writer(&mut self.lines, event) {
+        if let Err(e) = encode(&mut self.lines) {
             self.lines.truncate(before);
             return Err(e);
         }
@@ -252,7 +266,8 @@ fn run(
         let closing = match rx.try_recv() {
             Ok(Message::Record(record)) => {
                 metrics.event_queue_depth.dec();
-                if batch.push(&record.into_event(&policy)).is_err() {
+                let event = record.into_event(&policy);
+                if batch.push_encoded(|out| sink.encode(&event, out)).is_err() {
                     metrics.events.with_label_values(&["failed"]).inc();
                 }
                 false

@@ -4,6 +4,8 @@
 // Each test binary uses a part of the harness.
 #![allow(dead_code, unused_imports)]
 
+pub mod analytics;
+pub mod clickhouse;
 mod client;
 mod process;
 mod upstream;

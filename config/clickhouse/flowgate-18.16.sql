@@ -1,18 +1,16 @@
--- flowgate click and conversion events in ClickHouse.
--- Runs on Debian's clickhouse-server (18.16) and on current releases.
+-- flowgate click and conversion events in ClickHouse 18.16 (Debian's clickhouse-server): the
+-- fallback. Current servers take flowgate.sql (typed, ordered for analysts, TTL, rollup).
 --
--- The HTTP sink inserts with
---   events:
---     sink: http
---     http:
---       url: "http://127.0.0.1:8123/?query=INSERT INTO flowgate.clicks FORMAT JSONEachRow&date_time_input_format=best_effort&input_format_skip_unknown_fields=1"
+--   flowgate events schema --fallback -c /etc/flowgate/flowgate.yaml | clickhouse-client --multiquery
+--   events: { sink: http, http: { url: "http://127.0.0.1:8123/", clickhouse: { database: flowgate, table: clicks } } }
 --
 -- Delivery is at least once. ReplacingMergeTree ordered by (click_id, type) keeps one click
 -- and one conversion per click_id: duplicates of either collapse when parts merge, and
 -- queries that must not see duplicates before that read with FINAL:
 --   SELECT count() FROM flowgate.clicks FINAL WHERE type = 'click'
 -- A later conversion for the same click (pending -> approved) replaces the earlier one.
--- The `query` object of events (kept utm_*/gclid/... parameters) is not stored here.
+-- Not here: the kept query parameters (no Map type), a TTL (18.16 has none: drop old months
+-- with ALTER TABLE flowgate.clicks DROP PARTITION 202401), and time or campaign pruning.
 
 CREATE DATABASE IF NOT EXISTS flowgate;
 

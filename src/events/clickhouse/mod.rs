@@ -1,0 +1,227 @@
+//! The HTTP sink when its collector is ClickHouse (`events.http.clickhouse`): the INSERT
+//! flowgate writes itself, the typed rows it sends, the schema it prints, and erasure there.
+//!
+//! One row shape fits both schemas in `config/clickhouse/`: no nulls (empty strings and zeros
+//! instead, which `LowCardinality` columns want), `ts` as RFC 3339 with milliseconds (read by
+//! `date_time_input_format=best_effort` into `DateTime64(3)`, and into 18.16's `DateTime`),
+//! and a `version` so the latest conversion status wins. 18.16 skips what it has no column for.
+
+mod erase;
+mod schema;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{ClickEvent, ConversionEvent, Event};
+use crate::config::ClickHouseConfig;
+pub use erase::{erase, Erased, Server, Whom};
+pub use schema::{schema, Schema};
+
+/// Settings sent with every insert: both schemas read the same rows.
+const INSERT_SETTINGS: &str =
+    "date_time_input_format=best_effort&input_format_skip_unknown_fields=1";
+
+/// The insert URL for a server's base URL (`http://host:8123/`, query parameters kept).
+pub fn insert_url(base: &str, ch: &ClickHouseConfig) -> String {
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!(
+        "{base}{sep}query=INSERT%20INTO%20{}.{}%20FORMAT%20JSONEachRow&{INSERT_SETTINGS}",
+        ch.database.value, ch.table.value
+    )
+}
+
+/// Turns events into the rows the schema takes. Keeps the ordering state of `version`.
+#[derive(Debug, Default)]
+pub struct RowEncoder {
+    last_ms: u64,
+    seq: u64,
+}
+
+#[derive(Serialize)]
+struct ClickRow<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    ts: &'a str,
+    version: u64,
+    click_id: &'a str,
+    campaign: &'a str,
+    flow: &'a str,
+    route: &'a str,
+    action: &'a str,
+    status: u16,
+    ip: &'a str,
+    country: &'a str,
+    asn: u32,
+    as_org: &'a str,
+    ip_lists: &'a [String],
+    anonymous: &'a [String],
+    bot: bool,
+    device: &'a str,
+    ua: &'a str,
+    referer: &'a str,
+    host: &'a str,
+    path: &'a str,
+    query: &'a BTreeMap<String, String>,
+    lang: &'a str,
+    upstream: &'a str,
+    duration_ms: f64,
+    rate_limited: bool,
+}
+
+#[derive(Serialize)]
+struct ConversionRow<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    ts: &'a str,
+    version: u64,
+    click_id: &'a str,
+    payout: f64,
+    currency: &'a str,
+    conversion_status: &'a str,
+}
+
+impl RowEncoder {
+    /// One JSONEachRow line, without its newline.
+    pub fn encode(&mut self, event: &Event, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        match event {
+            Event::Click(c) => {
+                let row = self.click(c);
+                serde_json::to_writer(out, &row)
+            }
+            Event::Conversion(c) => {
+                let row = self.conversion(c);
+                serde_json::to_writer(out, &row)
+            }
+        }
+    }
+
+    /// Event time in ms x 1000, plus the event's place among those of the same ms here, so
+    /// two postbacks in one millisecond still replace each other in the order they came.
+    fn version(&mut self, ts: &str) -> u64 {
+        let ms = crate::time::parse_rfc3339(ts).unwrap_or_else(crate::time::now_ms);
+        if ms == self.last_ms {
+            self.seq = (self.seq + 1).min(999);
+        } else {
+            (self.last_ms, self.seq) = (ms, 0);
+        }
+        ms * 1000 + self.seq
+    }
+
+    fn click<'a>(&mut self, c: &'a ClickEvent) -> ClickRow<'a> {
+        let s = |v: &'a Option<String>| v.as_deref().unwrap_or("");
+        ClickRow {
+            kind: "click",
+            ts: &c.ts,
+            version: self.version(&c.ts),
+            click_id: &c.click_id,
+            campaign: s(&c.campaign),
+            flow: s(&c.flow),
+            route: &c.route,
+            action: &c.action,
+            status: c.status,
+            ip: s(&c.ip),
+            country: s(&c.country),
+            asn: c.asn.unwrap_or(0),
+            as_org: s(&c.as_org),
+            ip_lists: &c.ip_lists,
+            anonymous: &c.anonymous,
+            bot: c.bot,
+            device: &c.device,
+            ua: s(&c.ua),
+            referer: s(&c.referer),
+            host: &c.host,
+            path: &c.path,
+            query: &c.query,
+            lang: s(&c.lang),
+            upstream: s(&c.upstream),
+            duration_ms: c.duration_ms,
+            rate_limited: c.rate_limited,
+        }
+    }
+
+    fn conversion<'a>(&mut self, c: &'a ConversionEvent) -> ConversionRow<'a> {
+        ConversionRow {
+            kind: "conversion",
+            ts: &c.ts,
+            version: self.version(&c.ts),
+            click_id: &c.click_id,
+            payout: c.payout.unwrap_or(0.0),
+            currency: c.currency.as_deref().unwrap_or(""),
+            conversion_status: c.conversion_status.as_deref().unwrap_or(""),
+        }
+    }
+}
+
+/// A string literal for ClickHouse SQL.
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// `db`.`table`, quoted: table names come back from the server as they are.
+fn qualified(db: &str, table: &str) -> String {
+    let q = |s: &str| format!("`{}`", s.replace('\\', "\\\\").replace('`', "\\`"));
+    format!("{}.{}", q(db), q(table))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::yaml::At;
+
+    fn conversion(ts: &str, status: &str) -> Event {
+        Event::Conversion(ConversionEvent {
+            ts: ts.into(),
+            click_id: "c1".into(),
+            payout: Some(12.5),
+            currency: None,
+            conversion_status: Some(status.into()),
+        })
+    }
+
+    #[test]
+    fn rows_have_no_nulls_and_a_version_that_orders_events_of_one_millisecond() {
+        let mut enc = RowEncoder::default();
+        let mut lines = Vec::new();
+        for status in ["pending", "approved"] {
+            let mut out = Vec::new();
+            let event = conversion("2026-05-01T12:00:00.123Z", status);
+            enc.encode(&event, &mut out).unwrap();
+            lines.push(serde_json::from_slice::<serde_json::Value>(&out).unwrap());
+        }
+        assert_eq!(lines[0]["version"], 1_777_636_800_123_000u64);
+        assert_eq!(lines[1]["version"], 1_777_636_800_123_001u64);
+        assert_eq!(lines[1]["currency"], "");
+        assert_eq!(lines[1]["type"], "conversion");
+        assert!(!lines.iter().any(|l| l.to_string().contains("null")));
+    }
+
+    #[test]
+    fn the_insert_names_the_configured_table_and_keeps_the_url_parameters() {
+        let ch = ClickHouseConfig {
+            database: At::new("analytics".into()),
+            table: At::new("fg_events".into()),
+        };
+        let url = insert_url("http://127.0.0.1:8123/?database=x", &ch);
+        assert!(
+            url.starts_with("http://127.0.0.1:8123/?database=x&query=INSERT%20INTO%20analytics.fg_events%20FORMAT%20JSONEachRow&"),
+            "{url}"
+        );
+    }
+
+    #[test]
+    fn quoted_values_cannot_end_their_literal() {
+        assert_eq!(quote(r"a'b\"), r"'a\'b\\'");
+        assert_eq!(qualified("db", "t`x"), r"`db`.`t\`x`");
+    }
+}

@@ -1,0 +1,323 @@
+//! The schema for current ClickHouse (config/clickhouse/flowgate.sql) against a current
+//! engine: the one the `chdb` Python package embeds. A real flowgate sends its batches to a
+//! receiver in the test; those exact bodies are inserted with the settings of the exact URL,
+//! into the schema `flowgate events schema` prints, and every documented query is run.
+//! CI installs chdb (.ci/run); elsewhere, without it, the test says so and passes.
+//! Also here: `events forget` when ClickHouse does not answer.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::analytics::{self, num, Converting};
+use common::*;
+
+/// An HTTP collector that keeps each POST's request target and body.
+struct Receiver {
+    addr: SocketAddr,
+    posts: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let r = Receiver {
+            addr: listener.local_addr().unwrap(),
+            posts: Arc::default(),
+        };
+        let posts = r.posts.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let posts = posts.clone();
+                std::thread::spawn(move || {
+                    let mut r = BufReader::new(conn.try_clone().unwrap());
+                    let mut w = conn;
+                    loop {
+                        let mut line = String::new();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let target = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                        let mut len = 0;
+                        loop {
+                            let mut h = String::new();
+                            r.read_line(&mut h).unwrap();
+                            let h = h.trim_end().to_ascii_lowercase();
+                            if h.is_empty() {
+                                break;
+                            }
+                            if let Some(v) = h.strip_prefix("content-length:") {
+                                len = v.trim().parse().unwrap();
+                            }
+                        }
+                        let mut body = vec![0; len];
+                        r.read_exact(&mut body).unwrap();
+                        let body = String::from_utf8(body).unwrap();
+                        posts.lock().unwrap().push((target, body));
+                        if w.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        r
+    }
+
+    /// Every row received so far, as JSON.
+    fn rows(&self) -> Vec<serde_json::Value> {
+        let posts = self.posts.lock().unwrap();
+        posts
+            .iter()
+            .flat_map(|(_, body)| body.lines().map(|l| serde_json::from_str(l).unwrap()))
+            .collect()
+    }
+}
+
+fn flowgate(config: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_flowgate"))
+        .args(args)
+        .arg("-c")
+        .arg(config)
+        .output()
+        .unwrap()
+}
+
+/// Runs a plan on chdb (tests/chdb/run.py); `None` when chdb is not installed here.
+fn chdb(plan: &serde_json::Value) -> Option<serde_json::Value> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/chdb/run.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let input = serde_json::to_vec(plan).unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() == Some(3) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install chdb: {stderr}"
+        );
+        println!("{stderr}skipped (CI runs it)");
+        return None;
+    }
+    assert!(out.status.success(), "chdb: {stderr}");
+    Some(serde_json::from_slice(&out.stdout).unwrap())
+}
+
+/// `/?query=INSERT...&k=v` -> the statement and the settings, as ClickHouse reads them.
+fn insert_of(target: &str) -> (String, serde_json::Map<String, serde_json::Value>) {
+    let query = target.split_once('?').map_or("", |q| q.1);
+    let mut insert = String::new();
+    let mut settings = serde_json::Map::new();
+    for pair in query.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = v.replace("%20", " ");
+        match k {
+            "query" => insert = v,
+            _ => drop(settings.insert(k.to_string(), v.into())),
+        }
+    }
+    (insert, settings)
+}
+
+/// `-- name: x` sections of a queries file: (name, statement).
+fn named_queries(text: &str) -> Vec<(String, String)> {
+    text.split("-- name: ")
+        .skip(1)
+        .map(|part| {
+            let (name, body) = part.split_once('\n').unwrap();
+            let sql: Vec<&str> = body.lines().filter(|l| !l.starts_with("--")).collect();
+            (
+                name.trim().to_string(),
+                sql.join("\n").trim().trim_end_matches(';').to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_current_schema_answers_the_daily_queries_from_the_rows_flowgate_sends() {
+    let receiver = Receiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let events = format!(
+        "events: {{ sink: http, file: {{ retain: 30d }}, http: {{ url: \"http://{}/\", clickhouse: {{}}, spool_dir: spool }}, batch: {{ max_wait: 100ms }} }}\n{}",
+        receiver.addr,
+        analytics::config()
+    );
+    let config = setup_with_events(dir.path(), analytics::RULES, &events);
+    let fg = spawn(&config);
+    let clicks = analytics::visit(fg.addr());
+    wait_for(
+        "the clicks at the receiver",
+        Duration::from_secs(10),
+        || receiver.rows().len() >= clicks,
+    );
+    let converting = Converting::pick(&receiver.rows());
+    let conversions = converting.report(fg.addr());
+    wait_for(
+        "the conversions at the receiver",
+        Duration::from_secs(10),
+        || receiver.rows().len() >= clicks + conversions,
+    );
+    let posts = receiver.posts.lock().unwrap().clone();
+    for (target, _) in &posts {
+        assert_eq!(
+            target,
+            "/?query=INSERT%20INTO%20flowgate.events%20FORMAT%20JSONEachRow&date_time_input_format=best_effort&input_format_skip_unknown_fields=1"
+        );
+    }
+    let rows = receiver.rows();
+    assert!(
+        rows.iter().all(|r| !r.to_string().contains("null")),
+        "typed rows have no nulls: {rows:?}"
+    );
+
+    let ddl = flowgate(&config, &["events", "schema"]);
+    assert!(ddl.status.success(), "{ddl:?}");
+    let ddl = String::from_utf8(ddl.stdout).unwrap();
+    assert_eq!(
+        ddl.matches("INTERVAL 30 DAY").count(),
+        3,
+        "the TTL is events.file.retain"
+    );
+    let queries_sql = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/clickhouse/queries.sql"),
+    )
+    .unwrap();
+    let queries = named_queries(&queries_sql);
+    let mut plan = vec![serde_json::json!({ "script": ddl })];
+    for (target, body) in &posts {
+        let (insert, settings) = insert_of(target);
+        plan.push(serde_json::json!({ "insert": insert, "settings": settings, "data": body }));
+    }
+    for (name, sql) in &queries {
+        plan.push(serde_json::json!({ "name": name, "query": sql }));
+    }
+    let count = |name: &str, sql: &str| serde_json::json!({ "name": name, "query": sql });
+    // At least once: a batch sent again collapses in the clicks table (FINAL).
+    let (insert, settings) = insert_of(&posts[0].0);
+    plan.push(serde_json::json!({ "insert": insert, "settings": settings, "data": posts[0].1 }));
+    plan.push(count(
+        "final",
+        "SELECT count() AS n FROM flowgate.clicks FINAL",
+    ));
+    plan.push(count(
+        "kept",
+        "SELECT query['gclid'] AS gclid, click_id, toString(ts) AS ts FROM flowgate.clicks WHERE gclid != '' LIMIT 1",
+    ));
+    // What `events forget --ip` sends to a current server: lightweight DELETE.
+    let ids = format!("('{}')", converting.gb_a);
+    let gb_a = format!("ip IN ('{}') OR click_id IN {ids}", analytics::GB_A);
+    plan.push(
+        serde_json::json!({ "sql": format!("DELETE FROM `flowgate`.`clicks` WHERE {gb_a}") }),
+    );
+    plan.push(serde_json::json!({ "sql": format!("DELETE FROM `flowgate`.`conversions` WHERE click_id IN {ids}") }));
+    plan.push(count(
+        "after_forget",
+        &format!("SELECT (SELECT count() FROM flowgate.clicks WHERE {gb_a}) + (SELECT count() FROM flowgate.conversions WHERE click_id IN {ids}) AS n, (SELECT count() FROM flowgate.clicks FINAL) AS left"),
+    ));
+    let Some(answer) = chdb(&serde_json::Value::Array(plan)) else {
+        return;
+    };
+    println!("chdb {}", answer["version"]);
+
+    assert_eq!(
+        queries.iter().map(|q| q.0.as_str()).collect::<Vec<_>>(),
+        ["traffic", "conversions"]
+    );
+    analytics::assert_traffic(answer["traffic"].as_array().unwrap());
+    let by_source: Vec<(String, [f64; 5])> = answer["conversions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let key = ["campaign", "flow", "source"].map(|k| r[k].as_str().unwrap().to_string());
+            let n = [
+                "clicks",
+                "conversions",
+                "conversion_rate",
+                "revenue",
+                "pending",
+            ]
+            .map(|k| num(&r[k]));
+            (key.join("/"), n)
+        })
+        .collect();
+    let want: Vec<(String, [f64; 5])> = [
+        ("spring/bots/fb", [1.0, 0.0, 0.0, 0.0, 0.0]),
+        ("spring/rest/fb", [2.0, 0.0, 0.0, 0.0, 0.0]),
+        ("spring/uk/fb", [3.0, 1.0, 0.3333, 10.0, 0.0]),
+        ("spring/uk/gg", [1.0, 1.0, 1.0, 5.5, 0.0]),
+        ("summer/all/", [4.0, 0.0, 0.0, 0.0, 1.0]),
+    ]
+    .map(|(k, n)| (k.to_string(), n))
+    .to_vec();
+    assert_eq!(by_source, want);
+    assert_eq!(
+        num(&answer["final"][0]["n"]),
+        clicks as f64,
+        "duplicates collapse"
+    );
+    let kept = &answer["kept"][0];
+    assert_eq!(kept["gclid"], "g1", "kept query parameters: {answer}");
+    let sent = rows
+        .iter()
+        .find(|r| r["click_id"] == kept["click_id"])
+        .unwrap();
+    let ts = sent["ts"]
+        .as_str()
+        .unwrap()
+        .replace('T', " ")
+        .replace('Z', "");
+    assert_eq!(kept["ts"], ts.as_str(), "milliseconds kept");
+    assert_eq!(num(&answer["after_forget"][0]["n"]), 0.0);
+    assert_eq!(num(&answer["after_forget"][0]["left"]), (clicks - 3) as f64);
+}
+
+#[test]
+fn forget_erases_the_files_then_fails_naming_the_clickhouse_that_does_not_answer() {
+    let dead = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let events = format!(
+        "events: {{ sink: file, file: {{ dir: events }}, http: {{ url: \"http://127.0.0.1:{dead}/\", clickhouse: {{}} }}, batch: {{ max_wait: 100ms }} }}\n"
+    );
+    let config = setup_with_events(dir.path(), &page_rules("ok"), &events);
+    let fg = spawn(&config);
+    for ip in ["198.51.100.7", "198.51.100.7", "198.51.100.8"] {
+        assert_eq!(get(fg.addr(), "/", &[("X-Forwarded-For", ip)]).status, 200);
+    }
+    let events_dir = dir.path().join("events");
+    wait_for("three events written", Duration::from_secs(10), || {
+        event_lines(&events_dir).len() == 3
+    });
+    let out = flowgate(&config, &["events", "forget", "--ip", "198.51.100.7"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!out.status.success(), "{stdout}{stderr}");
+    assert_eq!(stdout.trim(), "removed 2 events");
+    assert!(
+        stderr.contains(&format!(
+            "ClickHouse at http://127.0.0.1:{dead}: unreachable"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("run forget again"), "{stderr}");
+    let left = event_lines(&events_dir);
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["ip"], "198.51.100.8");
+}
