@@ -57,23 +57,6 @@ impl Problems {
         });
     }
 
-    /// A YAML syntax or shape error, located by the parser.
-    pub fn push_yaml(&mut self, file: &Path, err: &serde_saphyr::Error) {
-        let span = err
-            .location()
-            .map(|l| Span {
-                line: l.line() as usize,
-                column: l.column() as usize,
-            })
-            .unwrap_or_default();
-        let mut message = err.without_snippet().to_string();
-        // The parser appends its own "at line X column Y"; we print the location up front.
-        if let Some(i) = message.find(" at line ") {
-            message.truncate(i);
-        }
-        self.push(file, span, "", message);
-    }
-
     pub fn extend(&mut self, other: Problems) {
         self.0.extend(other.0);
     }

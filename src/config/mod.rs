@@ -136,12 +136,8 @@ impl Config {
                 return Err(problems);
             }
         };
-        let mut config: Config = match crate::yaml::parse(&text) {
-            Ok(c) => c,
-            Err(e) => {
-                problems.push_yaml(path, &e);
-                return Err(problems);
-            }
+        let Some(mut config) = crate::yaml::load::<Config>(path, &text, &mut problems) else {
+            return Err(problems);
         };
         config.path = path.to_path_buf();
         config.resolve_paths();

@@ -101,26 +101,33 @@ impl<'de> Deserialize<'de> for DataSource {
             #[serde(default)]
             skip_bad_lines: bool,
         }
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Either {
-            Path(PathBuf),
-            Full(Full),
+        // By hand rather than `untagged`, so a wrong key is named instead of "did not match
+        // any variant".
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = DataSource;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a path or { file, url, anonymous, skip_bad_lines }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<DataSource, E> {
+                Ok(DataSource {
+                    file: PathBuf::from(v),
+                    url: None,
+                    anonymous: None,
+                    skip_bad_lines: false,
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, m: A) -> Result<DataSource, A::Error> {
+                let f = Full::deserialize(serde::de::value::MapAccessDeserializer::new(m))?;
+                Ok(DataSource {
+                    file: f.file,
+                    url: f.url,
+                    anonymous: f.anonymous,
+                    skip_bad_lines: f.skip_bad_lines,
+                })
+            }
         }
-        Ok(match Either::deserialize(d)? {
-            Either::Path(file) => DataSource {
-                file,
-                url: None,
-                anonymous: None,
-                skip_bad_lines: false,
-            },
-            Either::Full(f) => DataSource {
-                file: f.file,
-                url: f.url,
-                anonymous: f.anonymous,
-                skip_bad_lines: f.skip_bad_lines,
-            },
-        })
+        d.deserialize_any(V)
     }
 }
 

@@ -44,12 +44,8 @@ pub fn run(snapshot: &Snapshot, rules_dir: &Path, problems: &mut Problems) -> us
         if text.trim().is_empty() {
             continue;
         }
-        let tests: Vec<At<RuleTest>> = match crate::yaml::parse(&text) {
-            Ok(t) => t,
-            Err(e) => {
-                problems.push_yaml(&file, &e);
-                continue;
-            }
+        let Some(tests) = crate::yaml::load::<Vec<At<RuleTest>>>(&file, &text, problems) else {
+            continue;
         };
         for t in &tests {
             ran += 1;

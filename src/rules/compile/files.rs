@@ -67,13 +67,7 @@ pub(super) fn parse(path: &Path, text: &str, problems: &mut Problems) -> Option<
         );
         return None;
     }
-    match crate::yaml::parse::<RuleFile>(text) {
-        Ok(f) => Some(f),
-        Err(e) => {
-            problems.push_yaml(path, &e);
-            None
-        }
-    }
+    crate::yaml::load::<RuleFile>(path, text, problems)
 }
 
 /// Nothing but white space and comments.
