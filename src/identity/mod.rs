@@ -4,6 +4,7 @@
 pub mod cidr;
 pub mod client_ip;
 pub mod config;
+pub mod countries;
 pub mod geo;
 pub mod ua;
 pub mod update;

@@ -78,3 +78,36 @@ fn a_key_at_the_wrong_indentation_is_pointed_at_with_the_column_that_fixes_it() 
         "rules/main.yaml:8:7: while parsing a block collection, did not find expected '-' indicator; indent line 8 to column 9, like \"if\" on line 7"
     );
 }
+
+#[test]
+fn names_that_are_not_defined_get_the_nearest_defined_one() {
+    let text = r#"upstreams:
+  landing: { peers: ["127.0.0.1:8081"] }
+routes:
+  offer: { proxy: { upstream: landng } }
+  safe: { respond: { body: ok } }
+fallback: saef
+campaigns:
+  - id: c
+    flows:
+      - { name: uk, if: { country: [UK, DEU, Germny, XZ] }, to: ofer }
+      - { name: dc, if: { ip_list: [datacentre] }, to: safe }
+      - { name: vpn, if: { anonymous: [vpm], device: [mobil] }, to: safe }
+"#;
+    let p = problems_of(text);
+    for want in [
+        "rules/main.yaml:4:31: routes.offer.proxy.upstream: unknown upstream \"landng\"; did you mean \"landing\"?",
+        "rules/main.yaml:6:11: fallback: unknown route \"saef\"; did you mean \"safe\"?",
+        "rules/main.yaml:10:25: campaigns[c].flows[uk].if.country: \"UK\" is not an ISO 3166-1 alpha-2 country code; did you mean \"GB\"?",
+        "rules/main.yaml:10:25: campaigns[c].flows[uk].if.country: \"DEU\" is not an ISO 3166-1 alpha-2 country code; did you mean \"DE\"?",
+        "rules/main.yaml:10:25: campaigns[c].flows[uk].if.country: \"Germny\" is not an ISO 3166-1 alpha-2 country code; did you mean \"DE\"?",
+        "rules/main.yaml:10:25: campaigns[c].flows[uk].if.country: \"XZ\" is not an ISO 3166-1 alpha-2 country code",
+        "rules/main.yaml:10:65: campaigns[c].flows[uk].to: unknown route \"ofer\"; did you mean \"offer\"?",
+        "rules/main.yaml:11:25: campaigns[c].flows[dc].if.ip_list: unknown ip list \"datacentre\" (lists come from intel.lists in the config); did you mean \"datacenter\"?",
+        "rules/main.yaml:12:26: campaigns[c].flows[vpn].if.device: unknown value \"mobil\"; did you mean \"mobile\"?",
+        "rules/main.yaml:12:26: campaigns[c].flows[vpn].if.anonymous: unknown flag \"vpm\"; did you mean \"vpn\"?",
+    ] {
+        assert!(p.iter().any(|l| l == want), "{want}\nnot in {p:#?}");
+    }
+    assert_eq!(p.len(), 10, "{p:#?}");
+}
