@@ -33,6 +33,17 @@ impl fmt::Display for Problem {
     }
 }
 
+/// An I/O error in an operator's words: `no such file`, `permission denied`.
+pub fn io_reason(e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::NotFound => "no such file".to_string(),
+        ErrorKind::PermissionDenied => "permission denied".to_string(),
+        ErrorKind::IsADirectory => "is a folder".to_string(),
+        _ => e.to_string(),
+    }
+}
+
 /// Every problem found while loading; empty means success.
 #[derive(Debug, Default, Clone)]
 pub struct Problems(Vec<Problem>);

@@ -170,6 +170,42 @@ fn every_corrupt_database_is_refused_naming_the_file() {
 }
 
 #[test]
+fn an_ip_location_db_country_database_with_an_empty_description_loads() {
+    // Written by tests/data/ip-location-db/make-country-fixture.py in that project's layout.
+    let path = data("ip-location-db/country-ipv4.mmdb");
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(
+        bytes.windows(13).any(|w| w == b"Kdescription\xe0"),
+        "the fixture's description is an empty map"
+    );
+    let mut problems = Problems::new();
+    let db = Mmdb::open(&path, &mut problems).unwrap_or_else(|| panic!("{problems}"));
+    let country = |ip: &str| {
+        db.country(ip.parse().unwrap())
+            .map(|c| c.as_str().to_string())
+    };
+    assert_eq!(country("1.0.0.1").as_deref(), Some("AU"));
+    assert_eq!(country("81.2.69.142").as_deref(), Some("GB"));
+    assert_eq!(country("8.8.8.8").as_deref(), Some("US"));
+    assert_eq!(country("9.9.9.9"), None);
+
+    // The same file with one node pointing back at the root: the tree walk refuses it.
+    let mut broken = bytes.clone();
+    broken[6..9].copy_from_slice(&[0, 0, 0]);
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("country-ipv4.mmdb");
+    std::fs::write(&bad, broken).unwrap();
+    let mut problems = Problems::new();
+    assert!(Mmdb::open(&bad, &mut problems).is_none());
+    assert!(
+        problems.to_string().contains(
+            "country-ipv4.mmdb: not a valid MaxMind database: invalid database: search tree"
+        ),
+        "{problems}"
+    );
+}
+
+#[test]
 fn a_corrupt_database_on_reload_keeps_the_previous_one_serving() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("country.mmdb");

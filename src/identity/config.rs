@@ -28,6 +28,10 @@ pub struct IntelConfig {
     /// `bots` with the built-in patterns, compiled by `validate` and only cloned after.
     #[serde(skip)]
     ua: Option<UaClassifier>,
+    /// The config file this came from, set by `validate`: a data file that cannot be read is
+    /// a problem of the config key naming it.
+    #[serde(skip)]
+    pub(super) config_file: Option<PathBuf>,
 }
 
 impl Default for IntelConfig {
@@ -41,11 +45,27 @@ impl Default for IntelConfig {
             bots: BotsConfig::default(),
             ua_cache: default_ua_cache(),
             ua: None,
+            config_file: None,
         }
     }
 }
 
 impl IntelConfig {
+    /// A data file's problem: at the config key naming it when the config file is known,
+    /// else at the data file.
+    pub(super) fn push(
+        &self,
+        problems: &mut Problems,
+        key: &str,
+        src: &At<DataSource>,
+        msg: String,
+    ) {
+        match &self.config_file {
+            Some(f) => problems.push(f, src.span, key, msg),
+            None => problems.push(&src.file, Span::default(), "", msg),
+        }
+    }
+
     /// Every data source with its config key, databases first.
     pub fn sources(&self) -> impl Iterator<Item = (String, &At<DataSource>)> {
         [
@@ -135,6 +155,7 @@ impl IntelConfig {
     /// Every problem of the `intel:` section; `file` is the config file it came from. The bot
     /// patterns are compiled here, once, and kept.
     pub fn validate(&mut self, file: &Path, problems: &mut Problems) {
+        self.config_file = Some(file.to_path_buf());
         if self.lists.len() > MAX_LISTS {
             let msg = format!("at most {MAX_LISTS} lists");
             problems.push(file, Span::default(), "intel.lists", msg);

@@ -81,21 +81,57 @@ pub struct Mmdb {
     reader: Reader<Vec<u8>>,
 }
 
+/// Why a database was not loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum MmdbError {
+    #[error("cannot read {}: {}", path.display(), crate::problem::io_reason(source))]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is not a valid MaxMind database: {source}", path.display())]
+    Invalid {
+        path: PathBuf,
+        source: maxminddb::MaxMindDbError,
+    },
+}
+
+impl MmdbError {
+    /// The message without the file's name, for a problem already located at the file.
+    fn reason(&self) -> String {
+        match self {
+            MmdbError::Unreadable { source, .. } => {
+                format!("cannot read: {}", crate::problem::io_reason(source))
+            }
+            MmdbError::Invalid { source, .. } => format!("not a valid MaxMind database: {source}"),
+        }
+    }
+}
+
 impl Mmdb {
     /// Opens and fully verifies the database, so corruption is found at load, not per request.
+    pub fn load(path: &Path) -> Result<Mmdb, MmdbError> {
+        let bytes = std::fs::read(path).map_err(|source| MmdbError::Unreadable {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let invalid = |source| MmdbError::Invalid {
+            path: path.to_path_buf(),
+            source,
+        };
+        super::mmdb_check::verify(&bytes).map_err(invalid)?;
+        let reader = Reader::from_source(bytes).map_err(invalid)?;
+        Ok(Mmdb {
+            path: path.to_path_buf(),
+            reader,
+        })
+    }
+
+    /// `load`, its failure a problem of the database file itself.
     pub fn open(path: &Path, problems: &mut Problems) -> Option<Mmdb> {
-        let opened = Reader::open_readfile(path).and_then(|r| r.verify().map(|()| r));
-        match opened {
-            Ok(reader) => Some(Mmdb {
-                path: path.to_path_buf(),
-                reader,
-            }),
-            Err(e) => {
-                let msg = format!("not a valid MaxMind database: {e}");
-                problems.push(path, Span::default(), "", msg);
-                None
-            }
-        }
+        Mmdb::load(path)
+            .map_err(|e| problems.push(path, Span::default(), "", e.reason()))
+            .ok()
     }
 
     pub fn database_type(&self) -> &str {
