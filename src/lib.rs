@@ -3,6 +3,7 @@
 //! records it (`events`). Routing state lives in immutable `snapshot`s.
 
 pub mod admin;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod events;
