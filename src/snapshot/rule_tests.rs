@@ -37,7 +37,12 @@ pub fn run(snapshot: &Snapshot, rules_dir: &Path, problems: &mut Problems) -> us
         let text = match std::fs::read_to_string(&file) {
             Ok(t) => t,
             Err(e) => {
-                problems.push(&file, Span::default(), "", format!("cannot read: {e}"));
+                problems.push(
+                    &file,
+                    Span::default(),
+                    "",
+                    format!("cannot read: {}", crate::problem::io_reason(&e)),
+                );
                 continue;
             }
         };

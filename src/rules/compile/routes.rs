@@ -151,7 +151,11 @@ impl Compiler<'_> {
         match std::fs::read(&path) {
             Ok(b) => Some(Bytes::from(b)),
             Err(e) => {
-                let msg = format!("cannot read {}: {e}", path.display());
+                let msg = format!(
+                    "cannot read {}: {}",
+                    path.display(),
+                    crate::problem::io_reason(&e)
+                );
                 self.problem(file, f.span, format!("{field}.respond.file"), msg);
                 None
             }
