@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, Secrets};
 use crate::snapshot::{SampleRequest, Snapshot};
 
 #[derive(Debug, Parser)]
@@ -98,11 +98,11 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     crate::logging::init();
     match cli.command.unwrap_or(Command::Run { upgrade: false }) {
-        Command::Run { upgrade } => match load_config(&cli.config) {
+        Command::Run { upgrade } => match load_config(&cli.config, Secrets::Used) {
             Ok(config) => crate::serve::run(config, upgrade),
             Err(code) => code,
         },
-        Command::Check => check(&cli.config),
+        Command::Check => crate::check::check(&cli.config),
         Command::Explain(args) => explain(&cli.config, &args),
         Command::Events(EventsCommand::Forget { ip, click_id }) => {
             forget(&cli.config, ip, click_id)
@@ -113,8 +113,8 @@ pub fn main() -> ExitCode {
 }
 
 /// The config, with its `log.format` applied to every line from here on.
-fn load_config(path: &Path) -> Result<Config, ExitCode> {
-    let config = Config::load(path).map_err(|problems| {
+fn load_config(path: &Path, secrets: Secrets) -> Result<Config, ExitCode> {
+    let config = Config::load_for(path, secrets).map_err(|problems| {
         eprintln!("{problems}");
         eprintln!("{}: {} problem(s)", path.display(), problems.len());
         ExitCode::FAILURE
@@ -123,34 +123,8 @@ fn load_config(path: &Path) -> Result<Config, ExitCode> {
     Ok(config)
 }
 
-fn check(path: &Path) -> ExitCode {
-    let config = match load_config(path) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    match Snapshot::build(&config, 0) {
-        Ok(s) => {
-            println!(
-                "{}: ok ({} campaigns, {} routes, {} upstreams, {} ip lists, {} rule tests passed)",
-                path.display(),
-                s.rules.campaigns.len(),
-                s.rules.routes.len(),
-                s.rules.upstreams.len(),
-                s.intel.lists.len(),
-                s.tests
-            );
-            ExitCode::SUCCESS
-        }
-        Err(problems) => {
-            eprintln!("{problems}");
-            eprintln!("{}: {} problem(s)", path.display(), problems.len());
-            ExitCode::FAILURE
-        }
-    }
-}
-
 fn forget(path: &Path, ip: Option<std::net::IpAddr>, click_id: Option<String>) -> ExitCode {
-    let config = match load_config(path) {
+    let config = match load_config(path, Secrets::Unused) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -225,7 +199,7 @@ fn forget(path: &Path, ip: Option<std::net::IpAddr>, click_id: Option<String>) -
 
 fn schema(path: &Path, fallback: bool) -> ExitCode {
     use crate::events::clickhouse::{schema, Schema};
-    let config = match load_config(path) {
+    let config = match load_config(path, Secrets::Unused) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -251,7 +225,7 @@ fn schema(path: &Path, fallback: bool) -> ExitCode {
 }
 
 fn intel_update(path: &Path) -> ExitCode {
-    let config = match load_config(path) {
+    let config = match load_config(path, Secrets::Unused) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -278,7 +252,7 @@ fn intel_update(path: &Path) -> ExitCode {
 }
 
 fn build_snapshot(path: &Path) -> Result<Snapshot, ExitCode> {
-    let config = load_config(path)?;
+    let config = load_config(path, Secrets::Unused)?;
     Snapshot::build(&config, 0).map_err(|problems| {
         eprintln!("{problems}");
         eprintln!("{}: {} problem(s)", path.display(), problems.len());

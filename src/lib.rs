@@ -3,6 +3,7 @@
 //! records it (`events`). Routing state lives in immutable `snapshot`s.
 
 pub mod admin;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod events;
@@ -19,6 +20,7 @@ pub mod reload;
 pub mod rules;
 pub mod serve;
 pub mod snapshot;
+pub mod suggest;
 pub mod time;
 pub mod tls;
 pub mod url;

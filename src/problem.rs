@@ -33,6 +33,17 @@ impl fmt::Display for Problem {
     }
 }
 
+/// An I/O error in an operator's words: `no such file`, `permission denied`.
+pub fn io_reason(e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::NotFound => "no such file".to_string(),
+        ErrorKind::PermissionDenied => "permission denied".to_string(),
+        ErrorKind::IsADirectory => "is a folder".to_string(),
+        _ => e.to_string(),
+    }
+}
+
 /// Every problem found while loading; empty means success.
 #[derive(Debug, Default, Clone)]
 pub struct Problems(Vec<Problem>);
@@ -55,23 +66,6 @@ impl Problems {
             field: field.into(),
             message: message.into(),
         });
-    }
-
-    /// A YAML syntax or shape error, located by the parser.
-    pub fn push_yaml(&mut self, file: &Path, err: &serde_saphyr::Error) {
-        let span = err
-            .location()
-            .map(|l| Span {
-                line: l.line() as usize,
-                column: l.column() as usize,
-            })
-            .unwrap_or_default();
-        let mut message = err.without_snippet().to_string();
-        // The parser appends its own "at line X column Y"; we print the location up front.
-        if let Some(i) = message.find(" at line ") {
-            message.truncate(i);
-        }
-        self.push(file, span, "", message);
     }
 
     pub fn extend(&mut self, other: Problems) {

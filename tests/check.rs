@@ -234,3 +234,111 @@ fn a_rate_must_name_the_visitor_and_allow_something() {
     assert!(text.contains("flows[a].if.rate: per"), "{text}");
     assert!(text.contains("flows[b].if.rate: max"), "{text}");
 }
+
+#[test]
+fn every_stage_is_checked_and_a_tls_error_hides_no_rule_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    std::fs::write(dir.path().join("afile"), "").unwrap();
+    let rules = "routes: { page: { respond: { body: ok } } }\ncampaigns: [ { id: c, flows: [ { name: f, to: pgae } ] } ]\n";
+    let events = "events: { sink: file, file: { dir: afile/events } }\n\
+                  tls: [ { listen: \"127.0.0.1:0\", cert: no.pem, key: no.key } ]\n\
+                  intel: { country: data/GeoLite2-Country.mmdb, asn: { file: data/asn.mmdb, url: \"https://example.com/asn.mmdb\" } }\n";
+    let config = setup_with_events(dir.path(), rules, events);
+    let (code, text) = check(&config);
+    assert_eq!(code, 1, "{text}");
+    for line in [
+        format!("{d}/flowgate.yaml: events.file.dir: cannot create {d}/afile/events: {d}/afile is not a folder"),
+        format!("{d}/flowgate.yaml:8:19: intel.country: cannot read {d}/data/GeoLite2-Country.mmdb: no such file; give it a url and `flowgate intel update` fetches it"),
+        format!("{d}/flowgate.yaml:8:52: intel.asn: cannot read {d}/data/asn.mmdb: no such file; `flowgate intel update` fetches it"),
+        format!("{d}/rules/main.yaml:2:47: campaigns[c].flows[f].to: unknown route \"pgae\"; did you mean \"page\"?"),
+        format!("{d}/flowgate.yaml: config ok, tls 1 problem(s), folders 1 problem(s), intel data 2 problem(s), rules 1 problem(s), rule tests not run"),
+        format!("{d}/flowgate.yaml: 5 problem(s)"),
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line}\nnot in\n{text}");
+    }
+    let tls = format!("{d}/flowgate.yaml:7:39: tls[0].cert: cannot read {d}/no.pem: no such file");
+    assert!(text.lines().any(|l| l == tls), "{tls}\nnot in\n{text}");
+}
+
+#[test]
+fn a_type_error_says_what_the_field_expected() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules =
+        "routes:\n  shop: { redirect: { to: \"https://shop.example.com/\", status: abc } }\n";
+    let config = write_setup(dir.path(), "", rules);
+    let (code, text) = check(&config);
+    assert_eq!(code, 1, "{text}");
+    let want = format!(
+        "{}/rules/main.yaml:2:64: routes.shop.redirect.status: expected a number 100-599, found \"abc\"",
+        dir.path().display()
+    );
+    assert!(text.lines().any(|l| l == want), "{want}\nnot in\n{text}");
+}
+
+/// `flowgate` with `args`, the environment variable `FLOWGATE_TEST_UNSET` surely unset.
+fn flowgate(args: &[&str], config: &std::path::Path) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_flowgate"))
+        .args(args)
+        .arg("-c")
+        .arg(config)
+        .env_remove("FLOWGATE_TEST_UNSET")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn an_unset_secret_fails_only_where_it_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let rules = "routes: { page: { respond: { body: ok } } }\ncampaigns: [ { id: c, flows: [ { name: f, to: page } ] } ]\n";
+    let http = "http: { url: \"http://127.0.0.1:9/\", spool_dir: spool, headers: { authorization: { env: FLOWGATE_TEST_UNSET } } }";
+    // Where the secret is written: its line and column in the config.
+    let message = |config: &std::path::Path| {
+        let text = std::fs::read_to_string(config).unwrap();
+        let (n, line) = (text.lines().enumerate())
+            .find(|(_, l)| l.contains("FLOWGATE_TEST_UNSET"))
+            .unwrap();
+        let col = line.find("{ env").unwrap() + 1;
+        format!("{d}/flowgate.yaml:{}:{col}: events.http.headers.authorization: environment variable FLOWGATE_TEST_UNSET is not set", n + 1)
+    };
+
+    // The file sink sends no headers: check warns, and passes.
+    let config = setup_with_events(
+        dir.path(),
+        rules,
+        &format!("events: {{ sink: file, file: {{ dir: events }}, {http} }}\n"),
+    );
+    let (code, text) = flowgate(&["check"], &config);
+    assert_eq!(code, 0, "{text}");
+    let warning = format!("warning: {}", message(&config));
+    assert!(text.lines().any(|l| l == warning), "{text}");
+
+    // The http sink sends it: run would refuse, so check fails.
+    let config = setup_with_events(
+        dir.path(),
+        rules,
+        &format!("events: {{ sink: http, {http} }}\n"),
+    );
+    let (code, text) = flowgate(&["check"], &config);
+    assert_eq!(code, 1, "{text}");
+    let message = message(&config);
+    assert!(text.lines().any(|l| l == message), "{text}");
+    let (code, text) = flowgate(&["run"], &config);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains(&message), "{text}");
+
+    // Forgetting a visitor sends nothing: no secret is needed.
+    std::fs::create_dir_all(dir.path().join("spool")).unwrap();
+    std::fs::write(
+        dir.path().join("spool/batch-1.ndjson"),
+        "{\"type\":\"click\",\"click_id\":\"a\",\"ip\":\"192.0.2.1\"}\n{\"type\":\"click\",\"click_id\":\"b\",\"ip\":\"192.0.2.2\"}\n",
+    )
+    .unwrap();
+    let (code, text) = flowgate(&["events", "forget", "--ip", "192.0.2.1"], &config);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("removed 1 events"), "{text}");
+}

@@ -151,7 +151,15 @@ impl HttpSinkConfig {
 
 impl EventsConfig {
     /// Every problem of the `events:` section; reads the collector's header secrets once.
-    pub fn validate(&mut self, file: &Path, problems: &mut Problems) {
+    pub fn validate(
+        &mut self,
+        file: &Path,
+        problems: &mut Problems,
+        warnings: &mut Problems,
+        secrets: super::Secrets,
+    ) {
+        // The headers are sent only by the http sink; elsewhere a missing one stops nothing.
+        let used = *self.sink == SinkKind::Http && secrets == super::Secrets::Used;
         match (&*self.sink, &mut self.http) {
             (SinkKind::Http, None) => {
                 let msg = "sink: http needs events.http with a url";
@@ -175,7 +183,8 @@ impl EventsConfig {
                         Ok(v) => http.resolved_headers.push((name.clone(), v)),
                         Err(e) => {
                             let field = format!("events.http.headers.{name}");
-                            problems.push(file, source.span, field, e.to_string());
+                            let to = if used { &mut *problems } else { &mut *warnings };
+                            to.push(file, source.span, field, e.to_string());
                         }
                     }
                 }

@@ -86,6 +86,18 @@ pub struct Config {
     /// `format: text | json` for flowgate's own log lines.
     #[serde(default)]
     pub log: LogConfig,
+    /// What is wrong but stops nothing: secrets that cannot be read where nothing uses them.
+    #[serde(skip)]
+    warnings: Problems,
+}
+
+/// Which secrets must be readable for the config to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    /// Those `run` uses (a secret nothing uses is a warning): `run`, `check`.
+    Used,
+    /// None: a command that sends nothing anywhere (`events forget`, `explain`).
+    Unused,
 }
 
 fn default_listen() -> Vec<Listen> {
@@ -137,27 +149,43 @@ fn normalize(p: &Path) -> PathBuf {
 }
 
 impl Config {
-    /// Reads, resolves and validates a config file.
+    /// Reads, resolves and validates a config file, for `run`.
     pub fn load(path: &Path) -> Result<Config, Problems> {
+        Config::load_for(path, Secrets::Used)
+    }
+
+    /// `load`, for a command that needs only the secrets `secrets` says.
+    pub fn load_for(path: &Path, secrets: Secrets) -> Result<Config, Problems> {
+        match Config::load_checked(path, secrets) {
+            (Some(config), problems) if problems.is_empty() => Ok(config),
+            (_, problems) => Err(problems),
+        }
+    }
+
+    /// Every problem, and the config whenever it parsed (even with problems), so `check`
+    /// can go on to check the rules and data it names.
+    pub fn load_checked(path: &Path, secrets: Secrets) -> (Option<Config>, Problems) {
         let mut problems = Problems::new();
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) => {
-                problems.push(path, Span::default(), "", format!("cannot read: {e}"));
-                return Err(problems);
+                let msg = format!("cannot read: {}", crate::problem::io_reason(&e));
+                problems.push(path, Span::default(), "", msg);
+                return (None, problems);
             }
         };
-        let mut config: Config = match crate::yaml::parse(&text) {
-            Ok(c) => c,
-            Err(e) => {
-                problems.push_yaml(path, &e);
-                return Err(problems);
-            }
+        let Some(mut config) = crate::yaml::load::<Config>(path, &text, &mut problems) else {
+            return (None, problems);
         };
         config.path = path.to_path_buf();
         config.resolve_paths();
-        config.validate(&mut problems);
-        problems.into_result(config)
+        config.validate(&mut problems, secrets);
+        (Some(config), problems)
+    }
+
+    /// Problems that stop nothing (an unreadable secret nothing uses), for `check` to show.
+    pub fn warnings(&self) -> &Problems {
+        &self.warnings
     }
 
     fn resolve_paths(&mut self) {
@@ -210,7 +238,7 @@ impl Config {
 
     /// Checks every section, keeping what the checks parse (the client-IP header, secrets)
     /// as typed values, so nothing is parsed again, or differently, later.
-    fn validate(&mut self, problems: &mut Problems) {
+    fn validate(&mut self, problems: &mut Problems, secrets: Secrets) {
         let file = &self.path.clone();
         self.limits.validate(file, problems);
         let mut seen = std::collections::HashSet::new();
@@ -258,10 +286,16 @@ impl Config {
         for (i, t) in self.tls.iter_mut().enumerate() {
             t.validate(file, i, problems);
         }
-        self.events.validate(file, problems);
+        let mut warnings = Problems::new();
+        self.events.validate(file, problems, &mut warnings, secrets);
         if let Some(p) = &mut self.postback {
-            p.validate(file, problems);
+            let needed = match secrets {
+                Secrets::Used => &mut *problems,
+                Secrets::Unused => &mut warnings,
+            };
+            p.validate(file, needed);
         }
+        self.warnings = warnings;
         if self.threads == Some(0) {
             problems.push(file, Span::default(), "threads", "must be at least 1");
         }

@@ -105,7 +105,12 @@ impl CidrSet {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) => {
-                problems.push(path, Span::default(), "", format!("cannot read: {e}"));
+                problems.push(
+                    path,
+                    Span::default(),
+                    "",
+                    format!("cannot read: {}", crate::problem::io_reason(&e)),
+                );
                 return None;
             }
         };

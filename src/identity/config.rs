@@ -28,6 +28,10 @@ pub struct IntelConfig {
     /// `bots` with the built-in patterns, compiled by `validate` and only cloned after.
     #[serde(skip)]
     ua: Option<UaClassifier>,
+    /// The config file this came from, set by `validate`: a data file that cannot be read is
+    /// a problem of the config key naming it.
+    #[serde(skip)]
+    pub(super) config_file: Option<PathBuf>,
 }
 
 impl Default for IntelConfig {
@@ -41,11 +45,27 @@ impl Default for IntelConfig {
             bots: BotsConfig::default(),
             ua_cache: default_ua_cache(),
             ua: None,
+            config_file: None,
         }
     }
 }
 
 impl IntelConfig {
+    /// A data file's problem: at the config key naming it when the config file is known,
+    /// else at the data file.
+    pub(super) fn push(
+        &self,
+        problems: &mut Problems,
+        key: &str,
+        src: &At<DataSource>,
+        msg: String,
+    ) {
+        match &self.config_file {
+            Some(f) => problems.push(f, src.span, key, msg),
+            None => problems.push(&src.file, Span::default(), "", msg),
+        }
+    }
+
     /// Every data source with its config key, databases first.
     pub fn sources(&self) -> impl Iterator<Item = (String, &At<DataSource>)> {
         [
@@ -101,26 +121,33 @@ impl<'de> Deserialize<'de> for DataSource {
             #[serde(default)]
             skip_bad_lines: bool,
         }
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Either {
-            Path(PathBuf),
-            Full(Full),
+        // By hand rather than `untagged`, so a wrong key is named instead of "did not match
+        // any variant".
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = DataSource;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a path or { file, url, anonymous, skip_bad_lines }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<DataSource, E> {
+                Ok(DataSource {
+                    file: PathBuf::from(v),
+                    url: None,
+                    anonymous: None,
+                    skip_bad_lines: false,
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, m: A) -> Result<DataSource, A::Error> {
+                let f = Full::deserialize(serde::de::value::MapAccessDeserializer::new(m))?;
+                Ok(DataSource {
+                    file: f.file,
+                    url: f.url,
+                    anonymous: f.anonymous,
+                    skip_bad_lines: f.skip_bad_lines,
+                })
+            }
         }
-        Ok(match Either::deserialize(d)? {
-            Either::Path(file) => DataSource {
-                file,
-                url: None,
-                anonymous: None,
-                skip_bad_lines: false,
-            },
-            Either::Full(f) => DataSource {
-                file: f.file,
-                url: f.url,
-                anonymous: f.anonymous,
-                skip_bad_lines: f.skip_bad_lines,
-            },
-        })
+        d.deserialize_any(V)
     }
 }
 
@@ -128,6 +155,7 @@ impl IntelConfig {
     /// Every problem of the `intel:` section; `file` is the config file it came from. The bot
     /// patterns are compiled here, once, and kept.
     pub fn validate(&mut self, file: &Path, problems: &mut Problems) {
+        self.config_file = Some(file.to_path_buf());
         if self.lists.len() > MAX_LISTS {
             let msg = format!("at most {MAX_LISTS} lists");
             problems.push(file, Span::default(), "intel.lists", msg);

@@ -36,21 +36,9 @@ impl CountryCode {
 
     /// Whether ISO 3166-1 assigns this code (plus XK, which MaxMind uses for Kosovo).
     pub fn is_assigned(self) -> bool {
-        ISO_3166_ALPHA2
-            .split_ascii_whitespace()
-            .any(|c| c.as_bytes() == self.0)
+        super::countries::is_assigned(&self.0)
     }
 }
-
-const ISO_3166_ALPHA2: &str = "
-AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS
-BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE
-EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM
-HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC
-LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA
-NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW
-SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO
-TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW XK";
 
 /// Anonymous-IP flags as bits (MaxMind's Anonymous-IP database, later also named lists).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -93,21 +81,57 @@ pub struct Mmdb {
     reader: Reader<Vec<u8>>,
 }
 
+/// Why a database was not loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum MmdbError {
+    #[error("cannot read {}: {}", path.display(), crate::problem::io_reason(source))]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is not a valid MaxMind database: {source}", path.display())]
+    Invalid {
+        path: PathBuf,
+        source: maxminddb::MaxMindDbError,
+    },
+}
+
+impl MmdbError {
+    /// The message without the file's name, for a problem already located at the file.
+    fn reason(&self) -> String {
+        match self {
+            MmdbError::Unreadable { source, .. } => {
+                format!("cannot read: {}", crate::problem::io_reason(source))
+            }
+            MmdbError::Invalid { source, .. } => format!("not a valid MaxMind database: {source}"),
+        }
+    }
+}
+
 impl Mmdb {
     /// Opens and fully verifies the database, so corruption is found at load, not per request.
+    pub fn load(path: &Path) -> Result<Mmdb, MmdbError> {
+        let bytes = std::fs::read(path).map_err(|source| MmdbError::Unreadable {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let invalid = |source| MmdbError::Invalid {
+            path: path.to_path_buf(),
+            source,
+        };
+        super::mmdb_check::verify(&bytes).map_err(invalid)?;
+        let reader = Reader::from_source(bytes).map_err(invalid)?;
+        Ok(Mmdb {
+            path: path.to_path_buf(),
+            reader,
+        })
+    }
+
+    /// `load`, its failure a problem of the database file itself.
     pub fn open(path: &Path, problems: &mut Problems) -> Option<Mmdb> {
-        let opened = Reader::open_readfile(path).and_then(|r| r.verify().map(|()| r));
-        match opened {
-            Ok(reader) => Some(Mmdb {
-                path: path.to_path_buf(),
-                reader,
-            }),
-            Err(e) => {
-                let msg = format!("not a valid MaxMind database: {e}");
-                problems.push(path, Span::default(), "", msg);
-                None
-            }
-        }
+        Mmdb::load(path)
+            .map_err(|e| problems.push(path, Span::default(), "", e.reason()))
+            .ok()
     }
 
     pub fn database_type(&self) -> &str {

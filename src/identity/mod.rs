@@ -4,19 +4,31 @@
 pub mod cidr;
 pub mod client_ip;
 pub mod config;
+pub mod countries;
 pub mod geo;
+mod mmdb_check;
 pub mod ua;
 pub mod update;
 
 use std::net::IpAddr;
 
 use crate::problem::Problems;
+use crate::yaml::At;
 
 pub use cidr::{BadCidr, Cidr, CidrSet};
 pub use client_ip::{client_ip, ClientIpHeader};
 pub use config::{BotsConfig, DataSource, IntelConfig};
-pub use geo::{Anonymous, CountryCode, Mmdb};
+pub use geo::{Anonymous, CountryCode, Mmdb, MmdbError};
 pub use ua::{Browser, ClientHints, Device, Os, UaCache, UaClass, UaClassifier};
+
+/// How a missing data file comes: `flowgate intel update` fetches what has a url.
+fn fetch_hint(src: &DataSource) -> &'static str {
+    if src.url.is_some() {
+        "; `flowgate intel update` fetches it"
+    } else {
+        "; give it a url and `flowgate intel update` fetches it"
+    }
+}
 
 /// What identity's constructors refuse, in the words an operator's problem list uses.
 #[derive(Debug, thiserror::Error)]
@@ -83,8 +95,17 @@ pub struct Intel {
 impl Intel {
     /// Loads every configured database and list; each unreadable or corrupt file is a problem.
     pub fn load(cfg: &IntelConfig, problems: &mut Problems) -> Intel {
-        let open = |s: &Option<crate::yaml::At<DataSource>>, problems: &mut Problems| {
-            s.as_ref().and_then(|s| Mmdb::open(&s.file, problems))
+        let open = |key: &str, s: &Option<At<DataSource>>, problems: &mut Problems| {
+            let s = s.as_ref()?;
+            Mmdb::load(&s.file)
+                .map_err(|e| {
+                    let hint = match &e {
+                        MmdbError::Unreadable { .. } => fetch_hint(s),
+                        MmdbError::Invalid { .. } => "",
+                    };
+                    cfg.push(problems, key, s, format!("{e}{hint}"));
+                })
+                .ok()
         };
         let lists = cfg
             .lists
@@ -92,8 +113,21 @@ impl Intel {
             // A list that fails to load keeps its name (and index), so rules naming it are
             // checked against the config rather than reported twice.
             .map(|(name, src)| {
-                let (set, skipped) =
-                    CidrSet::load_with(&src.file, src.skip_bad_lines, problems).unwrap_or_default();
+                let key = format!("intel.lists.{name}");
+                let (set, skipped) = match std::fs::metadata(&src.file) {
+                    Err(e) => {
+                        let msg = format!(
+                            "cannot read {}: {}{}",
+                            src.file.display(),
+                            crate::problem::io_reason(&e),
+                            fetch_hint(src)
+                        );
+                        cfg.push(problems, &key, src, msg);
+                        Default::default()
+                    }
+                    Ok(_) => CidrSet::load_with(&src.file, src.skip_bad_lines, problems)
+                        .unwrap_or_default(),
+                };
                 let anonymous = src
                     .anonymous
                     .as_deref()
@@ -114,10 +148,10 @@ impl Intel {
             .collect();
         let ua = cfg.classifier(problems);
         Intel {
-            country: open(&cfg.country, problems),
-            city: open(&cfg.city, problems),
-            asn: open(&cfg.asn, problems),
-            anonymous: open(&cfg.anonymous, problems),
+            country: open("intel.country", &cfg.country, problems),
+            city: open("intel.city", &cfg.city, problems),
+            asn: open("intel.asn", &cfg.asn, problems),
+            anonymous: open("intel.anonymous", &cfg.anonymous, problems),
             lists,
             ua,
             ua_cache: (cfg.ua_cache > 0).then(|| UaCache::new(cfg.ua_cache)),

@@ -36,24 +36,55 @@ pub struct Snapshot {
     pub settings: Arc<Settings>,
 }
 
+/// What each stage of a build found, for `check` to report stage by stage.
+pub struct Stages {
+    pub intel: Problems,
+    /// The rules and the shadow rules.
+    pub rules: Problems,
+    /// `None`: not run, as an earlier stage has problems.
+    pub tests: Option<Problems>,
+    /// Built only when no stage has a problem.
+    pub snapshot: Option<Snapshot>,
+}
+
 impl Snapshot {
     /// Loads intel data, compiles the rules and runs the rule tests. Every problem in any of
     /// them is reported; a snapshot exists only when there are none.
     pub fn build(config: &Config, generation: u64) -> Result<Snapshot, Problems> {
-        let mut problems = Problems::new();
-        let intel = Intel::load(&config.intel, &mut problems);
+        let s = Snapshot::build_stages(config, generation);
+        match s.snapshot {
+            Some(snapshot) => Ok(snapshot),
+            None => {
+                let mut problems = s.intel;
+                problems.extend(s.rules);
+                problems.extend(s.tests.unwrap_or_default());
+                Err(problems)
+            }
+        }
+    }
+
+    /// `build`, keeping each stage's problems apart.
+    pub fn build_stages(config: &Config, generation: u64) -> Stages {
+        let mut intel_problems = Problems::new();
+        let intel = Intel::load(&config.intel, &mut intel_problems);
+        let mut stages = Stages {
+            intel: intel_problems,
+            rules: Problems::new(),
+            tests: None,
+            snapshot: None,
+        };
         let rules = match rules::load(&config.rules, &intel) {
             Ok(rules) => rules,
             Err(more) => {
-                problems.extend(more);
-                return Err(problems);
+                stages.rules = more;
+                return stages;
             }
         };
         let shadow = match &config.shadow_rules {
             Some(dir) => match rules::load(dir, &intel) {
                 Ok(r) => Some(r),
                 Err(more) => {
-                    problems.extend(more);
+                    stages.rules = more;
                     None
                 }
             },
@@ -68,11 +99,16 @@ impl Snapshot {
             shadow,
             tests: 0,
         };
-        if !problems.is_empty() {
-            return Err(problems);
+        if !stages.intel.is_empty() || !stages.rules.is_empty() {
+            return stages;
         }
+        let mut problems = Problems::new();
         let tests = rule_tests::run(&snapshot, &config.rules, &mut problems);
-        problems.into_result(Snapshot { tests, ..snapshot })
+        if problems.is_empty() {
+            stages.snapshot = Some(Snapshot { tests, ..snapshot });
+        }
+        stages.tests = Some(problems);
+        stages
     }
 }
 

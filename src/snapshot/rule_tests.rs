@@ -37,19 +37,20 @@ pub fn run(snapshot: &Snapshot, rules_dir: &Path, problems: &mut Problems) -> us
         let text = match std::fs::read_to_string(&file) {
             Ok(t) => t,
             Err(e) => {
-                problems.push(&file, Span::default(), "", format!("cannot read: {e}"));
+                problems.push(
+                    &file,
+                    Span::default(),
+                    "",
+                    format!("cannot read: {}", crate::problem::io_reason(&e)),
+                );
                 continue;
             }
         };
         if text.trim().is_empty() {
             continue;
         }
-        let tests: Vec<At<RuleTest>> = match crate::yaml::parse(&text) {
-            Ok(t) => t,
-            Err(e) => {
-                problems.push_yaml(&file, &e);
-                continue;
-            }
+        let Some(tests) = crate::yaml::load::<Vec<At<RuleTest>>>(&file, &text, problems) else {
+            continue;
         };
         for t in &tests {
             ran += 1;

@@ -58,7 +58,10 @@ pub(super) fn load(pair: &Pair) -> Result<Loaded, Problem> {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    std::fs::read(path).map_err(|e| {
+        let why = crate::problem::io_reason(&e);
+        format!("cannot read {}: {why}", path.display())
+    })
 }
 
 fn pem_problem(path: &Path, e: &pem::Error, what: &str) -> String {

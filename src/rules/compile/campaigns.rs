@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 
-use super::{known, Compiler};
+use super::{known_or_nearest, Compiler};
 use crate::problem::Span;
 use crate::rules::model::{CampaignSpec, FlowSpec, RuleFile, TargetSpec};
 use crate::rules::{split_salt, Campaign, Flow, HostPattern, RouteId, Target};
@@ -198,7 +198,10 @@ impl Compiler<'_> {
         let mut lookup = |name: &str| match routes.get(name) {
             Some(&r) => Some(r),
             None => {
-                let msg = format!("unknown route {name:?}{}", known(routes.keys()));
+                let msg = format!(
+                    "unknown route {name:?}{}",
+                    known_or_nearest(name, routes.keys())
+                );
                 self.problems.push(file, to.span, field, msg);
                 None
             }

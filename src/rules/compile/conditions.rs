@@ -9,7 +9,8 @@ use regex::Regex;
 
 use super::campaigns::{check_path_prefix, PathPrefixError};
 use super::schedule::{schedule, ScheduleError};
-use super::{known, Compiler};
+use super::{known_or_nearest, Compiler};
+use crate::identity::countries;
 use crate::identity::{Anonymous, BadCidr, Browser, Cidr, CidrSet, CountryCode, Device, Intel, Os};
 use crate::problem::Span;
 use crate::rules::condition::{Condition, CountrySet, PathMatch, Presence};
@@ -25,17 +26,20 @@ pub enum ConditionError {
     NoConditions,
     #[error("needs at least one value (an empty list never matches)")]
     NoValues,
-    #[error("{0:?} is not an ISO 3166-1 alpha-2 country code")]
-    Country(String),
+    #[error("{code:?} is not an ISO 3166-1 alpha-2 country code{}", meant.map(|m| format!("; did you mean {m:?}?")).unwrap_or_default())]
+    Country {
+        code: String,
+        meant: Option<&'static str>,
+    },
     #[error("names cannot be empty")]
     EmptyName,
     #[error(transparent)]
     Ip(#[from] BadCidr),
     #[error("unknown ip list {name:?} (lists come from intel.lists in the config){known}")]
     UnknownList { name: String, known: String },
-    #[error("unknown value {value:?}; known: {known}")]
+    #[error("unknown value {value:?}{known}")]
     UnknownValue { value: String, known: String },
-    #[error("unknown flag {0:?}; known: {known}", known = Anonymous::NAMES.join(", "))]
+    #[error("unknown flag {0:?}{hint}", hint = flag_hint(.0))]
     UnknownFlag(String),
     #[error("bad regex {pattern:?}: {reason}")]
     Regex {
@@ -56,6 +60,14 @@ pub enum ConditionError {
     Schedule(#[from] ScheduleError),
     #[error(transparent)]
     Rate(#[from] RateError),
+}
+
+/// The flags in their documented order, or the one meant.
+fn flag_hint(flag: &str) -> String {
+    match crate::suggest::did_you_mean(flag, Anonymous::NAMES) {
+        h if h.is_empty() => format!("; known: {}", Anonymous::NAMES.join(", ")),
+        h => h,
+    }
 }
 
 /// A problem in one key of a condition; `sub` narrows the field (`param.utm_source`).
@@ -222,7 +234,10 @@ fn check_country(codes: &[String]) -> Checked {
     let codes = each(codes, |code| {
         CountryCode::parse(code)
             .filter(|c| c.is_assigned())
-            .ok_or_else(|| ConditionError::Country(code.clone()))
+            .ok_or_else(|| ConditionError::Country {
+                code: code.clone(),
+                meant: countries::suggest(code),
+            })
     })?;
     let mut set = CountrySet::default();
     for c in codes {
@@ -249,7 +264,7 @@ fn check_ip_list(intel: &Intel, names: &[String]) -> Checked {
             .list_index(n)
             .ok_or_else(|| ConditionError::UnknownList {
                 name: n.clone(),
-                known: known(intel.lists.iter().map(|l| &l.name)),
+                known: known_or_nearest(n, intel.lists.iter().map(|l| &l.name)),
             })
     })?;
     Ok(Condition::IpList(
@@ -281,7 +296,7 @@ fn family_mask<T>(
             .map(bit)
             .ok_or_else(|| ConditionError::UnknownValue {
                 value: n.clone(),
-                known: known(),
+                known: super::known_or_nearest(n, known().split(", ")),
             })
     })?;
     Ok(bits.into_iter().fold(0, |m, b| m | b))

@@ -17,7 +17,10 @@ pub fn rule_files(dir: &Path, problems: &mut Problems) -> Vec<PathBuf> {
                 dir,
                 Span::default(),
                 "",
-                format!("cannot read rules folder: {e}"),
+                format!(
+                    "cannot read rules folder: {}",
+                    crate::problem::io_reason(&e)
+                ),
             );
             return Vec::new();
         }
@@ -36,7 +39,12 @@ pub(super) fn read(dir: &Path, problems: &mut Problems) -> Vec<(PathBuf, RuleFil
     let mut parsed = Vec::new();
     for path in rule_files(dir, problems) {
         match std::fs::read_to_string(&path) {
-            Err(e) => problems.push(&path, Span::default(), "", format!("cannot read: {e}")),
+            Err(e) => problems.push(
+                &path,
+                Span::default(),
+                "",
+                format!("cannot read: {}", crate::problem::io_reason(&e)),
+            ),
             Ok(text) => {
                 if let Some(f) = parse(&path, &text, problems) {
                     parsed.push((path, f));
@@ -67,13 +75,7 @@ pub(super) fn parse(path: &Path, text: &str, problems: &mut Problems) -> Option<
         );
         return None;
     }
-    match crate::yaml::parse::<RuleFile>(text) {
-        Ok(f) => Some(f),
-        Err(e) => {
-            problems.push_yaml(path, &e);
-            None
-        }
-    }
+    crate::yaml::load::<RuleFile>(path, text, problems)
 }
 
 /// Nothing but white space and comments.

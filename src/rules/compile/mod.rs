@@ -125,11 +125,17 @@ impl Compiler<'_> {
 }
 
 /// `; known: a, b` for an "unknown name" message, or nothing when there are none.
-fn known<'a, S: AsRef<str> + 'a>(names: impl Iterator<Item = S>) -> String {
-    let mut v: Vec<String> = names.map(|s| s.as_ref().to_string()).collect();
+/// `; did you mean "x"?` when one of the names is close to `name`, else `; known: a, b`.
+fn known_or_nearest<S: AsRef<str>>(name: &str, names: impl IntoIterator<Item = S>) -> String {
+    let mut v: Vec<String> = names.into_iter().map(|s| s.as_ref().to_string()).collect();
     if v.is_empty() {
         return String::new();
     }
     v.sort();
-    format!("; known: {}", v.join(", "))
+    let hint = crate::suggest::did_you_mean(name, &v);
+    if hint.is_empty() {
+        format!("; known: {}", v.join(", "))
+    } else {
+        hint
+    }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use http::HeaderValue;
 
-use super::{known, Compiler, Origin};
+use super::{known_or_nearest, Compiler, Origin};
 use crate::rules::model::{ProxySpec, RedirectSpec, RespondSpec, RouteSpec, RuleFile};
 use crate::rules::template::Template;
 use crate::rules::{Action, Route, RouteId};
@@ -57,7 +57,7 @@ impl Compiler<'_> {
             let msg = format!(
                 "unknown upstream {:?}{}",
                 p.upstream.value,
-                known(upstreams.keys())
+                known_or_nearest(&p.upstream, upstreams.keys())
             );
             self.problem(
                 o.file,
@@ -151,7 +151,11 @@ impl Compiler<'_> {
         match std::fs::read(&path) {
             Ok(b) => Some(Bytes::from(b)),
             Err(e) => {
-                let msg = format!("cannot read {}: {e}", path.display());
+                let msg = format!(
+                    "cannot read {}: {}",
+                    path.display(),
+                    crate::problem::io_reason(&e)
+                );
                 self.problem(file, f.span, format!("{field}.respond.file"), msg);
                 None
             }
@@ -184,7 +188,11 @@ impl Compiler<'_> {
             return match index.get(fb.as_str()) {
                 Some(&r) => r,
                 None => {
-                    let msg = format!("unknown route {:?}{}", fb.value, known(index.keys()));
+                    let msg = format!(
+                        "unknown route {:?}{}",
+                        fb.value,
+                        known_or_nearest(&fb.value, index.keys())
+                    );
                     self.problem(file, fb.span, "fallback", msg);
                     0
                 }

@@ -5,6 +5,7 @@ mod campaigns;
 mod conditions;
 mod errors;
 mod evaluate;
+mod parse_errors;
 mod splits;
 mod templates;
 

@@ -1,11 +1,33 @@
 //! YAML parsing shared by the config and rule loaders, and `At<T>`: a value with the place
 //! in the file it came from, so validation can point at the line.
 
+mod explain;
+mod tree;
+
 use std::ops::Deref;
+use std::path::Path;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::problem::Span;
+use crate::problem::{Problems, Span};
+
+/// Parses a file's text; when it does not load, the problem names the line, the field, what
+/// was expected and, where it can, the fix.
+pub fn load<T: serde::de::DeserializeOwned>(
+    file: &Path,
+    text: &str,
+    problems: &mut Problems,
+) -> Option<T> {
+    match parse::<T>(text) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let retry = |t: &str| parse::<T>(t).map(|_| ());
+            let (span, field, message) = explain::explain(text, &e, &retry);
+            problems.push(file, span, field, message);
+            None
+        }
+    }
+}
 
 pub fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_saphyr::Error> {
     let options = serde_saphyr::options! {
