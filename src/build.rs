@@ -5,11 +5,16 @@ use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=FLOWGATE_COMMIT");
-    // Where HEAD and the branch refs live (a worktree's `.git` is a file, not this folder).
-    for p in ["HEAD", "refs/heads"] {
-        if let Some(path) = git(&["rev-parse", "--git-path", p]) {
-            println!("cargo:rerun-if-changed={path}");
-        }
+    // HEAD and the one ref it names (a worktree's `.git` is a file, not this folder): not all
+    // of refs/heads, which worktrees share, or every commit on any branch would rebuild
+    // flowgate in every worktree. A ref without a loose file is in packed-refs.
+    let git_path = |p: &str| git(&["rev-parse", "--git-path", p]);
+    let branch = git(&["rev-parse", "--symbolic-full-name", "HEAD"]).filter(|r| r != "HEAD");
+    let loose = branch.as_deref().and_then(git_path);
+    let loose = loose.filter(|p| std::path::Path::new(p).exists());
+    let watched = [git_path("HEAD"), loose.or_else(|| git_path("packed-refs"))];
+    for path in watched.into_iter().flatten() {
+        println!("cargo:rerun-if-changed={path}");
     }
     let commit = std::env::var("FLOWGATE_COMMIT")
         .ok()
