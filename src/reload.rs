@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::metrics::Metrics;
 use crate::problem::Problems;
-use crate::snapshot::{watch, Live, Report};
+use crate::snapshot::{watch, Live, Report, SourceKind};
 
 /// The gauges of what now serves: its generation and the size of every intel source.
 pub fn record(metrics: &Metrics, report: &Report) {
@@ -15,10 +15,11 @@ pub fn record(metrics: &Metrics, report: &Report) {
     metrics.set_intel_built(built.collect());
     for s in &report.intel {
         let source = [s.source.as_str()];
-        metrics
-            .intel_entries
-            .with_label_values(&source)
-            .set(gauge(s.entries));
+        let entries = match s.kind {
+            SourceKind::List => &metrics.intel_entries,
+            SourceKind::Database => &metrics.intel_database_nodes,
+        };
+        entries.with_label_values(&source).set(gauge(s.entries));
         if let Some(skipped) = s.skipped {
             metrics
                 .intel_skipped_lines

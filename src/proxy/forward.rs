@@ -37,6 +37,7 @@ fn tunnel(gw: &Gateway, conn: &ConnState, down: Option<OnUpgrade>, resp: &mut Re
         up,
         in_flight: gw.in_flight.clone(),
         idle: gw.limits.tunnel_idle_timeout.0,
+        bytes: (gw.metrics.bytes_in.clone(), gw.metrics.bytes_out.clone()),
     });
 }
 
@@ -55,6 +56,8 @@ pub(super) struct Leg<'a> {
     pub(super) up: &'a crate::rules::Upstream,
     pub(super) target: &'a Uri,
     pub(super) fwd: Forwarding,
+    /// The upstream's `flowgate_upstream_request_duration_seconds`.
+    pub(super) latency: Option<&'a prometheus::Histogram>,
 }
 
 impl Leg<'_> {
@@ -92,8 +95,14 @@ impl Leg<'_> {
             }
         };
         let req = headers::upstream_request(method, headers, self.target, self.fwd, upgrade, body);
+        let sent = std::time::Instant::now();
         let answer = match upstream::send(self.up, req, replay).await {
-            Ok(a) => a,
+            Ok(a) => {
+                if let Some(h) = self.latency {
+                    h.observe(sent.elapsed().as_secs_f64());
+                }
+                a
+            }
             Err((_, peer))
                 if progress
                     .as_ref()

@@ -2,12 +2,14 @@
 //! complete new snapshot off the request path and swaps it in only if nothing failed.
 
 mod answer;
+mod meters;
 mod names;
 mod rule_tests;
 mod sample;
 pub mod watch;
 
 pub use answer::{Answer, Target, Todo};
+pub use meters::{visitor_kind, Meters};
 pub use names::Names;
 pub use sample::{DecisionView, Explanation, SampleError, SampleRequest, VisitorView};
 
@@ -17,6 +19,7 @@ use arc_swap::ArcSwap;
 
 use crate::config::Config;
 use crate::identity::Intel;
+use crate::metrics::Metrics;
 use crate::problem::Problems;
 use crate::rules::{self, Rules};
 
@@ -30,6 +33,8 @@ pub struct Snapshot {
     pub tests: usize,
     /// The live rules' and the lists' names, for click events.
     pub names: Names,
+    /// The series its requests count into; none unless built by a `Live` with metrics.
+    pub meters: Meters,
 }
 
 impl Snapshot {
@@ -62,6 +67,7 @@ impl Snapshot {
             intel,
             shadow,
             tests: 0,
+            meters: Meters::default(),
         };
         if !problems.is_empty() {
             return Err(problems);
@@ -84,6 +90,7 @@ pub struct Report {
 pub struct SourceCount {
     /// A list's name, or the database kind (`country`, `city`, `asn`, `anonymous`).
     pub source: String,
+    pub kind: SourceKind,
     /// Networks of a list, nodes of a database.
     pub entries: u64,
     /// Lines a `skip_bad_lines` list skipped; `None` for databases.
@@ -93,10 +100,19 @@ pub struct SourceCount {
     pub built: Option<u64>,
 }
 
+/// What `SourceCount::entries` counts: a list's networks or a database's tree nodes, which
+/// are not comparable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    List,
+    Database,
+}
+
 impl Snapshot {
     pub fn report(&self) -> Report {
         let lists = self.intel.lists.iter().map(|list| SourceCount {
             source: list.name.clone(),
+            kind: SourceKind::List,
             entries: list.set.entries() as u64,
             skipped: Some(list.skipped as u64),
             built: list.modified,
@@ -110,6 +126,7 @@ impl Snapshot {
         let dbs = dbs.into_iter().filter_map(|(source, db)| {
             db.as_ref().map(|db| SourceCount {
                 source: source.to_string(),
+                kind: SourceKind::Database,
                 entries: u64::from(db.node_count()),
                 skipped: None,
                 built: Some(db.built()),
@@ -126,16 +143,27 @@ impl Snapshot {
 pub struct Live {
     current: ArcSwap<Snapshot>,
     config: Arc<Config>,
+    /// Where each new snapshot's series are made; `None` outside `flowgate run`.
+    metrics: Option<Arc<Metrics>>,
     /// One reload at a time: SIGHUP and the watcher may ask together.
     reloading: Mutex<()>,
 }
 
 impl Live {
     pub fn new(config: Arc<Config>) -> Result<Live, Problems> {
-        let snapshot = Snapshot::build(&config, 1)?;
+        Live::serving(config, None)
+    }
+
+    /// A live snapshot whose every generation counts its requests in `metrics`.
+    pub fn serving(config: Arc<Config>, metrics: Option<Arc<Metrics>>) -> Result<Live, Problems> {
+        let mut snapshot = Snapshot::build(&config, 1)?;
+        if let Some(m) = &metrics {
+            snapshot.meters = Meters::new(&snapshot.rules, m);
+        }
         Ok(Live {
             current: ArcSwap::from_pointee(snapshot),
             config,
+            metrics,
             reloading: Mutex::new(()),
         })
     }
@@ -164,7 +192,10 @@ impl Live {
     pub fn reload(&self) -> Result<Report, Problems> {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
         let generation = self.current.load().generation + 1;
-        let snapshot = Snapshot::build(&self.config, generation)?;
+        let mut snapshot = Snapshot::build(&self.config, generation)?;
+        if let Some(m) = &self.metrics {
+            snapshot.meters = Meters::new(&snapshot.rules, m);
+        }
         let report = snapshot.report();
         self.current.store(Arc::new(snapshot));
         Ok(report)
