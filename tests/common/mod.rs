@@ -6,6 +6,7 @@
 
 mod client;
 mod process;
+mod prometheus_server;
 mod upstream;
 mod wait;
 
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 pub use client::*;
 pub use process::*;
+pub use prometheus_server::*;
 pub use upstream::*;
 pub use wait::*;
 
