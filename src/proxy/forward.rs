@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode, Uri};
@@ -56,31 +57,48 @@ pub(super) struct Leg<'a> {
     pub(super) up: &'a crate::rules::Upstream,
     pub(super) target: &'a Uri,
     pub(super) fwd: Forwarding,
-    /// The upstream's `flowgate_upstream_request_duration_seconds`.
-    pub(super) latency: Option<&'a prometheus::Histogram>,
+}
+
+/// What the proxy action came back with.
+pub(super) struct Proxied {
+    /// The upstream's answer, or an error page.
+    pub(super) response: Response<Body>,
+    /// The peer asked.
+    pub(super) peer: Option<SocketAddr>,
+    /// The connection to give back to the pool once the answer has been read to the end.
+    pub(super) pooled: Option<Pooled>,
+    pub(super) upload: Option<Arc<Progress>>,
+    /// When the request went to the upstream that answered it: its latency ends with the
+    /// request's own clock reading, which saves one per request.
+    pub(super) sent: Option<Instant>,
+}
+
+impl Proxied {
+    fn error(response: Response<Body>, peer: Option<SocketAddr>) -> Proxied {
+        Proxied {
+            response,
+            peer,
+            pooled: None,
+            upload: None,
+            sent: None,
+        }
+    }
 }
 
 impl Leg<'_> {
-    /// The upstream's answer (or an error page), the peer asked, and the connection to give
-    /// back to the pool once the answer has been read to the end.
     pub(super) async fn proxy(
         self,
         method: &http::Method,
         headers: http::HeaderMap,
         body: Incoming,
         on_upgrade: Option<OnUpgrade>,
-    ) -> (
-        Response<Body>,
-        Option<SocketAddr>,
-        Option<Pooled>,
-        Option<Arc<Progress>>,
-    ) {
+    ) -> Proxied {
         let upgrade = headers::wants_upgrade(&headers);
         // RFC 9110 §9.2.2: only an idempotent request may be sent again unasked.
         let replay = hyper::body::Body::is_end_stream(&body) && method.is_idempotent();
         let allowed = self.gw.limits.max_body_bytes.0;
         if hyper::body::Body::size_hint(&body).lower() > allowed {
-            return (too_large(), None, None, None);
+            return Proxied::error(too_large(), None);
         }
         let progress =
             (!hyper::body::Body::is_end_stream(&body)).then(|| Arc::new(Progress::new(allowed)));
@@ -95,24 +113,19 @@ impl Leg<'_> {
             }
         };
         let req = headers::upstream_request(method, headers, self.target, self.fwd, upgrade, body);
-        let sent = std::time::Instant::now();
+        let sent = Instant::now();
         let answer = match upstream::send(self.up, req, replay).await {
-            Ok(a) => {
-                if let Some(h) = self.latency {
-                    h.observe(sent.elapsed().as_secs_f64());
-                }
-                a
-            }
+            Ok(a) => a,
             Err((_, peer))
                 if progress
                     .as_ref()
                     .is_some_and(|p| p.too_large.load(std::sync::atomic::Ordering::Relaxed)) =>
             {
-                return (too_large(), Some(peer), None, None);
+                return Proxied::error(too_large(), Some(peer));
             }
             Err((e, peer)) => {
                 self.gw.count_upstream_error(&self.up.name, e.kind());
-                return (respond::error_page(e.status()), Some(peer), None, None);
+                return Proxied::error(respond::error_page(e.status()), Some(peer));
             }
         };
         let mut resp = answer.response;
@@ -125,15 +138,16 @@ impl Leg<'_> {
         } else {
             // An upgrade nobody asked for: its bytes would not be HTTP any more.
             self.gw.count_upstream_error(&self.up.name, "protocol");
-            return (respond::error_page(502), Some(answer.peer), None, None);
+            return Proxied::error(respond::error_page(502), Some(answer.peer));
         };
         let (mut rp, rb) = resp.into_parts();
         headers::clean_response(&mut rp.headers, switching);
-        (
-            Response::from_parts(rp, Body::Stream(rb)),
-            Some(answer.peer),
+        Proxied {
+            response: Response::from_parts(rp, Body::Stream(rb)),
+            peer: Some(answer.peer),
             pooled,
-            progress,
-        )
+            upload: progress,
+            sent: Some(sent),
+        }
     }
 }

@@ -271,6 +271,8 @@ pub async fn handle(
     });
 
     finish.record = record;
+    // When the request went upstream, and where its latency is counted.
+    let mut upstream_sent = None;
     let (response, upstream_peer) = match plan {
         Plan::Answer(r) => (r, None),
         Plan::Proxy {
@@ -286,22 +288,25 @@ pub async fn handle(
                 up,
                 target: &target,
                 fwd,
-                latency,
             };
-            let (resp, peer, pooled, upload) =
-                leg.proxy(&parts.method, headers, body, on_upgrade).await;
-            finish.upload = upload;
-            if pooled.is_some() {
+            let p = leg.proxy(&parts.method, headers, body, on_upgrade).await;
+            finish.upload = p.upload;
+            if p.pooled.is_some() {
                 // From here the upstream's body streams; it may not stall longer than this.
                 conn.stall_limit(up.read_timeout);
             }
-            finish.pooled = pooled;
-            (resp, peer)
+            finish.pooled = p.pooled;
+            upstream_sent = p.sent.zip(latency);
+            (p.response, p.peer)
         }
     };
 
     let status = response.status().as_u16();
-    let duration = start.elapsed();
+    let now = Instant::now();
+    let duration = now.duration_since(start);
+    if let Some((sent, latency)) = upstream_sent {
+        latency.observe(now.duration_since(sent).as_secs_f64());
+    }
     meters.answered(&decision, visitor_kind, status, duration.as_secs_f64());
     if let Some(r) = &mut finish.record {
         r.set_outcome(Outcome {
