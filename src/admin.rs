@@ -7,12 +7,15 @@ use http::{Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
+use crate::lifecycle::InFlightCounter;
 use crate::metrics::Metrics;
 use crate::snapshot::{Live, SampleRequest};
 use crate::url::{percent_decode, query_pairs};
 
 pub struct AdminService {
     pub metrics: Arc<Metrics>,
+    /// The drain's count of requests being answered, read at each scrape.
+    pub in_flight: InFlightCounter,
     pub live: Arc<Live>,
     pub ready: crate::lifecycle::Readiness,
 }
@@ -63,11 +66,15 @@ impl ServeHttp for AdminService {
                 let (status, body) = self.explain(uri.query());
                 (status, "application/json", body)
             }
-            "/metrics" => (
-                StatusCode::OK,
-                "text/plain; version=0.0.4",
-                self.metrics.render(),
-            ),
+            "/metrics" => {
+                let in_flight = i64::try_from(self.in_flight.count()).unwrap_or(i64::MAX);
+                self.metrics.requests_in_flight.set(in_flight);
+                (
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4",
+                    self.metrics.render(),
+                )
+            }
             "/healthz" => (StatusCode::OK, "text/plain", b"ok\n".to_vec()),
             // A snapshot exists before any listener does; ready means the proxy's own sockets
             // are served, and not yet draining.

@@ -8,7 +8,7 @@ use crate::events::LiveEvents;
 use crate::metrics::Metrics;
 use crate::problem::Problems;
 use crate::proxy::admission::Admission;
-use crate::snapshot::{watch, ConfigChange, Live, Report};
+use crate::snapshot::{watch, ConfigChange, Live, Report, SourceKind};
 
 /// What a SIGHUP reaches: the snapshot, and what else the config shapes while serving.
 #[derive(Clone)]
@@ -27,10 +27,11 @@ pub fn record(metrics: &Metrics, report: &Report) {
     metrics.set_intel_built(built.collect());
     for s in &report.intel {
         let source = [s.source.as_str()];
-        metrics
-            .intel_entries
-            .with_label_values(&source)
-            .set(gauge(s.entries));
+        let entries = match s.kind {
+            SourceKind::List => &metrics.intel_entries,
+            SourceKind::Database => &metrics.intel_database_nodes,
+        };
+        entries.with_label_values(&source).set(gauge(s.entries));
         if let Some(skipped) = s.skipped {
             metrics
                 .intel_skipped_lines

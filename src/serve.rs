@@ -75,6 +75,7 @@ fn serve(config: Arc<Config>, upgrade: bool) -> Result<(), StartError> {
     let serving = open.summary();
     let ready = Readiness::default();
     let admin_app = AdminService {
+        in_flight: in_flight.clone(),
         metrics: core.metrics.clone(),
         live: core.live.clone(),
         ready: ready.clone(),
@@ -113,7 +114,8 @@ impl Core {
     /// Metrics, the first snapshot, and its reloads on file changes.
     fn start(config: Arc<Config>) -> Result<Core, StartError> {
         let metrics = Arc::new(Metrics::new().map_err(StartError::Metrics)?);
-        let live = Arc::new(Live::new(config.clone()).map_err(StartError::Snapshot)?);
+        let live = Live::serving(config.clone(), Some(metrics.clone()));
+        let live = Arc::new(live.map_err(StartError::Snapshot)?);
         // Watching from the moment the rules are read: a change while the rest starts (or
         // while an upgrade waits for the sockets) is not missed.
         crate::reload::record(&metrics, &live.current().report());

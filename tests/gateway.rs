@@ -354,7 +354,7 @@ fn every_request_leaves_one_event_with_the_schema_fields() {
 }
 
 #[test]
-fn metrics_count_requests_by_campaign_flow_and_route() {
+fn metrics_count_requests_by_campaign_flow_route_visitor_and_status_class() {
     let up = Upstream::start("landing");
     let fg = Flowgate::start(&intel(), &rules(up.addr));
     for _ in 0..3 {
@@ -363,13 +363,17 @@ fn metrics_count_requests_by_campaign_flow_and_route() {
     fg.get("/old/", &[("User-Agent", CHROME)]);
     // Counters move in the logging phase, before the request's event is written.
     fg.events(4);
-    let series = r#"flowgate_requests_total{campaign="spring",flow="automation",route="safe"}"#;
+    let series = r#"flowgate_requests_total{campaign="spring",flow="automation",route="safe",status_class="2xx",visitor="bot"}"#;
     assert_eq!(fg.metric(series), 3.0);
-    assert_eq!(
-        fg.metric(r#"flowgate_requests_total{campaign="spring",flow="retired",route="gone"}"#),
-        1.0
-    );
-    assert_eq!(fg.metric("flowgate_request_duration_seconds_count"), 4.0);
+    let gone = r#"flowgate_requests_total{campaign="spring",flow="retired",route="gone",status_class="4xx","#;
+    assert_eq!(fg.metric(&format!(r#"{gone}visitor="human"}}"#)), 1.0);
+    assert_eq!(fg.metric(&format!(r#"{gone}visitor="bot"}}"#)), 0.0);
+    let safe = r#"flowgate_request_duration_seconds_count{route="safe"}"#;
+    assert_eq!(fg.metric(safe), 3.0);
+    let gone = r#"flowgate_request_duration_seconds_count{route="gone"}"#;
+    assert_eq!(fg.metric(gone), 1.0);
+    let upstream = r#"flowgate_upstream_request_duration_seconds_count{upstream="landing"}"#;
+    assert_eq!(fg.metric(upstream), 3.0);
     // `written` is counted just after the lines reach the file.
     wait_for("written counted", Duration::from_secs(5), || {
         fg.metric(r#"flowgate_events_total{outcome="written"}"#) == 4.0
@@ -389,6 +393,13 @@ fn metrics_count_requests_by_campaign_flow_and_route() {
         fg.metric(r#"flowgate_intel_entries{source="datacenter"}"#),
         42566.0
     );
+    // A database's tree nodes are not networks: they have a metric of their own.
+    let text = fg.metrics();
+    assert!(
+        !text.contains(r#"flowgate_intel_entries{source="country"}"#),
+        "{text}"
+    );
+    assert!(fg.metric(r#"flowgate_intel_database_nodes{source="country"}"#) > 0.0);
     assert_eq!(get(fg.admin, "/healthz", &[]).status, 200);
     assert_eq!(get(fg.admin, "/readyz", &[]).status, 200);
 }

@@ -153,8 +153,13 @@ fn an_upload_streams_through_with_its_framing() {
     let data = payload(5 << 20);
 
     let mut v = uploading(&fg, data.len());
+    // Its head has arrived: the request is being answered until its answer is over.
+    wait_for("the upload in flight", Duration::from_secs(5), || {
+        fg.metric("flowgate_requests_in_flight") == 1.0
+    });
     v.send(&data);
     let seen = echoed(&mut v, &data);
+    assert_eq!(fg.metric("flowgate_requests_in_flight"), 0.0);
     assert_eq!(seen["cl"], data.len().to_string(), "{seen}");
     assert_eq!(seen["te"], serde_json::Value::Null, "{seen}");
 
@@ -172,6 +177,9 @@ fn an_upload_streams_through_with_its_framing() {
     let seen = echoed(&mut v, &data);
     assert_eq!(seen["te"], "chunked", "{seen}");
     assert_eq!(seen["cl"], serde_json::Value::Null, "{seen}");
+    // Body bytes, whatever the framing: chunk sizes are not counted.
+    let bytes_in = fg.metric(r#"flowgate_bytes_total{direction="in"}"#);
+    assert_eq!(bytes_in, 2.0 * data.len() as f64);
 }
 
 /// A response body of unknown length, sent in 64 KiB frames (so hyper chunks it).
@@ -219,6 +227,9 @@ fn a_large_page_streams_back_to_the_last_byte() {
     assert_eq!(h.status(), 200, "{h:?}");
     assert_eq!(h.get("transfer-encoding"), Some("chunked"), "{h:?}");
     assert_eq!((body.len(), fnv(&body)), (page.len(), fnv(&page)));
+
+    let bytes_out = fg.metric(r#"flowgate_bytes_total{direction="out"}"#);
+    assert_eq!(bytes_out, 2.0 * page.len() as f64);
 
     let events = fg.events(2);
     for path in ["/big-cl", "/big-chunked"] {

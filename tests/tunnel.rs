@@ -135,8 +135,12 @@ fn a_tunnel_holds_its_place_and_its_count_until_it_closes() {
         Duration::from_secs(5),
         || fg.metric("flowgate_connections_open") == 0.0,
     );
+    // The tunnel's bytes count each way once it ends: two frames of 7 and 5 bytes, echoed.
+    let bytes = |d: &str| fg.metric(&format!("flowgate_bytes_total{{direction=\"{d}\"}}"));
+    assert_eq!((bytes("in"), bytes("out")), (12.0, 12.0));
     let r = fg.get("/lp", &[("User-Agent", CHROME)]);
     assert_eq!((r.status, r.body.as_str()), (200, "ok"), "{r:?}");
+    assert_eq!(bytes("out"), 14.0, "the page's body too");
 }
 
 #[test]

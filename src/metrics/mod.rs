@@ -1,10 +1,17 @@
 //! Every Prometheus collector, registered once per process in its own registry.
 
+mod requests;
+
 use std::sync::Mutex;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+pub use requests::{
+    class_bit, status_class, RequestCounters, VisitorKind, ANY_CLASS, STATUS_CLASSES,
+    UPSTREAM_ERROR_KINDS, VISITORS,
 };
 
 /// The label values known before any traffic: their series start at 0 instead of appearing
@@ -17,11 +24,23 @@ const REFUSAL_LIMITS: [&str; 2] = ["listener", "peer"];
 
 pub struct Metrics {
     pub registry: Registry,
-    /// `campaign`, `flow`, `route`: names from the rules, never visitor data.
+    /// `campaign`, `flow`, `route`: names from the rules, never visitor data; `visitor`
+    /// (`VISITORS`) and `status_class` (`STATUS_CLASSES`). Counted through the handles of
+    /// `request_counters`, made once per snapshot.
     pub requests: IntCounterVec,
-    pub request_duration: Histogram,
-    /// `upstream`, `kind` (connect, timeout, ...).
+    /// `route`: time to the response head.
+    pub request_duration: HistogramVec,
+    /// `upstream`: time from sending the request to the upstream's response head.
+    pub upstream_duration: HistogramVec,
+    /// `upstream`, `kind` (`UPSTREAM_ERROR_KINDS`).
     pub upstream_errors: IntCounterVec,
+    /// Body bytes from visitors (`in`: request bodies sent on upstream, and tunnels' bytes
+    /// from the visitor) and to visitors (`out`: response bodies, tunnels' bytes to the
+    /// visitor).
+    pub bytes_in: IntCounter,
+    pub bytes_out: IntCounter,
+    /// Requests being answered; set from the drain's own count at every scrape.
+    pub requests_in_flight: IntGauge,
     /// `outcome`: written, sent, spooled, replayed, dropped, failed.
     pub events: IntCounterVec,
     pub event_queue_depth: IntGauge,
@@ -38,8 +57,11 @@ pub struct Metrics {
     /// (source, unix seconds built) of the serving snapshot.
     pub intel_built: Mutex<Vec<(String, u64)>>,
     pub snapshot_generation: IntGauge,
-    /// `source`: a list name or database kind.
+    /// `source`: a list's name; networks as written.
     pub intel_entries: IntGaugeVec,
+    /// `source`: a database kind (`country`, `city`, `asn`, `anonymous`); nodes of its
+    /// search tree, which are not networks.
+    pub intel_database_nodes: IntGaugeVec,
     /// `source`: lines a `skip_bad_lines` list skipped.
     pub intel_skipped_lines: IntGaugeVec,
     pub build_info: IntGaugeVec,
@@ -71,17 +93,20 @@ impl Metrics {
             registry.register(Box::new(g.clone()))?;
             Ok::<_, prometheus::Error>(g)
         };
-        let request_duration = Histogram::with_opts(
-            HistogramOpts::new(
-                "flowgate_request_duration_seconds",
-                "Time from request to response, all routes.",
-            )
-            .buckets(vec![
+        let latency = |name: &str, help: &str, label: &str| {
+            let opts = HistogramOpts::new(name, help).buckets(vec![
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                 10.0,
-            ]),
+            ]);
+            let h = HistogramVec::new(opts, &[label])?;
+            registry.register(Box::new(h.clone()))?;
+            Ok::<_, prometheus::Error>(h)
+        };
+        let bytes = counter(
+            "flowgate_bytes_total",
+            "Body bytes from visitors (in) and to visitors (out), tunnels included.",
+            &["direction"],
         )?;
-        registry.register(Box::new(request_duration.clone()))?;
         let sink_request_duration = Histogram::with_opts(
             HistogramOpts::new(
                 "flowgate_event_sink_request_duration_seconds",
@@ -95,10 +120,25 @@ impl Metrics {
         let m = Metrics {
             requests: counter(
                 "flowgate_requests_total",
-                "Requests by the campaign, flow and route that served them.",
-                &["campaign", "flow", "route"],
+                "Requests by the campaign, flow and route that served them, the kind of visitor and the status class of the answer.",
+                &["campaign", "flow", "route", "visitor", "status_class"],
             )?,
-            request_duration,
+            request_duration: latency(
+                "flowgate_request_duration_seconds",
+                "Time from request to response head, by route.",
+                "route",
+            )?,
+            upstream_duration: latency(
+                "flowgate_upstream_request_duration_seconds",
+                "Time from sending a request upstream to the upstream's response head.",
+                "upstream",
+            )?,
+            bytes_in: bytes.with_label_values(&["in"]),
+            bytes_out: bytes.with_label_values(&["out"]),
+            requests_in_flight: gauge(
+                "flowgate_requests_in_flight",
+                "Requests being answered (a response body still streaming counts).",
+            )?,
             upstream_errors: counter(
                 "flowgate_upstream_errors_total",
                 "Failed upstream requests by upstream and kind.",
@@ -140,7 +180,12 @@ impl Metrics {
             )?,
             intel_entries: gauge_vec(
                 "flowgate_intel_entries",
-                "Entries per intel source (list networks, database nodes).",
+                "Networks of each IP list, as written.",
+                &["source"],
+            )?,
+            intel_database_nodes: gauge_vec(
+                "flowgate_intel_database_nodes",
+                "Nodes of each intel database's search tree (not networks).",
                 &["source"],
             )?,
             shadow_decisions: counter(

@@ -30,6 +30,7 @@ pub struct Progress {
     /// The visitor sent more than allowed: the upload was cut off, the answer is 413.
     pub too_large: AtomicBool,
     ended: AtomicBool,
+    limit: u64,
 }
 
 impl Progress {
@@ -40,12 +41,18 @@ impl Progress {
             allowed: AtomicU64::new(allowed),
             too_large: AtomicBool::new(false),
             ended: AtomicBool::new(false),
+            limit: allowed,
         }
     }
 
     /// The whole upload was handed on.
     pub fn ended(&self) -> bool {
         self.ended.load(Relaxed)
+    }
+
+    /// Bytes of the upload handed on so far.
+    pub fn sent(&self) -> u64 {
+        self.limit.saturating_sub(self.allowed.load(Relaxed))
     }
 }
 
@@ -125,16 +132,22 @@ impl HttpBody for Body {
 pub struct Tracked {
     body: Body,
     finish: Option<Finish>,
+    /// Body bytes handed to hyper, counted once at the end.
+    sent: u64,
 }
 
 impl Tracked {
     pub fn new(body: Body, finish: Option<Finish>) -> Tracked {
-        Tracked { body, finish }
+        Tracked {
+            body,
+            finish,
+            sent: 0,
+        }
     }
 
     fn done(&mut self, complete: bool) {
         if let Some(f) = self.finish.take() {
-            f.run(complete);
+            f.run(complete, self.sent);
         }
     }
 }
@@ -149,7 +162,12 @@ impl HttpBody for Tracked {
         match &polled {
             Poll::Ready(None) => this.done(true),
             Poll::Ready(Some(Err(_))) => this.done(false),
-            Poll::Ready(Some(Ok(_))) if this.body.is_end_stream() => this.done(true),
+            Poll::Ready(Some(Ok(frame))) => {
+                this.sent += frame.data_ref().map_or(0, |d| d.len() as u64);
+                if this.body.is_end_stream() {
+                    this.done(true);
+                }
+            }
             _ => {}
         }
         polled

@@ -30,6 +30,7 @@ pub(super) const TICK: Duration = Duration::from_secs(1);
 
 /// What a connection has done, written by the request path and read by the watchdog.
 pub struct ConnState {
+    /// Bytes read from and written to the visitor.
     reads: AtomicU64,
     writes: AtomicU64,
     started: AtomicU64,
@@ -86,9 +87,14 @@ impl ConnState {
         self.tunnel.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
-    /// Reads and writes that moved bytes, both ways together.
+    /// Bytes moved, both ways together.
     pub(super) fn moved(&self) -> u64 {
         self.reads.load(Relaxed) + self.writes.load(Relaxed)
+    }
+
+    /// Bytes read from the visitor, and written to it.
+    pub(super) fn bytes(&self) -> (u64, u64) {
+        (self.reads.load(Relaxed), self.writes.load(Relaxed))
     }
 
     /// Once the process drains, each answer closes its connection.
@@ -354,8 +360,8 @@ pub(super) async fn watchdog(state: &ConnState, limits: &crate::config::Limits) 
     }
 }
 
-/// The accepted stream, counting reads that brought bytes (for the watchdog), after the
-/// bytes of `prefix`.
+/// The accepted stream, counting the bytes it moves each way (for the watchdog and a
+/// tunnel's `flowgate_bytes_total`), after the bytes of `prefix`.
 pub(super) struct Counted<S> {
     inner: S,
     prefix: Bytes,
@@ -381,13 +387,14 @@ impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
         if !self.prefix.is_empty() {
             let n = self.prefix.len().min(buf.remaining());
             buf.put_slice(&self.prefix.split_to(n));
-            self.state.reads.fetch_add(1, Relaxed);
+            self.state.reads.fetch_add(n as u64, Relaxed);
             return Poll::Ready(Ok(()));
         }
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.state.reads.fetch_add(1, Relaxed);
+        let n = buf.filled().len() - before;
+        if n > 0 {
+            self.state.reads.fetch_add(n as u64, Relaxed);
         }
         polled
     }
@@ -402,7 +409,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
         let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = &polled {
             if *n > 0 {
-                self.state.writes.fetch_add(1, Relaxed);
+                self.state.writes.fetch_add(*n as u64, Relaxed);
             }
         }
         polled
@@ -416,7 +423,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
         let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if let Poll::Ready(Ok(n)) = &polled {
             if *n > 0 {
-                self.state.writes.fetch_add(1, Relaxed);
+                self.state.writes.fetch_add(*n as u64, Relaxed);
             }
         }
         polled

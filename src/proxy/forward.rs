@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode, Uri};
@@ -37,6 +38,7 @@ fn tunnel(gw: &Gateway, conn: &ConnState, down: Option<OnUpgrade>, resp: &mut Re
         up,
         in_flight: gw.in_flight.clone(),
         idle: conn.settings.limits.tunnel_idle_timeout.0,
+        bytes: (gw.metrics.bytes_in.clone(), gw.metrics.bytes_out.clone()),
     });
 }
 
@@ -57,27 +59,46 @@ pub(super) struct Leg<'a> {
     pub(super) fwd: Forwarding,
 }
 
+/// What the proxy action came back with.
+pub(super) struct Proxied {
+    /// The upstream's answer, or an error page.
+    pub(super) response: Response<Body>,
+    /// The peer asked.
+    pub(super) peer: Option<SocketAddr>,
+    /// The connection to give back to the pool once the answer has been read to the end.
+    pub(super) pooled: Option<Pooled>,
+    pub(super) upload: Option<Arc<Progress>>,
+    /// When the request went to the upstream that answered it: its latency ends with the
+    /// request's own clock reading, which saves one per request.
+    pub(super) sent: Option<Instant>,
+}
+
+impl Proxied {
+    fn error(response: Response<Body>, peer: Option<SocketAddr>) -> Proxied {
+        Proxied {
+            response,
+            peer,
+            pooled: None,
+            upload: None,
+            sent: None,
+        }
+    }
+}
+
 impl Leg<'_> {
-    /// The upstream's answer (or an error page), the peer asked, and the connection to give
-    /// back to the pool once the answer has been read to the end.
     pub(super) async fn proxy(
         self,
         method: &http::Method,
         headers: http::HeaderMap,
         body: Incoming,
         on_upgrade: Option<OnUpgrade>,
-    ) -> (
-        Response<Body>,
-        Option<SocketAddr>,
-        Option<Pooled>,
-        Option<Arc<Progress>>,
-    ) {
+    ) -> Proxied {
         let upgrade = headers::wants_upgrade(&headers);
         // RFC 9110 §9.2.2: only an idempotent request may be sent again unasked.
         let replay = hyper::body::Body::is_end_stream(&body) && method.is_idempotent();
         let allowed = self.conn.settings.limits.max_body_bytes.0;
         if hyper::body::Body::size_hint(&body).lower() > allowed {
-            return (too_large(), None, None, None);
+            return Proxied::error(too_large(), None);
         }
         let progress =
             (!hyper::body::Body::is_end_stream(&body)).then(|| Arc::new(Progress::new(allowed)));
@@ -98,6 +119,7 @@ impl Leg<'_> {
             }
         };
         let req = headers::upstream_request(method, headers, self.target, self.fwd, upgrade, body);
+        let sent = Instant::now();
         let answer = match upstream::send(self.up, req, replay).await {
             Ok(a) => a,
             Err((_, peer))
@@ -105,11 +127,11 @@ impl Leg<'_> {
                     .as_ref()
                     .is_some_and(|p| p.too_large.load(std::sync::atomic::Ordering::Relaxed)) =>
             {
-                return (too_large(), Some(peer), None, None);
+                return Proxied::error(too_large(), Some(peer));
             }
             Err((e, peer)) => {
                 self.gw.count_upstream_error(&self.up.name, e.kind());
-                return (respond::error_page(e.status()), Some(peer), None, None);
+                return Proxied::error(respond::error_page(e.status()), Some(peer));
             }
         };
         let mut resp = answer.response;
@@ -122,15 +144,16 @@ impl Leg<'_> {
         } else {
             // An upgrade nobody asked for: its bytes would not be HTTP any more.
             self.gw.count_upstream_error(&self.up.name, "protocol");
-            return (respond::error_page(502), Some(answer.peer), None, None);
+            return Proxied::error(respond::error_page(502), Some(answer.peer));
         };
         let (mut rp, rb) = resp.into_parts();
         headers::clean_response(&mut rp.headers, switching);
-        (
-            Response::from_parts(rp, Body::Stream(rb)),
-            Some(answer.peer),
+        Proxied {
+            response: Response::from_parts(rp, Body::Stream(rb)),
+            peer: Some(answer.peer),
             pooled,
-            progress,
-        )
+            upload: progress,
+            sent: Some(sent),
+        }
     }
 }

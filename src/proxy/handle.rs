@@ -52,7 +52,12 @@ pub struct Finish {
 }
 
 impl Finish {
-    pub fn run(mut self, complete: bool) {
+    /// `sent`: the response body's bytes handed to the visitor's connection.
+    pub fn run(mut self, complete: bool, sent: u64) {
+        if sent > 0 {
+            self.gw.metrics.bytes_out.inc_by(sent);
+        }
+        self.count_upload();
         let upload_done = self.upload.as_ref().is_none_or(|u| u.ended());
         if let Some(p) = self.pooled.take() {
             if complete && upload_done {
@@ -65,6 +70,12 @@ impl Finish {
         self.ran = true;
         self.conn.request_finished();
     }
+
+    fn count_upload(&self) {
+        if let Some(u) = &self.upload {
+            self.gw.metrics.bytes_in.inc_by(u.sent());
+        }
+    }
 }
 
 /// The visitor went away before the answer was ready: the request still gets its event, with
@@ -74,6 +85,7 @@ impl Drop for Finish {
         if self.ran {
             return;
         }
+        self.count_upload();
         if let Some(mut r) = self.record.take() {
             r.set_outcome(Outcome {
                 ts_ms: crate::time::now_ms(),
@@ -188,9 +200,11 @@ pub async fn handle(
     let mut id_buf = [0u8; 36];
     let click_id_str = click_id.hyphenated().encode_lower(&mut id_buf);
     let answer = snap.answer(ip, &facts, click_id_str);
-    let (campaign, flow, route) = (answer.campaign, answer.flow, answer.route);
+    let (campaign, route) = (answer.campaign, answer.route);
+    let (meters, decision) = (&snap.meters, answer.decision);
+    let visitor_kind = crate::snapshot::visitor_kind(&answer.visitor);
     if facts.rate_limited.get() {
-        gw.metrics.rate_limited.with_label_values(&[campaign]).inc();
+        meters.rate_limited(&decision);
     }
     if let Some(shadow) = answer.shadow {
         gw.metrics
@@ -209,6 +223,10 @@ pub async fn handle(
             None => Plan::Answer(respond::error_page(400)),
             Some(target) => {
                 let up = *upstream;
+                let latency = match &route.action {
+                    crate::rules::Action::Proxy { upstream, .. } => meters.upstream(*upstream),
+                    _ => None,
+                };
                 let fwd = Forwarding {
                     // RFC 9112 §3.2.2: an absolute-form target's authority replaces Host.
                     host: up.host.clone().or_else(|| {
@@ -223,7 +241,12 @@ pub async fn handle(
                     },
                     ..Forwarding::new(&parts.headers, peer, peer_trusted, ip, click_id_str)
                 };
-                Plan::Proxy { up, target, fwd }
+                Plan::Proxy {
+                    up,
+                    target,
+                    fwd,
+                    latency,
+                }
             }
         },
     };
@@ -247,9 +270,16 @@ pub async fn handle(
     });
 
     finish.record = record;
+    // When the request went upstream, and where its latency is counted.
+    let mut upstream_sent = None;
     let (response, upstream_peer) = match plan {
         Plan::Answer(r) => (r, None),
-        Plan::Proxy { up, target, fwd } => {
+        Plan::Proxy {
+            up,
+            target,
+            fwd,
+            latency,
+        } => {
             let headers = std::mem::take(&mut parts.headers);
             let leg = Leg {
                 gw: &gw,
@@ -258,25 +288,25 @@ pub async fn handle(
                 target: &target,
                 fwd,
             };
-            let (resp, peer, pooled, upload) =
-                leg.proxy(&parts.method, headers, body, on_upgrade).await;
-            finish.upload = upload;
-            if pooled.is_some() {
+            let p = leg.proxy(&parts.method, headers, body, on_upgrade).await;
+            finish.upload = p.upload;
+            if p.pooled.is_some() {
                 // From here the upstream's body streams; it may not stall longer than this.
                 conn.stall_limit(up.read_timeout);
             }
-            finish.pooled = pooled;
-            (resp, peer)
+            finish.pooled = p.pooled;
+            upstream_sent = p.sent.zip(latency);
+            (p.response, p.peer)
         }
     };
 
     let status = response.status().as_u16();
-    let duration = start.elapsed();
-    gw.metrics
-        .requests
-        .with_label_values(&[campaign, flow, route.name.as_str()])
-        .inc();
-    gw.metrics.request_duration.observe(duration.as_secs_f64());
+    let now = Instant::now();
+    let duration = now.duration_since(start);
+    if let Some((sent, latency)) = upstream_sent {
+        latency.observe(now.duration_since(sent).as_secs_f64());
+    }
+    meters.answered(&decision, visitor_kind, status, duration.as_secs_f64());
     if let Some(r) = &mut finish.record {
         r.set_outcome(Outcome {
             ts_ms: crate::time::now_ms(),
@@ -296,6 +326,7 @@ enum Plan<'s> {
         up: &'s crate::rules::Upstream,
         target: Uri,
         fwd: Forwarding,
+        latency: Option<&'s prometheus::Histogram>,
     },
 }
 

@@ -19,6 +19,8 @@ pub(super) struct Pending {
     pub(super) up: OnUpgrade,
     pub(super) in_flight: InFlightCounter,
     pub(super) idle: Duration,
+    /// `flowgate_bytes_total` in and out.
+    pub(super) bytes: (prometheus::IntCounter, prometheus::IntCounter),
 }
 
 /// Copies until the tunnel ends; both connections close when it returns.
@@ -28,8 +30,10 @@ pub(super) async fn run(pending: Pending, conn: &ConnState) {
         up,
         in_flight,
         idle,
+        bytes,
     } = pending;
     let _counted = in_flight.tunnel();
+    let before = conn.bytes();
     let copy = async move {
         let (Ok(down), Ok(up)) = (down.await, up.await) else {
             return log::debug!("an upgrade did not complete");
@@ -44,6 +48,10 @@ pub(super) async fn run(pending: Pending, conn: &ConnState) {
         () = quiet_for(conn, idle) => log::debug!("tunnel closed: nothing moved for {idle:?}"),
         () = in_flight.tunnels_closing() => log::debug!("tunnel closed: the process drains"),
     }
+    // Every byte of the tunnel passes the visitor's connection, whichever way it goes.
+    let after = conn.bytes();
+    bytes.0.inc_by(after.0.saturating_sub(before.0));
+    bytes.1.inc_by(after.1.saturating_sub(before.1));
 }
 
 /// Returns once no byte has moved to or from the visitor for `limit` (at most a second more).

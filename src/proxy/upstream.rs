@@ -348,5 +348,8 @@ mod tests {
                 (Protocol, 502, "protocol"),
             ]
         );
+        // Each kind's series is made at 0 when a snapshot loads.
+        let kinds: Vec<&str> = all.iter().map(|e| e.kind()).collect();
+        assert_eq!(kinds, crate::metrics::UPSTREAM_ERROR_KINDS);
     }
 }

@@ -18,6 +18,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::identity::Visitor;
+#[cfg(test)]
+pub(crate) use compile::from_texts;
 pub use compile::{load, rule_files};
 pub use condition::Condition;
 pub use explain::Step;

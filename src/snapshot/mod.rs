@@ -2,6 +2,7 @@
 //! complete new snapshot off the request path and swaps it in only if nothing failed.
 
 mod answer;
+mod meters;
 mod names;
 mod rule_tests;
 mod sample;
@@ -9,6 +10,7 @@ mod settings;
 pub mod watch;
 
 pub use answer::{Answer, Target, Todo};
+pub use meters::{visitor_kind, Meters};
 pub use names::Names;
 pub use sample::{DecisionView, Explanation, SampleError, SampleRequest, VisitorView};
 pub use settings::{Postback, Settings};
@@ -19,6 +21,7 @@ use arc_swap::ArcSwap;
 
 use crate::config::Config;
 use crate::identity::Intel;
+use crate::metrics::Metrics;
 use crate::problem::Problems;
 use crate::rules::{self, Rules};
 
@@ -34,6 +37,8 @@ pub struct Snapshot {
     pub names: Names,
     /// What the request path reads from the config this snapshot was built with.
     pub settings: Arc<Settings>,
+    /// The series its requests count into; none unless built by a `Live` with metrics.
+    pub meters: Meters,
 }
 
 /// What each stage of a build found, for `check` to report stage by stage.
@@ -98,6 +103,7 @@ impl Snapshot {
             intel,
             shadow,
             tests: 0,
+            meters: Meters::default(),
         };
         if !stages.intel.is_empty() || !stages.rules.is_empty() {
             return stages;
@@ -125,6 +131,7 @@ pub struct Report {
 pub struct SourceCount {
     /// A list's name, or the database kind (`country`, `city`, `asn`, `anonymous`).
     pub source: String,
+    pub kind: SourceKind,
     /// Networks of a list, nodes of a database.
     pub entries: u64,
     /// Lines a `skip_bad_lines` list skipped; `None` for databases.
@@ -134,10 +141,19 @@ pub struct SourceCount {
     pub built: Option<u64>,
 }
 
+/// What `SourceCount::entries` counts: a list's networks or a database's tree nodes, which
+/// are not comparable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    List,
+    Database,
+}
+
 impl Snapshot {
     pub fn report(&self) -> Report {
         let lists = self.intel.lists.iter().map(|list| SourceCount {
             source: list.name.clone(),
+            kind: SourceKind::List,
             entries: list.set.entries() as u64,
             skipped: Some(list.skipped as u64),
             built: list.modified,
@@ -151,6 +167,7 @@ impl Snapshot {
         let dbs = dbs.into_iter().filter_map(|(source, db)| {
             db.as_ref().map(|db| SourceCount {
                 source: source.to_string(),
+                kind: SourceKind::Database,
                 entries: u64::from(db.node_count()),
                 skipped: None,
                 built: Some(db.built()),
@@ -168,6 +185,8 @@ pub struct Live {
     current: ArcSwap<Snapshot>,
     /// The config the serving snapshot was built from.
     config: ArcSwap<Config>,
+    /// Where each new snapshot's series are made; `None` outside `flowgate run`.
+    metrics: Option<Arc<Metrics>>,
     /// One reload at a time: SIGHUP and the watcher may ask together.
     reloading: Mutex<()>,
 }
@@ -184,10 +203,19 @@ pub struct ConfigChange {
 
 impl Live {
     pub fn new(config: Arc<Config>) -> Result<Live, Problems> {
-        let snapshot = Snapshot::build(&config, 1)?;
+        Live::serving(config, None)
+    }
+
+    /// A live snapshot whose every generation counts its requests in `metrics`.
+    pub fn serving(config: Arc<Config>, metrics: Option<Arc<Metrics>>) -> Result<Live, Problems> {
+        let mut snapshot = Snapshot::build(&config, 1)?;
+        if let Some(m) = &metrics {
+            snapshot.meters = Meters::new(&snapshot.rules, m);
+        }
         Ok(Live {
             current: ArcSwap::from_pointee(snapshot),
             config: ArcSwap::new(config),
+            metrics,
             reloading: Mutex::new(()),
         })
     }
@@ -218,12 +246,21 @@ impl Live {
         watch::Sources { folders, files }
     }
 
+    /// A snapshot of `config`, with its series made when this process counts requests.
+    fn build(&self, config: &Config, generation: u64) -> Result<Snapshot, Problems> {
+        let mut snapshot = Snapshot::build(config, generation)?;
+        if let Some(m) = &self.metrics {
+            snapshot.meters = Meters::new(&snapshot.rules, m);
+        }
+        Ok(snapshot)
+    }
+
     /// Rebuilds from the files on disk and says what now serves. On any problem the serving
     /// snapshot stays and the problems come back instead.
     pub fn reload(&self) -> Result<Report, Problems> {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
         let generation = self.current.load().generation + 1;
-        let snapshot = Snapshot::build(&self.config.load(), generation)?;
+        let snapshot = self.build(&self.config.load(), generation)?;
         let report = snapshot.report();
         self.current.store(Arc::new(snapshot));
         Ok(report)
@@ -241,7 +278,7 @@ impl Live {
         let events = config.events_changed(&running);
         let config = Arc::new(config);
         let generation = self.current.load().generation + 1;
-        let snapshot = Snapshot::build(&config, generation)?;
+        let snapshot = self.build(&config, generation)?;
         let report = snapshot.report();
         self.config.store(config.clone());
         self.current.store(Arc::new(snapshot));

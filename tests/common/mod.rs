@@ -8,6 +8,7 @@ pub mod analytics;
 pub mod clickhouse;
 mod client;
 mod process;
+mod prometheus_server;
 mod upstream;
 mod wait;
 
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 pub use client::*;
 pub use process::*;
+pub use prometheus_server::*;
 pub use upstream::*;
 pub use wait::*;
 
