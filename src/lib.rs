@@ -19,6 +19,7 @@ pub mod reload;
 pub mod rules;
 pub mod serve;
 pub mod snapshot;
+pub mod state;
 pub mod time;
 pub mod tls;
 pub mod url;

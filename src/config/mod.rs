@@ -9,6 +9,7 @@ mod postback;
 mod privacy;
 mod proxies;
 mod secret;
+mod state;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ pub use postback::PostbackConfig;
 pub use privacy::{IpPrivacy, PrivacyConfig};
 pub use proxies::TrustedProxy;
 pub use secret::{SecretError, SecretSource};
+pub use state::StateConfig;
 
 pub const DEFAULT_PATH: &str = "config/flowgate.yaml";
 
@@ -64,6 +66,9 @@ pub struct Config {
     pub privacy: PrivacyConfig,
     #[serde(default)]
     pub postback: Option<PostbackConfig>,
+    /// The click store behind `unique` and `cap`.
+    #[serde(default)]
+    pub state: StateConfig,
     /// Worker threads for the proxy; default: one per core.
     #[serde(default)]
     pub threads: Option<usize>,
@@ -174,6 +179,7 @@ impl Config {
         i.lists.values_mut().for_each(|s| abs(&mut s.value.file));
         abs(&mut self.events.file.dir);
         abs(&mut self.privacy.salt_dir);
+        abs(&mut self.state.path);
         if let Some(http) = &mut self.events.http {
             abs(&mut http.value.spool_dir);
             for h in http.value.headers.values_mut() {
@@ -252,6 +258,7 @@ impl Config {
             t.validate(file, i, problems);
         }
         self.events.validate(file, problems);
+        self.state.validate(file, problems);
         if let Some(p) = &mut self.postback {
             p.validate(file, problems);
         }
@@ -323,6 +330,9 @@ impl Config {
         if new.shutdown_timeout != old.shutdown_timeout {
             changed.push("shutdown_timeout");
         }
+        if differ(&new.state, &old.state) {
+            changed.push("state");
+        }
         changed
     }
 
@@ -343,6 +353,7 @@ impl Config {
         self.upgrade_sock.clone_from(&running.upgrade_sock);
         self.pid_file.clone_from(&running.pid_file);
         self.shutdown_timeout = running.shutdown_timeout;
+        self.state.clone_from(&running.state);
     }
 
     /// `client_ip_header`, as validation parsed it.
