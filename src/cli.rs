@@ -164,15 +164,58 @@ fn forget(path: &Path, ip: Option<std::net::IpAddr>, click_id: Option<String>) -
     }
     let dirs: Vec<&Path> = dirs.into_iter().filter(|d| d.is_dir()).collect();
     match crate::events::forget(&dirs, &matches) {
-        Ok(n) => {
-            println!("removed {n} events");
-            ExitCode::SUCCESS
-        }
+        Ok(n) => println!("removed {n} events"),
         Err(e) => {
             eprintln!("forget: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let who = match (ip, click_id) {
+        (Some(ip), _) => StoreForget::Ip(ip),
+        (None, Some(id)) => StoreForget::ClickId(id),
+        (None, None) => return ExitCode::SUCCESS,
+    };
+    match forget_in_store(&config, who) {
+        Ok(Some(gone)) => {
+            println!(
+                "removed {} clicks and {} visitor records from the state store",
+                gone.clicks, gone.visitors
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(None) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("forget: {}: {e}", config.state.path.display());
             ExitCode::FAILURE
         }
     }
+}
+
+enum StoreForget {
+    Ip(std::net::IpAddr),
+    ClickId(String),
+}
+
+/// Erases the visitor's clicks and last-seen times from the state store (beside a running
+/// flowgate: SQLite's WAL lets both write). `None` when there is no store yet.
+fn forget_in_store(
+    config: &Config,
+    who: StoreForget,
+) -> Result<Option<crate::state::Forgotten>, String> {
+    use crate::state::{Forget, Keys, Sqlite, Store};
+    let state = &config.state;
+    if !state.path.is_file() {
+        return Ok(None);
+    }
+    let who = match who {
+        StoreForget::Ip(ip) => {
+            let keys = Keys::open(state.dir(), state.retention.0).map_err(|e| e.to_string())?;
+            Forget::IpKeys(keys.ip_keys(ip))
+        }
+        StoreForget::ClickId(id) => Forget::ClickId(id),
+    };
+    let mut store = Sqlite::open(&state.path).map_err(|e| e.to_string())?;
+    store.forget(&who).map(Some).map_err(|e| e.to_string())
 }
 
 fn intel_update(path: &Path) -> ExitCode {

@@ -21,8 +21,10 @@ use crate::events::{self, ClickRecord, Outcome, Record};
 use crate::identity::client_ip;
 use crate::lifecycle::InFlight;
 use crate::rules::request::canonical_host;
+use crate::rules::Decision;
 use crate::rules::RequestFacts;
-use crate::snapshot::Todo;
+use crate::snapshot::{Snapshot, Todo};
+use crate::state::{Click, View};
 
 /// The process drained: the connection closes without an answer, and the client retries.
 #[derive(Debug)]
@@ -116,6 +118,7 @@ fn facts<'a>(parts: &'a Parts, path: &'a str) -> Result<RequestFacts<'a>, &'stat
         headers: &parts.headers,
         at: None,
         rate_limited: Default::default(),
+        state: Default::default(),
     })
 }
 
@@ -187,7 +190,15 @@ pub async fn handle(
     let click_id = events::new_click_id();
     let mut id_buf = [0u8; 36];
     let click_id_str = click_id.hyphenated().encode_lower(&mut id_buf);
+    // What the visitor's cookie says, and its pseudonym when `unique` asks: never a read of
+    // the store.
+    let visit = gw.state.visit(ip, facts.user_agent(), &parts.headers);
+    facts.state.set(View::Live(&visit));
     let answer = snap.answer(ip, &facts, click_id_str);
+    let clicked = gw.state.clicked(
+        &visit,
+        stored_click(&snap, &answer.decision, &facts, ip, click_id, visit.now_ms),
+    );
     let (campaign, flow, route) = (answer.campaign, answer.flow, answer.route);
     if facts.rate_limited.get() {
         gw.metrics.rate_limited.with_label_values(&[campaign]).inc();
@@ -242,6 +253,7 @@ pub async fn handle(
             answer.visitor,
             &answer.decision,
             &facts,
+            clicked.unique,
             pending,
         ))
     });
@@ -270,6 +282,10 @@ pub async fn handle(
         }
     };
 
+    let mut response = response;
+    if let Some(cookie) = clicked.set_cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
     let status = response.status().as_u16();
     let duration = start.elapsed();
     gw.metrics
@@ -287,6 +303,31 @@ pub async fn handle(
         });
     }
     Ok(finished(response, finish, last || conn.draining()))
+}
+
+/// The click as the state store keeps it: the decision's names and scopes.
+fn stored_click(
+    snap: &Snapshot,
+    d: &Decision,
+    facts: &RequestFacts,
+    ip: IpAddr,
+    click_id: uuid::Uuid,
+    ts_ms: u64,
+) -> Click {
+    let campaign = d.campaign.map(|c| &snap.rules.campaigns[c]);
+    let flow = campaign.zip(d.flow).map(|(c, f)| &c.flows[f]);
+    Click {
+        click_id,
+        ts_ms,
+        campaign: snap.names.campaign(d).cloned(),
+        flow: snap.names.flow(d).cloned(),
+        route: snap.names.route(d).0.clone(),
+        query: facts.query.map(Box::from),
+        visitor: [0; 16],
+        ip,
+        unique: None,
+        scopes: [campaign.map_or(0, |c| c.scope), flow.map_or(0, |f| f.scope)],
+    }
 }
 
 /// What the decision asks for: an answer flowgate has, or a request for an upstream.

@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::identity::Intel;
 use crate::problem::Problems;
 use crate::rules::{self, Rules};
+use crate::state::Caps;
 
 pub struct Snapshot {
     pub generation: u64,
@@ -39,10 +40,16 @@ pub struct Snapshot {
 impl Snapshot {
     /// Loads intel data, compiles the rules and runs the rule tests. Every problem in any of
     /// them is reported; a snapshot exists only when there are none.
+    /// Caps count for nothing beyond this snapshot (`flowgate check`, `explain`).
     pub fn build(config: &Config, generation: u64) -> Result<Snapshot, Problems> {
+        Snapshot::build_with(config, generation, &Caps::default())
+    }
+
+    /// The same, with caps counting in the process's `caps` (they outlive the snapshot).
+    pub fn build_with(config: &Config, generation: u64, caps: &Caps) -> Result<Snapshot, Problems> {
         let mut problems = Problems::new();
         let intel = Intel::load(&config.intel, &mut problems);
-        let rules = match rules::load(&config.rules, &intel) {
+        let rules = match rules::load_with(&config.rules, &intel, caps) {
             Ok(rules) => rules,
             Err(more) => {
                 problems.extend(more);
@@ -50,7 +57,7 @@ impl Snapshot {
             }
         };
         let shadow = match &config.shadow_rules {
-            Some(dir) => match rules::load(dir, &intel) {
+            Some(dir) => match rules::load_with(dir, &intel, caps) {
                 Ok(r) => Some(r),
                 Err(more) => {
                     problems.extend(more);
@@ -134,6 +141,8 @@ pub struct Live {
     config: ArcSwap<Config>,
     /// One reload at a time: SIGHUP and the watcher may ask together.
     reloading: Mutex<()>,
+    /// The process's cap counters: every snapshot's caps count in them.
+    caps: Arc<Caps>,
 }
 
 /// What a reload of `flowgate.yaml` changed beside the snapshot.
@@ -147,12 +156,19 @@ pub struct ConfigChange {
 }
 
 impl Live {
+    /// Caps count only in this `Live` (tests and benches).
     pub fn new(config: Arc<Config>) -> Result<Live, Problems> {
-        let snapshot = Snapshot::build(&config, 1)?;
+        Live::with_caps(config, Arc::new(Caps::default()))
+    }
+
+    /// Every snapshot's caps count in `caps`, the process's (`State::caps`).
+    pub fn with_caps(config: Arc<Config>, caps: Arc<Caps>) -> Result<Live, Problems> {
+        let snapshot = Snapshot::build_with(&config, 1, &caps)?;
         Ok(Live {
             current: ArcSwap::from_pointee(snapshot),
             config: ArcSwap::new(config),
             reloading: Mutex::new(()),
+            caps,
         })
     }
 
@@ -187,7 +203,7 @@ impl Live {
     pub fn reload(&self) -> Result<Report, Problems> {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
         let generation = self.current.load().generation + 1;
-        let snapshot = Snapshot::build(&self.config.load(), generation)?;
+        let snapshot = Snapshot::build_with(&self.config.load(), generation, &self.caps)?;
         let report = snapshot.report();
         self.current.store(Arc::new(snapshot));
         Ok(report)
@@ -205,7 +221,7 @@ impl Live {
         let events = config.events_changed(&running);
         let config = Arc::new(config);
         let generation = self.current.load().generation + 1;
-        let snapshot = Snapshot::build(&config, generation)?;
+        let snapshot = Snapshot::build_with(&config, generation, &self.caps)?;
         let report = snapshot.report();
         self.config.store(config.clone());
         self.current.store(Arc::new(snapshot));

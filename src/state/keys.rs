@@ -32,7 +32,7 @@ impl Keys {
         let today = crate::time::now_ms() / 86_400_000;
         let days = (retention.as_secs() / 86_400).max(1);
         let mut files = visitor_key_files(dir);
-        files.sort_by(|a, b| b.0.cmp(&a.0));
+        files.sort_by_key(|f| std::cmp::Reverse(f.0));
         if files
             .first()
             .is_none_or(|(made, _)| today.saturating_sub(*made) >= days)

@@ -17,9 +17,9 @@ mod store;
 mod view;
 mod worker;
 
-use std::cell::OnceCell;
 use std::net::IpAddr;
 use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::OnceLock;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -158,7 +158,7 @@ impl State {
             ip,
             ua: ua.unwrap_or(""),
             cookie,
-            visitor: OnceCell::new(),
+            visitor: OnceLock::new(),
             now_ms: crate::time::now_ms(),
         }
     }
@@ -226,7 +226,7 @@ pub struct Visit<'a> {
     ip: IpAddr,
     ua: &'a str,
     cookie: Option<VisitorCookie>,
-    visitor: OnceCell<Pseudonym>,
+    visitor: OnceLock<Pseudonym>,
     pub now_ms: u64,
 }
 

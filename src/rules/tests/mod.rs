@@ -120,6 +120,7 @@ impl Req {
             headers: &self.headers,
             at: self.at,
             rate_limited: Default::default(),
+            state: Default::default(),
         }
     }
 }
