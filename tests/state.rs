@@ -195,3 +195,38 @@ fn forget_erases_the_visitor_from_the_store_beside_a_running_flowgate() {
     );
     assert_eq!(clicks(&db), 1);
 }
+
+#[test]
+fn a_rule_test_says_what_the_store_would_answer_and_check_holds_it_to_that() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_setup(dir.path(), "", UNIQUE);
+    std::fs::create_dir_all(dir.path().join("rules/tests")).unwrap();
+    let test = |state: &str, flow: &str| {
+        format!(
+            "- name: a {flow} visitor\n  request: {{ url: \"http://promo.example.com/\", ua: \"{CHROME}\" }}\n  {state}\n  expect: {{ flow: {flow} }}\n"
+        )
+    };
+    let tests = dir.path().join("rules/tests/state.yaml");
+    let check = || {
+        Command::new(env!("CARGO_BIN_EXE_flowgate"))
+            .args(["check", "-c"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    let text = test("state: { unique: false }", "rest") + &test("state: { unique: true }", "fresh");
+    std::fs::write(&tests, text + &test("", "fresh")).unwrap();
+    let out = check();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("3 rule tests passed"));
+    std::fs::write(&tests, test("state: { unique: false }", "fresh")).unwrap();
+    let out = check();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("expected flow \"fresh\", got \"rest\""),
+        "{err}"
+    );
+    // A rule test reads nothing from the store and leaves nothing in it.
+    assert!(!dir.path().join("state/state.db").exists());
+}

@@ -6,6 +6,7 @@ mod conditions;
 mod errors;
 mod evaluate;
 mod splits;
+mod state;
 mod templates;
 
 use std::net::IpAddr;
