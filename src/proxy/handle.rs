@@ -322,12 +322,27 @@ fn stored_click(
         campaign: snap.names.campaign(d).cloned(),
         flow: snap.names.flow(d).cloned(),
         route: snap.names.route(d).0.clone(),
-        query: facts.query.map(Box::from),
-        visitor: [0; 16],
+        query: facts.query.map(|q| Box::from(clip_query(q))),
+        visitor: None,
         ip,
+        ua: None,
         unique: None,
         scopes: [campaign.map_or(0, |c| c.scope), flow.map_or(0, |f| f.scope)],
     }
+}
+
+/// The store keeps a few named parameters: a query past 2 KiB is cut at its last whole
+/// parameter before that.
+fn clip_query(q: &str) -> &str {
+    const MAX: usize = 2048;
+    if q.len() <= MAX {
+        return q;
+    }
+    let mut end = MAX;
+    while !q.is_char_boundary(end) {
+        end -= 1;
+    }
+    q[..end].rfind('&').map_or("", |i| &q[..i])
 }
 
 /// What the decision asks for: an answer flowgate has, or a request for an upstream.

@@ -10,7 +10,16 @@ use super::keys::Pseudonym;
 
 const SHARDS: usize = 16;
 
-type Shard = HashMap<u64, u32, foldhash::fast::FixedState>;
+type Map = HashMap<u64, u32, foldhash::fast::FixedState>;
+
+/// Two generations: entries go to `new`; when it holds half the shard's share, it becomes
+/// `old` and the previous `old` is forgotten. A lookup asks both. What is forgotten is what
+/// was not seen for longest, at no cost per click.
+#[derive(Default)]
+struct Shard {
+    new: Map,
+    old: Map,
+}
 
 pub struct SeenIndex {
     shards: Box<[Mutex<Shard>]>,
@@ -42,27 +51,26 @@ impl SeenIndex {
 
     /// When `key` last clicked (unix seconds).
     pub fn seen(&self, key: u64) -> Option<u32> {
-        let map = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
-        map.get(&key).copied()
+        let shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
+        shard.new.get(&key).or_else(|| shard.old.get(&key)).copied()
     }
 
     /// Records a click of `key` at `secs` (a later one never moves it back).
     pub fn mark(&self, key: u64, secs: u32) {
-        let mut map = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= self.per_shard && !map.contains_key(&key) {
-            // Full: one entry is forgotten (that visitor looks new again if it comes back
-            // without a cookie). A sweep for the oldest would cost a whole shard per click.
-            if let Some(k) = map.keys().next().copied() {
-                map.remove(&k);
-            }
+        let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
+        let before = shard.old.get(&key).copied().unwrap_or(0);
+        if shard.new.len() >= self.per_shard.div_ceil(2) && !shard.new.contains_key(&key) {
+            // Full: the older generation is forgotten (those visitors look new again if they
+            // come back without a cookie).
+            shard.old = std::mem::take(&mut shard.new);
         }
-        let e = map.entry(key).or_insert(secs);
-        *e = (*e).max(secs);
+        let e = shard.new.entry(key).or_insert(secs);
+        *e = (*e).max(secs).max(before);
     }
 
     pub(super) fn len(&self) -> usize {
         (self.shards.iter())
-            .map(|s| s.lock().map_or(0, |m| m.len()))
+            .map(|s| s.lock().map_or(0, |s| s.new.len() + s.old.len()))
             .sum()
     }
 }

@@ -85,13 +85,26 @@ fn pseudonym(key: &Mac256, ip: IpAddr, ua: Option<&str>) -> Pseudonym {
     match ua {
         Some(ua) => {
             m.update(b"\xffua");
-            m.update(ua.as_bytes());
+            m.update(clip_ua(ua).as_bytes());
         }
         None => m.update(b"\xffip"),
     }
     let mut out = [0u8; 16];
     out.copy_from_slice(&m.finalize().into_bytes()[..16]);
     out
+}
+
+/// The part of a user agent a pseudonym is made of (what the writer is handed, too).
+pub fn clip_ua(ua: &str) -> &str {
+    const MAX: usize = 512;
+    if ua.len() <= MAX {
+        return ua;
+    }
+    let mut end = MAX;
+    while !ua.is_char_boundary(end) {
+        end -= 1;
+    }
+    &ua[..end]
 }
 
 pub fn hex(bytes: &[u8]) -> String {

@@ -54,11 +54,12 @@ pub enum StateError {
 /// The process's state: keys, the visitor index, cap counters, and the writer's queue.
 pub struct State {
     keys: Arc<Keys>,
-    index: SeenIndex,
+    index: Arc<SeenIndex>,
     caps: Arc<Caps>,
     tx: SyncSender<Message>,
     writer: Mutex<Option<JoinHandle<()>>>,
-    metrics: Arc<Metrics>,
+    /// `flowgate_state_clicks_total{outcome="dropped"}`, looked up once.
+    dropped: prometheus::IntCounter,
     unique_window_ms: u64,
     /// `; Path=/; Max-Age=...; HttpOnly; SameSite=Lax`
     cookie_attrs: String,
@@ -102,7 +103,7 @@ impl State {
         let mut store = Sqlite::open(&cfg.path)?;
         let caps = Arc::new(Caps::default());
         caps.preload(store.caps()?);
-        let index = SeenIndex::new(cfg.visitors.value);
+        let index = Arc::new(SeenIndex::new(cfg.visitors.value));
         let since = crate::time::now_ms().saturating_sub(retention.as_millis() as u64);
         for row in store.seen_since(since, cfg.visitors.value)? {
             let secs = u32::try_from(row.seen_ms / 1000).unwrap_or(u32::MAX);
@@ -120,6 +121,7 @@ impl State {
         let writer = Writer {
             store: Box::new(store),
             keys: keys.clone(),
+            index: index.clone(),
             caps: caps.clone(),
             metrics: metrics.clone(),
             keep: query_params.to_vec(),
@@ -137,7 +139,7 @@ impl State {
             caps,
             tx,
             writer: Mutex::new(Some(thread)),
-            metrics,
+            dropped: metrics.state_clicks.with_label_values(&["dropped"]),
             unique_window_ms: cfg.unique_window.0.as_millis() as u64,
             cookie_attrs: format!("; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax"),
         }))
@@ -163,41 +165,57 @@ impl State {
         }
     }
 
-    /// A click was decided: the visitor is now seen in its campaign and flow (index and
-    /// cookie), and the click goes to the store's queue (dropped and counted when full).
+    /// A click was decided: the visitor is now seen in its campaign and flow (cookie and
+    /// index), and the click goes to the store's queue (dropped and counted when full).
+    ///
+    /// A visitor without a cookie has its pseudonym worked out here (`unique` needs it) and is
+    /// marked in the index at once. One with a cookie needs none: the writer works it out
+    /// off the request path, for the store and the index (which answers if the cookie is
+    /// ever lost).
     pub fn clicked(&self, visit: &Visit, click: Click) -> Clicked {
-        let Click { scopes, .. } = click;
+        let scopes = click.scopes;
         let unique = (scopes[0] != 0).then(|| visit.unique(scopes[0], self.unique_window_ms));
         let secs = visit.secs();
-        let visitor = *visit.visitor();
+        let visitor = visit.visitor.get().copied();
         let mut set_cookie = None;
         if scopes[0] != 0 {
             let mut cookie = visit.cookie.unwrap_or_default();
             let mut changed = false;
             for s in scopes.into_iter().filter(|s| *s != 0) {
-                self.index.mark(index::key(&visitor, s), secs);
+                if let Some(v) = &visitor {
+                    self.index.mark(index::key(v, s), secs);
+                }
                 changed |= cookie.mark(s as u32, secs);
             }
             if changed {
-                let value = cookie.encode(self.keys.cookie());
-                let header = format!("{COOKIE_NAME}={value}{}", self.cookie_attrs);
-                set_cookie = HeaderValue::from_str(&header).ok();
+                set_cookie = self.set_cookie(&cookie);
             }
         }
         let record = Box::new(Click {
             visitor,
+            ua: visitor
+                .is_none()
+                .then(|| Box::from(keys::clip_ua(visit.ua))),
             unique,
             ..click
         });
         match self.tx.try_send(Message::Click(record)) {
             Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => self
-                .metrics
-                .state_clicks
-                .with_label_values(&["dropped"])
-                .inc(),
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => self.dropped.inc(),
         }
         Clicked { unique, set_cookie }
+    }
+
+    /// `Set-Cookie: fg_uv=...; Path=/; ...`, built in one buffer.
+    fn set_cookie(&self, cookie: &VisitorCookie) -> Option<HeaderValue> {
+        let value = cookie.encode(self.keys.cookie());
+        let mut header =
+            Vec::with_capacity(COOKIE_NAME.len() + 1 + value.len() + self.cookie_attrs.len());
+        header.extend_from_slice(COOKIE_NAME.as_bytes());
+        header.push(b'=');
+        header.extend_from_slice(value.as_bytes());
+        header.extend_from_slice(self.cookie_attrs.as_bytes());
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(header)).ok()
     }
 
     /// Writes out what is queued and what the caps counted, then stops the writer.

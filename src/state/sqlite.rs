@@ -2,6 +2,7 @@
 //! upgrade and `flowgate events forget` work beside a running one — readers never block the
 //! writer, and writers take turns within `busy_timeout`.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -56,6 +57,13 @@ impl Sqlite {
     /// Opens (or creates) the database, in WAL mode, with its tables.
     pub fn open(path: &Path) -> Result<Sqlite, StoreError> {
         let at = |e: rusqlite::Error| StoreError(format!("{}: {e}", path.display()));
+        // Private from the start: SQLite gives its WAL and shared-memory files the same mode.
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| StoreError(format!("{}: {e}", path.display())))?;
         let db = Connection::open(path).map_err(at)?;
         db.busy_timeout(Duration::from_secs(5)).map_err(at)?;
         let mode: String = db

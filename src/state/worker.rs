@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::caps::Caps;
+use super::index::{self, SeenIndex};
 use super::keys::{hex, Keys, Pseudonym};
 use super::store::{CountDelta, Store, StoredClick};
 use crate::metrics::Metrics;
@@ -23,8 +24,12 @@ pub struct Click {
     pub route: Arc<str>,
     /// The request's query string, as sent; the writer keeps only `privacy.query_params`.
     pub query: Option<Box<str>>,
-    pub visitor: Pseudonym,
+    /// Worked out on the request path when `unique` needed it; else the writer does, from
+    /// `ip` and `ua`.
+    pub visitor: Option<Pseudonym>,
     pub ip: IpAddr,
+    /// The user agent, when the writer must work the pseudonym out.
+    pub ua: Option<Box<str>>,
     pub unique: Option<bool>,
     /// Campaign scope, then flow scope (0: none).
     pub scopes: [u64; 2],
@@ -50,6 +55,7 @@ const MAX_PENDING: usize = 20 * MAX_BATCH;
 pub(super) struct Writer {
     pub store: Box<dyn Store>,
     pub keys: Arc<Keys>,
+    pub index: Arc<SeenIndex>,
     pub caps: Arc<Caps>,
     pub metrics: Arc<Metrics>,
     /// `privacy.query_params`: names, a trailing `*` for a prefix.
@@ -102,6 +108,17 @@ impl Writer {
             .filter(|(k, _)| keeps(&self.keep, k))
             .map(|(k, v)| (k, percent_decode(v).into_owned()))
             .collect();
+        let visitor = match c.visitor {
+            Some(v) => v,
+            None => {
+                let v = self.keys.pseudonym(c.ip, c.ua.as_deref().unwrap_or(""));
+                let secs = u32::try_from(c.ts_ms / 1000).unwrap_or(u32::MAX);
+                for s in c.scopes.iter().filter(|s| **s != 0) {
+                    self.index.mark(index::key(&v, *s), secs);
+                }
+                v
+            }
+        };
         let mut id = [0u8; 36];
         StoredClick {
             click_id: c.click_id.hyphenated().encode_lower(&mut id).to_string(),
@@ -111,7 +128,7 @@ impl Writer {
             route: c.route.to_string(),
             source: None,
             query: serde_json::to_string(&query).unwrap_or_else(|_| "{}".into()),
-            visitor: hex(&c.visitor),
+            visitor: hex(&visitor),
             ip_key: self.keys.ip_key(c.ip),
             unique: c.unique,
             scopes: c.scopes.iter().copied().filter(|s| *s != 0).collect(),
