@@ -139,6 +139,7 @@ impl Req {
             headers: &self.headers,
             at: None,
             rate_limited: Default::default(),
+            state: Default::default(),
         }
     }
 }

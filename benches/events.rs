@@ -44,6 +44,7 @@ fn bench(c: &mut Criterion) {
         headers: &headers,
         at: None,
         rate_limited: Default::default(),
+        state: Default::default(),
     };
     let visitor = snap.intel.visitor(
         "81.2.69.142".parse().unwrap(),
@@ -60,7 +61,14 @@ fn bench(c: &mut Criterion) {
             upstream: Some("127.0.0.1:8081".parse().unwrap()),
             duration: Duration::from_micros(850),
         };
-        flowgate::proxy::click::record(&snap, visitor.clone(), &decision, &facts, outcome)
+        flowgate::proxy::click::record(
+            &snap,
+            visitor.clone(),
+            &decision,
+            &facts,
+            Some(true),
+            outcome,
+        )
     };
     let make = || Record::Click(Box::new(capture())).into_event(&policy);
 

@@ -22,7 +22,7 @@ pub fn check(path: &Path) -> ExitCode {
                 eprintln!("warning: {w}");
             }
             stages.push(("folders", Some(folders(config))));
-            let s = Snapshot::build_stages(config, 0);
+            let s = Snapshot::build_stages(config, 0, &Default::default());
             stages.push(("intel data", Some(s.intel)));
             stages.push(("rules", Some(s.rules)));
             stages.push(("rule tests", s.tests));
@@ -89,6 +89,9 @@ fn folders(config: &Config) -> Problems {
     if config.privacy.ip.value == crate::config::IpPrivacy::Hash {
         dirs.push(("privacy.salt_dir", &config.privacy.salt_dir));
     }
+    // The state store's file and keys live in its folder.
+    let state_dir = config.state.dir().to_path_buf();
+    dirs.push(("state.path", &state_dir));
     for (key, dir) in dirs {
         if let Err(why) = writable_dir(dir) {
             problems.push(&config.path, Span::default(), key, why);

@@ -160,6 +160,23 @@ fn forget(path: &Path, ip: Option<std::net::IpAddr>, click_id: Option<String>) -
             false
         }
     };
+    // The state store next: it holds the visitor's clicks and last-seen times.
+    let who = match (ip, &click_id) {
+        (Some(ip), _) => Some(StoreForget::Ip(ip)),
+        (None, Some(id)) => Some(StoreForget::ClickId(id.clone())),
+        (None, None) => None,
+    };
+    match who.map(|who| forget_in_store(&config, who)) {
+        Some(Ok(Some(gone))) => println!(
+            "removed {} clicks and {} visitor records from the state store",
+            gone.clicks, gone.visitors
+        ),
+        Some(Ok(None)) | None => {}
+        Some(Err(e)) => {
+            eprintln!("forget: {}: {e}", config.state.path.display());
+            ok = false;
+        }
+    };
     let clickhouse = config
         .events
         .http
@@ -222,6 +239,33 @@ fn schema(path: &Path, fallback: bool) -> ExitCode {
         schema(which, database, table, config.events.file.retain.0)
     );
     ExitCode::SUCCESS
+}
+
+enum StoreForget {
+    Ip(std::net::IpAddr),
+    ClickId(String),
+}
+
+/// Erases the visitor's clicks and last-seen times from the state store (beside a running
+/// flowgate: SQLite's WAL lets both write). `None` when there is no store yet.
+fn forget_in_store(
+    config: &Config,
+    who: StoreForget,
+) -> Result<Option<crate::state::Forgotten>, String> {
+    use crate::state::{Forget, Keys, Sqlite, Store};
+    let state = &config.state;
+    if !state.path.is_file() {
+        return Ok(None);
+    }
+    let who = match who {
+        StoreForget::Ip(ip) => {
+            let keys = Keys::open(state.dir(), state.retention.0).map_err(|e| e.to_string())?;
+            Forget::IpKeys(keys.ip_keys(ip))
+        }
+        StoreForget::ClickId(id) => Forget::ClickId(id),
+    };
+    let mut store = Sqlite::open(&state.path).map_err(|e| e.to_string())?;
+    store.forget(&who).map(Some).map_err(|e| e.to_string())
 }
 
 fn intel_update(path: &Path) -> ExitCode {

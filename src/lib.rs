@@ -20,6 +20,7 @@ pub mod reload;
 pub mod rules;
 pub mod serve;
 pub mod snapshot;
+pub mod state;
 pub mod suggest;
 pub mod time;
 pub mod tls;

@@ -19,6 +19,7 @@ use crate::problem::Problems;
 use crate::proxy::admission::Admission;
 use crate::proxy::{App, Gateway};
 use crate::snapshot::Live;
+use crate::state::State;
 
 /// What stops `flowgate run` before it serves; printed as it is, exit 1.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,11 @@ enum StartError {
     Snapshot(Problems),
     #[error("{0}")]
     Events(#[from] crate::events::StartError),
+    #[error("{}: {source}", file.display())]
+    State {
+        file: PathBuf,
+        source: crate::state::StateError,
+    },
     #[error("{}: {source}", file.display())]
     Listen { file: PathBuf, source: ListenError },
 }
@@ -49,6 +55,7 @@ struct Core {
     config: Arc<Config>,
     metrics: Arc<Metrics>,
     live: Arc<Live>,
+    state: Arc<State>,
 }
 
 fn serve(config: Arc<Config>, upgrade: bool) -> Result<(), StartError> {
@@ -95,7 +102,7 @@ fn serve(config: Arc<Config>, upgrade: bool) -> Result<(), StartError> {
         admission,
     });
 
-    let finish = finish_once(events, &pid_file);
+    let finish = finish_once(events, core.state.clone(), &pid_file);
     crate::memory::trim_after_bursts(in_flight.clone());
     let phases = server.watch_execution_phase();
     crate::lifecycle::exit_when_drained(phases, in_flight, ready, finish.clone());
@@ -114,7 +121,14 @@ impl Core {
     /// Metrics, the first snapshot, and its reloads on file changes.
     fn start(config: Arc<Config>) -> Result<Core, StartError> {
         let metrics = Arc::new(Metrics::new().map_err(StartError::Metrics)?);
-        let live = Live::serving(config.clone(), Some(metrics.clone()));
+        // Before the first snapshot: its caps start from the counts the store holds.
+        let state = State::open(&config.state, &config.privacy.query_params, metrics.clone())
+            .map_err(|source| StartError::State {
+                file: config.path.clone(),
+                source,
+            })?;
+        let caps = state.caps().clone();
+        let live = Live::serving(config.clone(), Some(metrics.clone()), caps);
         let live = Arc::new(live.map_err(StartError::Snapshot)?);
         // Watching from the moment the rules are read: a change while the rest starts (or
         // while an upgrade waits for the sockets) is not missed.
@@ -126,6 +140,7 @@ impl Core {
             config,
             metrics,
             live,
+            state,
         })
     }
 
@@ -152,13 +167,18 @@ impl Core {
             admission: Arc::new(admission),
             proxy_protocol,
             tls,
+            state: self.state.clone(),
         })
     }
 }
 
-/// Writes the pid file, and returns what writes out the queued events and removes the pid
-/// file, once: whoever gets there first, the drain watcher or the end of `server.run`.
-fn finish_once(events: Arc<LiveEvents>, pid_file: &Path) -> impl Fn() + Clone + Send {
+/// Writes the pid file, and returns what writes out the queued events and clicks and removes
+/// the pid file, once: whoever gets there first, the drain watcher or the end of `server.run`.
+fn finish_once(
+    events: Arc<LiveEvents>,
+    state: Arc<State>,
+    pid_file: &Path,
+) -> impl Fn() + Clone + Send {
     let pid_file = match PidFile::create(pid_file) {
         Ok(p) => Some(p),
         Err(e) => {
@@ -166,11 +186,12 @@ fn finish_once(events: Arc<LiveEvents>, pid_file: &Path) -> impl Fn() + Clone + 
             None
         }
     };
-    let finish = Arc::new(Mutex::new(Some((events, pid_file))));
+    let finish = Arc::new(Mutex::new(Some((events, state, pid_file))));
     move || {
         let taken = finish.lock().map(|mut f| f.take()).unwrap_or(None);
-        if let Some((events, pid_file)) = taken {
+        if let Some((events, state, pid_file)) = taken {
             events.close();
+            state.close();
             drop(pid_file);
         }
     }

@@ -370,7 +370,7 @@ fn forget_erases_a_visitor_while_flowgate_keeps_writing() {
         assert!(out.status.success(), "{out:?}");
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
-    assert_eq!(forget(&["--ip", "198.51.100.1"]), "removed 2 events");
+    assert!(forget(&["--ip", "198.51.100.1"]).starts_with("removed 2 events\n"));
     // The running writer follows the rewritten file: nothing it writes next is lost.
     fg.get(
         "/",
@@ -379,7 +379,7 @@ fn forget_erases_a_visitor_while_flowgate_keeps_writing() {
     let ev = fg.events(2);
     let ips: Vec<&str> = ev.iter().map(|e| e["ip"].as_str().unwrap()).collect();
     assert_eq!(ips, vec!["198.51.100.2", "198.51.100.3"]);
-    assert_eq!(forget(&["--click-id", &click]), "removed 1 events");
+    assert!(forget(&["--click-id", &click]).starts_with("removed 1 events\n"));
     assert_eq!(fg.events(1).len(), 1);
 }
 

@@ -92,6 +92,7 @@ proptest! {
                 headers: &headers,
                 at: None,
                 rate_limited: Default::default(),
+                state: Default::default(),
             };
             let vars = Vars {
                 click_id: "019ad0f3-6c1e-7a51-9b7e-1f2e3d4c5b6a",

@@ -10,6 +10,7 @@ mod postback;
 mod privacy;
 mod proxies;
 mod secret;
+mod state;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,7 @@ pub use postback::PostbackConfig;
 pub use privacy::{IpPrivacy, PrivacyConfig};
 pub use proxies::TrustedProxy;
 pub use secret::{SecretError, SecretSource};
+pub use state::StateConfig;
 
 pub const DEFAULT_PATH: &str = "config/flowgate.yaml";
 
@@ -68,6 +70,9 @@ pub struct Config {
     pub privacy: PrivacyConfig,
     #[serde(default)]
     pub postback: Option<PostbackConfig>,
+    /// The click store behind `unique` and `cap`.
+    #[serde(default)]
+    pub state: StateConfig,
     /// Worker threads for the proxy; default: one per core.
     #[serde(default)]
     pub threads: Option<usize>,
@@ -209,6 +214,7 @@ impl Config {
         i.lists.values_mut().for_each(|s| abs(&mut s.value.file));
         abs(&mut self.events.file.dir);
         abs(&mut self.privacy.salt_dir);
+        abs(&mut self.state.path);
         if let Some(http) = &mut self.events.http {
             abs(&mut http.value.spool_dir);
             for h in http.value.headers.values_mut() {
@@ -288,6 +294,7 @@ impl Config {
         }
         let mut warnings = Problems::new();
         self.events.validate(file, problems, &mut warnings, secrets);
+        self.state.validate(file, problems);
         if let Some(p) = &mut self.postback {
             let needed = match secrets {
                 Secrets::Used => &mut *problems,
@@ -335,7 +342,8 @@ impl Config {
     }
 
     /// The settings that differ from `running`'s and cannot change in a running process
-    /// (sockets, threads, the upgrade and pid files, the drain budget), by config key.
+    /// (sockets, threads, the upgrade and pid files, the drain budget, the state store), by
+    /// config key.
     pub fn cold_changes(&self, running: &Config) -> Vec<&'static str> {
         // Debug of a value leaves out where it was written (see `At`), so moving a line is
         // not a change.
@@ -364,6 +372,9 @@ impl Config {
         if new.shutdown_timeout != old.shutdown_timeout {
             changed.push("shutdown_timeout");
         }
+        if differ(&new.state, &old.state) {
+            changed.push("state");
+        }
         changed
     }
 
@@ -384,6 +395,7 @@ impl Config {
         self.upgrade_sock.clone_from(&running.upgrade_sock);
         self.pid_file.clone_from(&running.pid_file);
         self.shutdown_timeout = running.shutdown_timeout;
+        self.state.clone_from(&running.state);
     }
 
     /// `client_ip_header`, as validation parsed it.

@@ -66,6 +66,10 @@ pub struct ClickEvent {
     /// A `rate` condition found the visitor over its rate (only written when true).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rate_limited: bool,
+    /// No earlier click of the visitor in the campaign within `state.unique_window`
+    /// (absent without a campaign).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique: Option<bool>,
 }
 
 /// A conversion reported to the postback path, tied to its click by `click_id`.

@@ -108,6 +108,8 @@ pub struct Seen<'a> {
     pub gpc: bool,
     /// A `rate` condition found the visitor over its rate.
     pub rate_limited: bool,
+    /// The visitor's first click in the campaign within the unique window.
+    pub unique: Option<bool>,
 }
 
 /// What the request path keeps of a request for its click event. Capturing it costs one
@@ -120,6 +122,7 @@ pub struct ClickRecord {
     /// `Sec-GPC: 1` was sent (applied when `privacy.honor_gpc` is on).
     gpc: bool,
     rate_limited: bool,
+    unique: Option<bool>,
     /// The request's user agent, referer, host, path, query and language, clipped, back to back.
     text: String,
     spans: [Option<(u32, u32)>; 6],
@@ -168,6 +171,7 @@ impl ClickRecord {
         ClickRecord {
             gpc: seen.gpc,
             rate_limited: seen.rate_limited,
+            unique: seen.unique,
             names,
             visitor,
             outcome,
@@ -228,6 +232,7 @@ impl ClickRecord {
             upstream: self.outcome.upstream.map(|a| a.to_string()),
             duration_ms: self.outcome.duration.as_secs_f64() * 1000.0,
             rate_limited: self.rate_limited,
+            unique: self.unique,
         }
     }
 }

@@ -21,6 +21,7 @@ const EVENT_OUTCOMES: [&str; 6] = [
 ];
 const RELOAD_OUTCOMES: [&str; 2] = ["ok", "error"];
 const REFUSAL_LIMITS: [&str; 2] = ["listener", "peer"];
+const STATE_OUTCOMES: [&str; 3] = ["written", "dropped", "failed"];
 
 pub struct Metrics {
     pub registry: Registry,
@@ -73,6 +74,10 @@ pub struct Metrics {
     pub connections_refused: IntCounterVec,
     /// Requests a `rate` condition found over its rate.
     pub rate_limited: IntCounterVec,
+    /// Clicks handed to the state store, by `outcome`: written, dropped, failed.
+    pub state_clicks: IntCounterVec,
+    /// Operations of the state store that failed (a write, a purge, a load).
+    pub state_errors: prometheus::IntCounter,
 }
 
 impl Metrics {
@@ -217,6 +222,19 @@ impl Metrics {
                 "Always 1; the version and commit labels say which flowgate runs.",
                 &["version", "commit"],
             )?,
+            state_clicks: counter(
+                "flowgate_state_clicks_total",
+                "Clicks handed to the state store (unique, caps), by outcome.",
+                &["outcome"],
+            )?,
+            state_errors: {
+                let c = prometheus::IntCounter::new(
+                    "flowgate_state_errors_total",
+                    "Operations of the state store that failed.",
+                )?;
+                registry.register(Box::new(c.clone()))?;
+                c
+            },
             registry,
         };
         m.build_info
@@ -227,6 +245,9 @@ impl Metrics {
         }
         for outcome in RELOAD_OUTCOMES {
             m.reloads.with_label_values(&[outcome]);
+        }
+        for outcome in STATE_OUTCOMES {
+            m.state_clicks.with_label_values(&[outcome]);
         }
         for limit in REFUSAL_LIMITS {
             m.connections_refused.with_label_values(&[limit]);

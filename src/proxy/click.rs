@@ -14,6 +14,7 @@ pub fn record(
     visitor: Visitor,
     decision: &Decision,
     req: &RequestFacts,
+    unique: Option<bool>,
     outcome: Outcome,
 ) -> ClickRecord {
     let (route, action) = snap.names.route(decision);
@@ -33,6 +34,7 @@ pub fn record(
         language: req.primary_language(),
         gpc: req.header_named(&SEC_GPC).is_some_and(|v| v.trim() == "1"),
         rate_limited: req.rate_limited.get(),
+        unique,
     };
     ClickRecord::capture(names, visitor, &seen, outcome)
 }

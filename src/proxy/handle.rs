@@ -21,8 +21,10 @@ use crate::events::{self, ClickRecord, Outcome, Record};
 use crate::identity::client_ip;
 use crate::lifecycle::InFlight;
 use crate::rules::request::canonical_host;
+use crate::rules::Decision;
 use crate::rules::RequestFacts;
-use crate::snapshot::Todo;
+use crate::snapshot::{Snapshot, Todo};
+use crate::state::{Click, View};
 
 /// The process drained: the connection closes without an answer, and the client retries.
 #[derive(Debug)]
@@ -128,6 +130,7 @@ fn facts<'a>(parts: &'a Parts, path: &'a str) -> Result<RequestFacts<'a>, &'stat
         headers: &parts.headers,
         at: None,
         rate_limited: Default::default(),
+        state: Default::default(),
     })
 }
 
@@ -199,7 +202,15 @@ pub async fn handle(
     let click_id = events::new_click_id();
     let mut id_buf = [0u8; 36];
     let click_id_str = click_id.hyphenated().encode_lower(&mut id_buf);
+    // What the visitor's cookie says, and its pseudonym when `unique` asks: never a read of
+    // the store.
+    let visit = gw.state.visit(ip, facts.user_agent(), &parts.headers);
+    facts.state.set(View::Live(&visit));
     let answer = snap.answer(ip, &facts, click_id_str);
+    let clicked = gw.state.clicked(
+        &visit,
+        stored_click(&snap, &answer.decision, &facts, ip, click_id, visit.now_ms),
+    );
     let (campaign, route) = (answer.campaign, answer.route);
     let (meters, decision) = (&snap.meters, answer.decision);
     let visitor_kind = crate::snapshot::visitor_kind(&answer.visitor);
@@ -265,6 +276,7 @@ pub async fn handle(
             answer.visitor,
             &answer.decision,
             &facts,
+            clicked.unique,
             pending,
         ))
     });
@@ -300,6 +312,10 @@ pub async fn handle(
         }
     };
 
+    let mut response = response;
+    if let Some(cookie) = clicked.set_cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
     let status = response.status().as_u16();
     let now = Instant::now();
     let duration = now.duration_since(start);
@@ -317,6 +333,46 @@ pub async fn handle(
         });
     }
     Ok(finished(response, finish, last || conn.draining()))
+}
+
+/// The click as the state store keeps it: the decision's names and scopes.
+fn stored_click(
+    snap: &Snapshot,
+    d: &Decision,
+    facts: &RequestFacts,
+    ip: IpAddr,
+    click_id: uuid::Uuid,
+    ts_ms: u64,
+) -> Click {
+    let campaign = d.campaign.map(|c| &snap.rules.campaigns[c]);
+    let flow = campaign.zip(d.flow).map(|(c, f)| &c.flows[f]);
+    Click {
+        click_id,
+        ts_ms,
+        campaign: snap.names.campaign(d).cloned(),
+        flow: snap.names.flow(d).cloned(),
+        route: snap.names.route(d).0.clone(),
+        query: facts.query.map(|q| Box::from(clip_query(q))),
+        visitor: None,
+        ip,
+        ua: None,
+        unique: None,
+        scopes: [campaign.map_or(0, |c| c.scope), flow.map_or(0, |f| f.scope)],
+    }
+}
+
+/// The store keeps a few named parameters: a query past 2 KiB is cut at its last whole
+/// parameter before that.
+fn clip_query(q: &str) -> &str {
+    const MAX: usize = 2048;
+    if q.len() <= MAX {
+        return q;
+    }
+    let mut end = MAX;
+    while !q.is_char_boundary(end) {
+        end -= 1;
+    }
+    q[..end].rfind('&').map_or("", |i| &q[..i])
 }
 
 /// What the decision asks for: an answer flowgate has, or a request for an upstream.

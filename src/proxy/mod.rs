@@ -41,6 +41,8 @@ pub struct Gateway {
     pub proxy_protocol: Vec<crate::config::Listen>,
     /// Listeners whose connections begin with a TLS handshake.
     pub tls: crate::tls::Listeners,
+    /// The click store, visitor index and caps: the process's, kept across reloads.
+    pub state: Arc<crate::state::State>,
 }
 
 impl Gateway {

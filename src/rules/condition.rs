@@ -67,6 +67,12 @@ pub enum Condition {
     Schedule(Schedule),
     /// True over the rate; shared by every `per: ip` condition of the same rate.
     Rate(std::sync::Arc<super::rate::RateLimiter>),
+    /// No click of the visitor in `scope` (a campaign's or a flow's) within `window_ms`.
+    Unique {
+        window_ms: u64,
+        scope: u64,
+        flow: bool,
+    },
 }
 
 /// Days of the week and a time-of-day window, in a fixed offset from UTC.
@@ -151,6 +157,9 @@ impl Condition {
             Condition::Path(PathMatch::Prefixes(ps)) => ps.iter().any(|p| r.path.starts_with(&**p)),
             Condition::Path(PathMatch::Regex(re)) => re.is_match(r.path),
             Condition::Schedule(s) => s.holds(r.at.unwrap_or_else(crate::time::now_ms)),
+            Condition::Unique {
+                window_ms, scope, ..
+            } => r.state.get().unique(*scope, *window_ms),
             Condition::Rate(limiter) => {
                 let over = limiter.over(v.ip, std::time::Instant::now());
                 if over {

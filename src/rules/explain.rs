@@ -49,10 +49,37 @@ impl Rules {
                 flow: &flow.name,
                 trace: &mut trace,
             };
-            let matched = match &flow.condition {
+            let mut matched = match &flow.condition {
                 Some(c) => ctx.eval(c, &mut "if".to_string()),
                 None => true,
             };
+            if let (true, Some(cap)) = (matched, &flow.cap) {
+                let state = r.state.get();
+                let open = state.peek_cap(&cap.counter, cap.limit);
+                let count = open.map_or_else(|n| n, |n| n - 1);
+                let c = &cap.counter;
+                let seen = format!(
+                    "{}{count} of {} clicks per {}{}",
+                    if state.assumed().is_some() {
+                        "assumed "
+                    } else {
+                        ""
+                    },
+                    cap.limit,
+                    c.per.as_str(),
+                    match (c.per, c.offset_min) {
+                        (crate::state::Per::Total, _) | (_, 0) => String::new(),
+                        (_, m) => format!(" (UTC{:+03}:{:02})", m / 60, (m % 60).abs()),
+                    }
+                );
+                trace.push(Step {
+                    flow: Some(flow.name.clone()),
+                    condition: "cap".into(),
+                    value: seen,
+                    result: open.is_ok(),
+                });
+                matched = open.is_ok();
+            }
             trace.push(Step {
                 flow: Some(flow.name.clone()),
                 condition: "flow".into(),
@@ -80,15 +107,15 @@ impl Rules {
     }
 }
 
-struct Tracer<'a> {
+struct Tracer<'a, 'r> {
     intel: &'a Intel,
     v: &'a Visitor,
-    r: &'a RequestFacts<'a>,
+    r: &'a RequestFacts<'r>,
     flow: &'a str,
     trace: &'a mut Vec<Step>,
 }
 
-impl Tracer<'_> {
+impl Tracer<'_, '_> {
     fn eval(&mut self, c: &Condition, path: &mut String) -> bool {
         let (v, r) = (self.v, self.r);
         let mut children = |this: &mut Self, name: &str, cs: &[Condition], any: bool| {
@@ -192,6 +219,20 @@ impl Tracer<'_> {
             ),
             Condition::Method(_) => (r.method.to_string(), c.eval(v, r)),
             Condition::Path(_) => (r.path.to_string(), c.eval(v, r)),
+            Condition::Unique {
+                window_ms, flow, ..
+            } => {
+                let result = c.eval(v, r);
+                let scope = if *flow { "flow" } else { "campaign" };
+                let window = duration(*window_ms);
+                let seen = match (r.state.get().assumed(), result) {
+                    (Some(_), true) => format!("assumed new to the {scope} in {window}"),
+                    (Some(_), false) => format!("assumed seen in the {scope} within {window}"),
+                    (None, true) => format!("new to the {scope} in {window}"),
+                    (None, false) => format!("seen in the {scope} within {window}"),
+                };
+                (seen, result)
+            }
             Condition::Rate(limiter) => {
                 let over = limiter.would_be_over(v.ip, std::time::Instant::now());
                 let seen = if over {
@@ -252,6 +293,17 @@ impl Condition {
             Condition::Path(_) => "path",
             Condition::Schedule(_) => "schedule",
             Condition::Rate(_) => "rate",
+            Condition::Unique { .. } => "unique",
         }
+    }
+}
+
+/// `86400000` ms as `24h`: a window as operators write it.
+fn duration(ms: u64) -> String {
+    match ms {
+        ms if ms % 86_400_000 == 0 && ms >= 172_800_000 => format!("{}d", ms / 86_400_000),
+        ms if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+        ms if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+        ms => format!("{}s", ms / 1000),
     }
 }

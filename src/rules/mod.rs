@@ -20,7 +20,7 @@ use bytes::Bytes;
 use crate::identity::Visitor;
 #[cfg(test)]
 pub(crate) use compile::from_texts;
-pub use compile::{load, rule_files};
+pub use compile::{load, load_with, rule_files};
 pub use condition::Condition;
 pub use explain::Step;
 pub use request::RequestFacts;
@@ -99,6 +99,8 @@ impl Action {
 
 pub struct Campaign {
     pub id: String,
+    /// The campaign's name for `unique` (`state::scope`).
+    pub scope: u64,
     pub hosts: Vec<HostPattern>,
     pub path_prefix: String,
     pub flows: Vec<Flow>,
@@ -132,8 +134,26 @@ impl HostPattern {
 
 pub struct Flow {
     pub name: String,
+    /// The flow's name for `unique` with `scope: flow`.
+    pub scope: u64,
     pub condition: Option<Condition>,
+    /// Checked once the condition holds: a flow whose cap is reached is skipped.
+    pub cap: Option<Cap>,
     pub target: Target,
+}
+
+/// `cap: { clicks: N, per, tz }`: the flow serves at most `limit` clicks per window.
+pub struct Cap {
+    pub limit: u32,
+    /// The process's counter for this campaign, flow and window: it outlives the snapshot.
+    pub counter: std::sync::Arc<crate::state::CapCounter>,
+}
+
+impl Cap {
+    /// Whether the flow may serve this request; serving takes one click of the cap.
+    fn open(&self, req: &RequestFacts) -> bool {
+        req.state.get().cap(&self.counter, self.limit).is_ok()
+    }
 }
 
 pub enum Target {
@@ -158,7 +178,10 @@ impl Rules {
         };
         let campaign = &self.campaigns[ci];
         for (fi, flow) in campaign.flows.iter().enumerate() {
-            if flow.condition.as_ref().is_none_or(|c| c.eval(visitor, req)) {
+            // The cap last: only a flow about to decide takes a click of it.
+            if flow.condition.as_ref().is_none_or(|c| c.eval(visitor, req))
+                && flow.cap.as_ref().is_none_or(|cap| cap.open(req))
+            {
                 return Decision {
                     campaign: Some(ci),
                     flow: Some(fi),

@@ -137,7 +137,32 @@ pub struct FlowSpec {
     pub name: At<String>,
     #[serde(rename = "if", default)]
     pub condition: Option<At<ConditionSpec>>,
+    /// Reached: the flow is skipped and the next one decides.
+    #[serde(default)]
+    pub cap: Option<At<CapSpec>>,
     pub to: At<TargetSpec>,
+}
+
+/// `{ clicks: 1000, per: day, tz: "+03:00" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapSpec {
+    pub clicks: Option<u32>,
+    pub conversions: Option<u32>,
+    /// `hour`, `day` (the default) or `total`.
+    pub per: Option<String>,
+    /// Where a day (or hour) starts: UTC or a fixed offset like `+03:00`.
+    pub tz: Option<String>,
+}
+
+/// `{ window: 24h }`, or `{ window: 24h, scope: flow }`: no click of the visitor in the
+/// campaign (or this flow) within the window.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UniqueSpec {
+    pub window: Timeout,
+    /// `campaign` (the default) or `flow`.
+    pub scope: Option<String>,
 }
 
 /// `to: safe` or a weighted split `to: { offer: 80, shop: 20 }` (order kept).
@@ -201,6 +226,7 @@ pub struct ConditionSpec {
     pub path: Option<OneOrMany<String>>,
     pub schedule: Option<ScheduleSpec>,
     pub rate: Option<super::rate::RateSpec>,
+    pub unique: Option<UniqueSpec>,
 }
 
 /// `{ days: [mon, fri], hours: "09:00-17:30", tz: "+02:00" }`; every part optional.

@@ -18,6 +18,8 @@ pub struct RequestFacts<'a> {
     pub at: Option<u64>,
     /// Set when a `rate` condition found the visitor over its rate.
     pub rate_limited: std::cell::Cell<bool>,
+    /// What `unique` and `cap` ask: the live state, or what a test assumes it answers.
+    pub state: std::cell::Cell<crate::state::View<'a>>,
 }
 
 impl<'a> RequestFacts<'a> {
@@ -160,6 +162,7 @@ mod tests {
             headers: &headers,
             at: None,
             rate_limited: Default::default(),
+            state: Default::default(),
         };
         assert_eq!(facts.primary_language(), Some("de"));
         assert_eq!(facts.param("utm_source").as_deref(), Some("x y"));

@@ -179,6 +179,7 @@ mod tests {
             headers,
             at: None,
             rate_limited: Default::default(),
+            state: Default::default(),
         }
     }
 

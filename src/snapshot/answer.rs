@@ -85,9 +85,13 @@ impl Snapshot {
         let visitor = self.visitor(ip, facts);
         let decision = self.rules.evaluate(&visitor, facts);
         let shadow = self.shadow.as_ref().map(|shadow| {
-            // The shadow rules count their own rates; what the live rules found stands.
+            // The shadow rules count their own rates; what the live rules found stands. They
+            // read the live state (unique, caps) but never count a cap's click.
             let limited = facts.rate_limited.get();
+            let state = facts.state.get();
+            facts.state.set(state.shadowed());
             let d = shadow.evaluate(&visitor, facts);
+            facts.state.set(state);
             facts.rate_limited.set(limited);
             shadow.route(d.route).name.as_str()
         });

@@ -24,6 +24,7 @@ use crate::identity::Intel;
 use crate::metrics::Metrics;
 use crate::problem::Problems;
 use crate::rules::{self, Rules};
+use crate::state::Caps;
 
 pub struct Snapshot {
     pub generation: u64,
@@ -55,8 +56,14 @@ pub struct Stages {
 impl Snapshot {
     /// Loads intel data, compiles the rules and runs the rule tests. Every problem in any of
     /// them is reported; a snapshot exists only when there are none.
+    /// Caps count for nothing beyond this snapshot (`flowgate check`, `explain`).
     pub fn build(config: &Config, generation: u64) -> Result<Snapshot, Problems> {
-        let s = Snapshot::build_stages(config, generation);
+        Snapshot::build_with(config, generation, &Caps::default())
+    }
+
+    /// The same, with caps counting in the process's `caps` (they outlive the snapshot).
+    pub fn build_with(config: &Config, generation: u64, caps: &Caps) -> Result<Snapshot, Problems> {
+        let s = Snapshot::build_stages(config, generation, caps);
         match s.snapshot {
             Some(snapshot) => Ok(snapshot),
             None => {
@@ -68,8 +75,8 @@ impl Snapshot {
         }
     }
 
-    /// `build`, keeping each stage's problems apart.
-    pub fn build_stages(config: &Config, generation: u64) -> Stages {
+    /// `build_with`, keeping each stage's problems apart.
+    pub fn build_stages(config: &Config, generation: u64, caps: &Caps) -> Stages {
         let mut intel_problems = Problems::new();
         let intel = Intel::load(&config.intel, &mut intel_problems);
         let mut stages = Stages {
@@ -78,7 +85,7 @@ impl Snapshot {
             tests: None,
             snapshot: None,
         };
-        let rules = match rules::load(&config.rules, &intel) {
+        let rules = match rules::load_with(&config.rules, &intel, caps) {
             Ok(rules) => rules,
             Err(more) => {
                 stages.rules = more;
@@ -86,7 +93,7 @@ impl Snapshot {
             }
         };
         let shadow = match &config.shadow_rules {
-            Some(dir) => match rules::load(dir, &intel) {
+            Some(dir) => match rules::load_with(dir, &intel, caps) {
                 Ok(r) => Some(r),
                 Err(more) => {
                     stages.rules = more;
@@ -189,6 +196,8 @@ pub struct Live {
     metrics: Option<Arc<Metrics>>,
     /// One reload at a time: SIGHUP and the watcher may ask together.
     reloading: Mutex<()>,
+    /// The process's cap counters: every snapshot's caps count in them.
+    caps: Arc<Caps>,
 }
 
 /// What a reload of `flowgate.yaml` changed beside the snapshot.
@@ -202,13 +211,19 @@ pub struct ConfigChange {
 }
 
 impl Live {
+    /// Caps count only in this `Live` (tests and benches).
     pub fn new(config: Arc<Config>) -> Result<Live, Problems> {
-        Live::serving(config, None)
+        Live::serving(config, None, Arc::new(Caps::default()))
     }
 
-    /// A live snapshot whose every generation counts its requests in `metrics`.
-    pub fn serving(config: Arc<Config>, metrics: Option<Arc<Metrics>>) -> Result<Live, Problems> {
-        let mut snapshot = Snapshot::build(&config, 1)?;
+    /// A live snapshot whose every generation counts its requests in `metrics` and its caps
+    /// in `caps`, the process's (`State::caps`).
+    pub fn serving(
+        config: Arc<Config>,
+        metrics: Option<Arc<Metrics>>,
+        caps: Arc<Caps>,
+    ) -> Result<Live, Problems> {
+        let mut snapshot = Snapshot::build_with(&config, 1, &caps)?;
         if let Some(m) = &metrics {
             snapshot.meters = Meters::new(&snapshot.rules, m);
         }
@@ -217,6 +232,7 @@ impl Live {
             config: ArcSwap::new(config),
             metrics,
             reloading: Mutex::new(()),
+            caps,
         })
     }
 
@@ -248,7 +264,7 @@ impl Live {
 
     /// A snapshot of `config`, with its series made when this process counts requests.
     fn build(&self, config: &Config, generation: u64) -> Result<Snapshot, Problems> {
-        let mut snapshot = Snapshot::build(config, generation)?;
+        let mut snapshot = Snapshot::build_with(config, generation, &self.caps)?;
         if let Some(m) = &self.metrics {
             snapshot.meters = Meters::new(&snapshot.rules, m);
         }

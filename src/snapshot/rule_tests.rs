@@ -14,6 +14,10 @@ use crate::yaml::At;
 struct RuleTest {
     name: String,
     request: SampleRequest,
+    /// What the state answers for this request (`unique`, what caps counted); a test never
+    /// reads or changes the live state.
+    #[serde(default)]
+    state: crate::state::Assumed,
     expect: Expect,
 }
 
@@ -60,7 +64,7 @@ pub fn run(snapshot: &Snapshot, rules_dir: &Path, problems: &mut Problems) -> us
                 problems.push(&file, t.span, field, "expect needs campaign, flow or route");
                 continue;
             }
-            let got = match snapshot.explain(&t.request) {
+            let got = match snapshot.explain_assuming(&t.request, t.state) {
                 Ok(x) => x.decision,
                 Err(e) => {
                     problems.push(&file, t.span, field, e.to_string());

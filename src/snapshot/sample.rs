@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Snapshot;
 use crate::rules::{RequestFacts, Step};
+use crate::state::{Assumed, View};
 
 /// The click id a sample request's redirect is rendered with.
 const SAMPLE_CLICK_ID: &str = "00000000-0000-7000-8000-000000000000";
@@ -164,7 +165,18 @@ impl SampleRequest {
 }
 
 impl Snapshot {
+    /// The answer for a sample request, taking the state to answer as a new visitor with
+    /// nothing counted: explain never reads the live state.
     pub fn explain(&self, req: &SampleRequest) -> Result<Explanation, SampleError> {
+        self.explain_assuming(req, Assumed::default())
+    }
+
+    /// The same, with the state answering what `assumed` says (a rule test's `state:`).
+    pub fn explain_assuming(
+        &self,
+        req: &SampleRequest,
+        assumed: Assumed,
+    ) -> Result<Explanation, SampleError> {
         let p = req.parse()?;
         let at = match &req.at {
             Some(t) => {
@@ -180,6 +192,7 @@ impl Snapshot {
             headers: &p.headers,
             at,
             rate_limited: Default::default(),
+            state: std::cell::Cell::new(View::Assumed(assumed)),
         };
         let ip = req.ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
         let (answer, trace) = self.answer_traced(ip, &facts, SAMPLE_CLICK_ID);

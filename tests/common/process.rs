@@ -273,7 +273,7 @@ pub fn write_setup(dir: &Path, config_extra: &str, rules: &str) -> PathBuf {
     std::fs::write(dir.join("rules/main.yaml"), rules).unwrap();
     let config = format!(
         "{LISTEN}\nadmin: 127.0.0.1:0\nrules: rules\nthreads: 2\nshutdown_timeout: 2s\n\
-         events: {{ sink: file, file: {{ dir: events }}, batch: {{ max_wait: 100ms }} }}\n{config_extra}"
+         events: {{ sink: file, file: {{ dir: events }}, batch: {{ max_wait: 100ms }} }}\n{config_extra}\nstate: {{ path: state/state.db }}\n"
     );
     let path = dir.join("flowgate.yaml");
     std::fs::write(&path, config).unwrap();

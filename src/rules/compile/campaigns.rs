@@ -133,6 +133,7 @@ impl Compiler<'_> {
             }
         }
         (self.problems.len() == before).then(|| Campaign {
+            scope: crate::state::scope(&spec.id, None),
             id: spec.id.value.clone(),
             hosts,
             path_prefix: prefix.value.clone(),
@@ -164,14 +165,21 @@ impl Compiler<'_> {
             let msg = "flow name used twice in this campaign";
             self.problem(file, f.name.span, ffield.clone(), msg);
         }
-        if f.condition.is_none() && !last {
+        // A cap is a condition of its own: a cap-only flow may stand anywhere.
+        if f.condition.is_none() && f.cap.is_none() && !last {
             let msg = "has no `if`, so it always matches and the flows after it never run";
             self.problem(file, f.name.span, ffield.clone(), msg);
         }
+        let scope = crate::state::scope(&campaign.id, Some(&f.name));
+        self.scope = (crate::state::scope(&campaign.id, None), scope);
         let condition = f
             .condition
             .as_ref()
             .map(|c| self.condition(file, &format!("{ffield}.if"), c));
+        let cap = f
+            .cap
+            .as_ref()
+            .map(|c| self.cap(file, &ffield, &campaign.id, &f.name, c));
         let salt = split_salt(&campaign.id, &f.name);
         let target = self.target(file, &format!("{ffield}.to"), &f.to, routes, salt);
         // A condition that failed to compile must not leave the flow matching everyone.
@@ -180,9 +188,16 @@ impl Compiler<'_> {
             Some(Some(c)) => Some(c),
             None => None,
         };
+        let cap = match cap {
+            Some(None) => return None,
+            Some(Some(c)) => Some(c),
+            None => None,
+        };
         Some(Flow {
             name: f.name.value.clone(),
+            scope,
             condition,
+            cap,
             target: target?,
         })
     }

@@ -14,7 +14,7 @@ use crate::identity::countries;
 use crate::identity::{Anonymous, BadCidr, Browser, Cidr, CidrSet, CountryCode, Device, Intel, Os};
 use crate::problem::Span;
 use crate::rules::condition::{Condition, CountrySet, PathMatch, Presence};
-use crate::rules::model::{ConditionSpec, ScheduleSpec};
+use crate::rules::model::{ConditionSpec, ScheduleSpec, UniqueSpec};
 use crate::rules::rate::{self, RateError, RateLimiter, RateSpec};
 use crate::yaml::At;
 
@@ -60,6 +60,10 @@ pub enum ConditionError {
     Schedule(#[from] ScheduleError),
     #[error(transparent)]
     Rate(#[from] RateError),
+    #[error("window must be at least 1s")]
+    UniqueWindow,
+    #[error("scope {0:?}: use campaign or flow")]
+    UniqueScope(String),
 }
 
 /// The flags in their documented order, or the one meant.
@@ -135,6 +139,7 @@ impl Compiler<'_> {
             ("method", c.method.as_ref().map(|v| check_method(&v.0))),
             ("path", c.path.as_ref().map(|v| check_path(&v.0))),
             ("schedule", c.schedule.as_ref().map(check_schedule)),
+            ("unique", c.unique.as_ref().map(|u| self.check_unique(u))),
             ("rate", c.rate.as_ref().map(|r| self.check_rate(r))),
         ];
         for (key, result) in checked {
@@ -187,6 +192,23 @@ impl Compiler<'_> {
             .filter_map(|(i, s)| self.condition(file, &format!("{field}.{key}[{i}]"), s))
             .collect();
         (inner.len() == list.len()).then(|| combine(inner.into()))
+    }
+
+    /// `unique` in the campaign (or flow) being compiled.
+    fn check_unique(&mut self, spec: &UniqueSpec) -> Checked {
+        let flow = match spec.scope.as_deref() {
+            None | Some("campaign") => false,
+            Some("flow") => true,
+            Some(other) => return Err(one(ConditionError::UniqueScope(other.to_string()))),
+        };
+        if spec.window.0.as_secs() == 0 {
+            return Err(one(ConditionError::UniqueWindow));
+        }
+        Ok(Condition::Unique {
+            window_ms: spec.window.0.as_millis() as u64,
+            scope: if flow { self.scope.1 } else { self.scope.0 },
+            flow,
+        })
     }
 
     /// `per: ip` limiters of the same rate are one: a visitor has one count across the

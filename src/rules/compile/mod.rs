@@ -6,6 +6,7 @@
 //! check per condition kind) and `schedule`.
 
 mod campaigns;
+mod caps;
 mod conditions;
 mod files;
 mod routes;
@@ -22,15 +23,23 @@ use super::rate::RateLimiter;
 use super::{Route, RouteId, Rules};
 use crate::identity::Intel;
 use crate::problem::{Problems, Span};
+use crate::state::Caps;
 use crate::yaml::At;
 
 pub use files::rule_files;
 
-/// Compiles the rule files of a folder.
+/// Compiles the rule files of a folder, with caps that count for nothing beyond the
+/// returned rules (`flowgate check`, `explain`).
 pub fn load(dir: &Path, intel: &Intel) -> Result<Rules, Problems> {
+    load_with(dir, intel, &Caps::default())
+}
+
+/// Compiles the rule files of a folder; caps count in the process's `caps`, so a reload
+/// keeps their counts.
+pub fn load_with(dir: &Path, intel: &Intel, caps: &Caps) -> Result<Rules, Problems> {
     let mut problems = Problems::new();
     let parsed = files::read(dir, &mut problems);
-    compile(&parsed, intel, problems)
+    compile(&parsed, intel, caps, problems)
 }
 
 /// Compiles rule files given as `(path, text)`, as `load` would from a folder holding them.
@@ -44,12 +53,13 @@ pub(crate) fn from_texts(texts: &[(&str, &str)], intel: &Intel) -> Result<Rules,
             files::parse(&path, text, &mut problems).map(|f| (path, f))
         })
         .collect::<Vec<_>>();
-    compile(&parsed, intel, problems)
+    compile(&parsed, intel, &Caps::default(), problems)
 }
 
 fn compile(
     parsed: &[(PathBuf, RuleFile)],
     intel: &Intel,
+    caps: &Caps,
     mut problems: Problems,
 ) -> Result<Rules, Problems> {
     if !problems.is_empty() {
@@ -59,6 +69,8 @@ fn compile(
         problems: &mut problems,
         intel,
         rates: HashMap::new(),
+        caps,
+        scope: (0, 0),
     }
     .compile(parsed);
     problems.into_result(rules)
@@ -69,6 +81,9 @@ struct Compiler<'a> {
     intel: &'a Intel,
     /// `per: ip` limiters by `(max, window)`: one count per visitor across the rules.
     rates: HashMap<(u32, Duration), Arc<RateLimiter>>,
+    caps: &'a Caps,
+    /// `(campaign, flow)` scopes of the flow being compiled, for `unique`.
+    scope: (u64, u64),
 }
 
 /// Where a named thing was defined, for "defined twice" messages.

@@ -86,7 +86,7 @@ fn minute(t: &str) -> Option<u16> {
 }
 
 /// Minutes east of UTC for `+02:00` or `-5` (hours and minutes are separated by `:`).
-fn offset(tz: &str) -> Option<i32> {
+pub(super) fn offset(tz: &str) -> Option<i32> {
     let sign = match tz.get(..1) {
         Some("+") => 1,
         Some("-") => -1,

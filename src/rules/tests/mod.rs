@@ -7,6 +7,7 @@ mod errors;
 mod evaluate;
 mod parse_errors;
 mod splits;
+mod state;
 mod templates;
 
 use std::net::IpAddr;
@@ -121,6 +122,7 @@ impl Req {
             headers: &self.headers,
             at: self.at,
             rate_limited: Default::default(),
+            state: Default::default(),
         }
     }
 }

@@ -1,0 +1,98 @@
+//! What the rules ask of the state, in one of three ways: live (serving counts a cap's click
+//! when its flow decides), shadow (shadow rules look at the live state, never count), and
+//! assumed (rule tests and `explain` never touch live state: they say what it would answer).
+
+use serde::Deserialize;
+
+use super::{CapCounter, Visit};
+
+/// What a rule test (`state: { unique: true, clicks: 999 }`) or `explain` takes the store to
+/// answer. Unsaid: a new visitor, and caps with nothing counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Assumed {
+    #[serde(default)]
+    pub unique: Option<bool>,
+    /// What every cap has counted in its window.
+    #[serde(default)]
+    pub clicks: Option<u32>,
+}
+
+impl Assumed {
+    pub fn unique(&self) -> bool {
+        self.unique.unwrap_or(true)
+    }
+
+    pub fn clicks(&self) -> u32 {
+        self.clicks.unwrap_or(0)
+    }
+}
+
+#[derive(Clone, Copy)]
+pub enum View<'a> {
+    Assumed(Assumed),
+    Live(&'a Visit<'a>),
+    Shadow(&'a Visit<'a>),
+}
+
+impl Default for View<'_> {
+    fn default() -> Self {
+        View::Assumed(Assumed::default())
+    }
+}
+
+impl std::fmt::Debug for View<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            View::Assumed(a) => write!(f, "Assumed({a:?})"),
+            View::Live(_) => f.write_str("Live"),
+            View::Shadow(_) => f.write_str("Shadow"),
+        }
+    }
+}
+
+impl<'a> View<'a> {
+    /// The same visit, seen by shadow rules: they read, never count.
+    pub fn shadowed(self) -> View<'a> {
+        match self {
+            View::Live(v) => View::Shadow(v),
+            other => other,
+        }
+    }
+
+    pub fn assumed(&self) -> Option<Assumed> {
+        match self {
+            View::Assumed(a) => Some(*a),
+            _ => None,
+        }
+    }
+
+    pub fn unique(&self, scope: u64, window_ms: u64) -> bool {
+        match self {
+            View::Assumed(a) => a.unique(),
+            View::Live(v) | View::Shadow(v) => v.unique(scope, window_ms),
+        }
+    }
+
+    /// Whether the cap still has room: `Ok(count with this click)` or `Err(count)`. Live, the
+    /// click is taken (it counts toward the cap, exactly, as its flow decides).
+    pub fn cap(&self, counter: &CapCounter, limit: u32) -> Result<u32, u32> {
+        match self {
+            View::Live(v) => counter.take(limit, v.now_ms),
+            _ => self.peek_cap(counter, limit),
+        }
+    }
+
+    /// The same without counting anything: shadow rules and `explain`.
+    pub fn peek_cap(&self, counter: &CapCounter, limit: u32) -> Result<u32, u32> {
+        let count = match self {
+            View::Assumed(a) => a.clicks(),
+            View::Live(v) | View::Shadow(v) => counter.count(v.now_ms),
+        };
+        if count < limit {
+            Ok(count + 1)
+        } else {
+            Err(count)
+        }
+    }
+}
