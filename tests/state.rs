@@ -137,7 +137,7 @@ campaigns:
         .collect();
     let offers: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
     assert_eq!(offers, 10);
-    let served = r#"flowgate_requests_total{campaign="spring",flow="capped",route="offer"}"#;
+    let served = r#"flowgate_requests_total{campaign="spring",flow="capped",route="offer",status_class="2xx",visitor="human"}"#;
     assert_eq!(fg.metric(served), 10.0);
     let p = restart(&mut fg);
     let more = (0..5)

@@ -267,13 +267,16 @@ impl Flowgate {
 /// The listener lines of the harness's config, for tests that rewrite them.
 pub const LISTEN: &str = "listen: [\"127.0.0.1:0\"]";
 
+/// The harness's state store, in the test's folder.
+const STATE: &str = "state: { path: state/state.db }\n";
+
 /// Writes `flowgate.yaml` and `rules/main.yaml`; returns the config path.
 pub fn write_setup(dir: &Path, config_extra: &str, rules: &str) -> PathBuf {
     std::fs::create_dir_all(dir.join("rules")).unwrap();
     std::fs::write(dir.join("rules/main.yaml"), rules).unwrap();
     let config = format!(
         "{LISTEN}\nadmin: 127.0.0.1:0\nrules: rules\nthreads: 2\nshutdown_timeout: 2s\n\
-         events: {{ sink: file, file: {{ dir: events }}, batch: {{ max_wait: 100ms }} }}\n{config_extra}\nstate: {{ path: state/state.db }}\n"
+         events: {{ sink: file, file: {{ dir: events }}, batch: {{ max_wait: 100ms }} }}\n{config_extra}\n{STATE}"
     );
     let path = dir.join("flowgate.yaml");
     std::fs::write(&path, config).unwrap();
@@ -286,9 +289,10 @@ pub fn setup_with_events(dir: &Path, rules: &str, events: &str) -> PathBuf {
     let text: String = std::fs::read_to_string(&config)
         .unwrap()
         .lines()
-        .filter(|l| !l.starts_with("events:"))
+        .filter(|l| !l.starts_with("events:") && !l.starts_with("state:") && !l.is_empty())
         .map(|l| format!("{l}\n"))
         .collect();
-    std::fs::write(&config, text + events).unwrap();
+    // `events` goes where the test's line numbers expect it: right after the harness's lines.
+    std::fs::write(&config, text + events + STATE).unwrap();
     config
 }
