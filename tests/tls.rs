@@ -291,8 +291,9 @@ fn http2_keeps_the_connection_limits() {
     assert!(ok, "{out}");
     let answers: Vec<&str> = out.lines().filter(|l| l.starts_with("2 ")).collect();
     assert_eq!(answers.len(), 4, "all four over HTTP/2: {out}");
-    // No connection carries more than two requests. (curl may open a new one sooner when the
-    // GOAWAY reaches it early on a loaded machine: that is allowed.)
+    // The second request of a connection sends GOAWAY, and the client moves to a new one. A
+    // request the client sent before that GOAWAY reached it is still answered, as HTTP/2's
+    // graceful shutdown promises (RFC 9113 §6.8): on a loaded machine one may slip in.
     let mut on_this_connection = 0;
     for a in &answers {
         on_this_connection = if *a == "2 1" {
@@ -301,10 +302,12 @@ fn http2_keeps_the_connection_limits() {
             on_this_connection + 1
         };
         assert!(
-            on_this_connection <= 2,
-            "a third request on one connection: {out}"
+            on_this_connection <= 3,
+            "more than one request past the GOAWAY on a connection: {out}"
         );
     }
+    let connections = answers.iter().filter(|a| **a == "2 1").count();
+    assert!(connections >= 2, "four requests on one connection: {out}");
     assert_eq!(answers[0], "2 1", "{out}");
     // A header block over max_header_bytes gets 431, as over HTTP/1.1.
     let big = format!("X-Big: {}", "x".repeat(16 << 10));

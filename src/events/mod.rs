@@ -67,7 +67,7 @@ pub struct ClickEvent {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rate_limited: bool,
     /// No earlier click of the visitor in the campaign within `state.unique_window`
-    /// (absent without a campaign).
+    /// (absent without a campaign, and when no rule asks for state).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unique: Option<bool>,
 }

@@ -203,14 +203,19 @@ pub async fn handle(
     let mut id_buf = [0u8; 36];
     let click_id_str = click_id.hyphenated().encode_lower(&mut id_buf);
     // What the visitor's cookie says, and its pseudonym when `unique` asks: never a read of
-    // the store.
-    let visit = gw.state.visit(ip, facts.user_agent(), &parts.headers);
-    facts.state.set(View::Live(&visit));
+    // the store. Rules that ask for no state pay nothing for it: no cookie is read or set,
+    // no click is stored (SQLite and the keyed hashes measured 100k instructions a click).
+    let remembers = snap.rules.remembers || snap.shadow.as_ref().is_some_and(|s| s.remembers);
+    let visit = remembers.then(|| gw.state.visit(ip, facts.user_agent(), &parts.headers));
+    if let Some(visit) = &visit {
+        facts.state.set(View::Live(visit));
+    }
     let answer = snap.answer(ip, &facts, click_id_str);
-    let clicked = gw.state.clicked(
-        &visit,
-        stored_click(&snap, &answer.decision, &facts, ip, click_id, visit.now_ms),
-    );
+    let clicked = visit.as_ref().map(|visit| {
+        let click = stored_click(&snap, &answer.decision, &facts, ip, click_id, visit.now_ms);
+        gw.state.clicked(visit, click)
+    });
+    let (unique, set_cookie) = clicked.map_or((None, None), |c| (c.unique, c.set_cookie));
     let (campaign, route) = (answer.campaign, answer.route);
     let (meters, decision) = (&snap.meters, answer.decision);
     let visitor_kind = crate::snapshot::visitor_kind(&answer.visitor);
@@ -276,7 +281,7 @@ pub async fn handle(
             answer.visitor,
             &answer.decision,
             &facts,
-            clicked.unique,
+            unique,
             pending,
         ))
     });
@@ -313,7 +318,7 @@ pub async fn handle(
     };
 
     let mut response = response;
-    if let Some(cookie) = clicked.set_cookie {
+    if let Some(cookie) = set_cookie {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     let status = response.status().as_u16();

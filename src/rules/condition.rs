@@ -171,6 +171,18 @@ impl Condition {
     }
 }
 
+impl Condition {
+    /// Whether this condition, or one inside it, is `unique`: it needs the visitor's state.
+    pub fn asks_state(&self) -> bool {
+        match self {
+            Condition::Unique { .. } => true,
+            Condition::All(cs) | Condition::Any(cs) => cs.iter().any(Condition::asks_state),
+            Condition::Not(c) => c.asks_state(),
+            _ => false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,6 +42,17 @@ pub struct Rules {
     pub routes: Vec<Route>,
     pub campaigns: Vec<Campaign>,
     pub fallback: RouteId,
+    /// Some flow asks for state (`unique`, `cap`). Only then does a request pay for it: the
+    /// visitor cookie, the pseudonym, the click written to the store.
+    pub remembers: bool,
+}
+
+impl Rules {
+    /// Whether any flow has a cap or a `unique` condition.
+    pub fn asks_state(campaigns: &[Campaign]) -> bool {
+        (campaigns.iter().flat_map(|c| &c.flows))
+            .any(|f| f.cap.is_some() || f.condition.as_ref().is_some_and(Condition::asks_state))
+    }
 }
 
 /// A pool of peers, picked round-robin.

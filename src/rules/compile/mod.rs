@@ -133,6 +133,7 @@ impl Compiler<'_> {
         Rules {
             upstreams,
             routes,
+            remembers: Rules::asks_state(&campaigns),
             campaigns,
             fallback,
         }
