@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod events;
 pub mod identity;
+pub mod key_file;
 pub mod lifecycle;
 pub mod listeners;
 pub mod logging;

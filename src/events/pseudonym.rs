@@ -3,9 +3,8 @@
 //! salt lives only in `privacy.salt_dir` (mode 0600), shared by processes on this machine so
 //! a restart or upgrade keeps the day's pseudonyms; earlier days' salts are deleted.
 
-use std::io::{self, Write};
+use std::io;
 use std::net::IpAddr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
@@ -57,18 +56,14 @@ impl Pseudonymizer {
     pub fn known_pseudonyms(&self, ip: IpAddr) -> Vec<String> {
         salt_files(&self.dir)
             .into_iter()
-            .filter_map(|(_, p)| read_salt(&p).ok())
+            .filter_map(|(_, p)| crate::key_file::read(&p).ok())
             .map(|salt| hash(&salt, ip))
             .collect()
     }
 
     fn salt_for(&self, day: u64) -> io::Result<Salt> {
         let path = self.dir.join(format!("salt-{day}"));
-        let salt = match read_salt(&path) {
-            Ok(s) => s,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => create_salt(&path)?,
-            Err(e) => return Err(e),
-        };
+        let salt = crate::key_file::read_or_create(&path)?;
         for (d, old) in salt_files(&self.dir) {
             if d < day {
                 let _ = std::fs::remove_file(old);
@@ -96,35 +91,6 @@ fn hash(salt: &Salt, ip: IpAddr) -> String {
     }
     let digest = mac.finalize().into_bytes();
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn read_salt(path: &Path) -> io::Result<Salt> {
-    let bytes = std::fs::read(path)?;
-    bytes
-        .try_into()
-        .map_err(|_| io::Error::other(format!("{} is not a 32-byte salt", path.display())))
-}
-
-/// Creates the day's salt exactly once even when two processes race for it.
-fn create_salt(path: &Path) -> io::Result<Salt> {
-    let mut salt = [0u8; 32];
-    getrandom::getrandom(&mut salt).map_err(io::Error::other)?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(&salt)?;
-    f.sync_all()?;
-    // hard_link fails if another process created the salt first: then theirs is the salt.
-    let linked = std::fs::hard_link(&tmp, path);
-    let _ = std::fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => Ok(salt),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => read_salt(path),
-        Err(e) => Err(e),
-    }
 }
 
 fn salt_files(dir: &Path) -> Vec<(u64, PathBuf)> {

@@ -4,9 +4,8 @@
 //! new one is made; the old one is kept another retention, so `events forget --ip` can still
 //! find the rows made under it until they are purged.
 
-use std::io::{self, Write};
+use std::io;
 use std::net::IpAddr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -28,7 +27,7 @@ impl Keys {
     /// Reads (or makes) the keys in `dir`, creating the folder; a bad folder fails at start.
     pub fn open(dir: &Path, retention: Duration) -> io::Result<Keys> {
         std::fs::create_dir_all(dir)?;
-        let cookie = mac(&read_or_create(&dir.join("cookie.key"))?);
+        let cookie = mac(&crate::key_file::read_or_create(&dir.join("cookie.key"))?);
         let today = crate::time::now_ms() / 86_400_000;
         let days = (retention.as_secs() / 86_400).max(1);
         let mut files = visitor_key_files(dir);
@@ -38,7 +37,7 @@ impl Keys {
             .is_none_or(|(made, _)| today.saturating_sub(*made) >= days)
         {
             let path = dir.join(format!("visitor-{today}.key"));
-            read_or_create(&path)?;
+            crate::key_file::read_or_create(&path)?;
             files.insert(0, (today, path));
         }
         let mut visitor = Vec::new();
@@ -48,7 +47,7 @@ impl Keys {
                 let _ = std::fs::remove_file(&path);
                 continue;
             }
-            visitor.push(mac(&read_key(&path)?));
+            visitor.push(mac(&crate::key_file::read(&path)?));
         }
         Ok(Keys { cookie, visitor })
     }
@@ -149,39 +148,6 @@ fn visitor_key_files(dir: &Path) -> Vec<(u64, PathBuf)> {
             Some((day.parse().ok()?, e.path()))
         })
         .collect()
-}
-
-fn read_key(path: &Path) -> io::Result<[u8; 32]> {
-    let bytes = std::fs::read(path)?;
-    bytes
-        .try_into()
-        .map_err(|_| io::Error::other(format!("{} is not a 32-byte key", path.display())))
-}
-
-/// The key in `path`, made exactly once even when two processes race for it.
-fn read_or_create(path: &Path) -> io::Result<[u8; 32]> {
-    match read_key(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        other => return other,
-    }
-    let mut key = [0u8; 32];
-    getrandom::getrandom(&mut key).map_err(io::Error::other)?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(&key)?;
-    f.sync_all()?;
-    // hard_link fails if another process made the key first: then theirs is the key.
-    let linked = std::fs::hard_link(&tmp, path);
-    let _ = std::fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => Ok(key),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => read_key(path),
-        Err(e) => Err(e),
-    }
 }
 
 #[cfg(test)]
