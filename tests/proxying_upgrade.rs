@@ -218,3 +218,39 @@ fn an_upstream_that_stalls_mid_body_is_cut_off_after_its_read_timeout() {
     }
     assert_eq!(got, 100, "the visitor had only what the upstream sent");
 }
+
+#[test]
+fn a_pooled_connection_keeps_the_read_timeout_for_each_request_it_carries() {
+    // One upstream connection: the first answer is at once, the second never comes.
+    let answered = Arc::new(AtomicUsize::new(0));
+    let count = answered.clone();
+    let up = RawUp::start(move |mut r| {
+        while read_head(&mut r).is_some() {
+            if count.fetch_add(1, SeqCst) > 0 {
+                let mut buf = [0u8; 64];
+                while let Ok(1..) = r.read(&mut buf) {}
+                return;
+            }
+            let _ = r
+                .get_mut()
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+        }
+    });
+    let fg = Flowgate::start("", &proxy_rules(up.addr, "400ms"));
+    assert_eq!(fg.get("/first", &[("User-Agent", CHROME)]).status, 200);
+    let asked = Instant::now();
+    let r = fg.get("/second", &[("User-Agent", CHROME)]);
+    let waited = asked.elapsed();
+    assert_eq!(r.status, 504, "{}", r.body);
+    assert!(
+        waited >= Duration::from_millis(350) && waited < Duration::from_secs(3),
+        "answered after {waited:?}"
+    );
+    assert_eq!(
+        up.conns.load(SeqCst),
+        1,
+        "the second request went on the pooled connection"
+    );
+    let series = r#"flowgate_upstream_errors_total{kind="timeout",upstream="landing"}"#;
+    assert_eq!(fg.metric(series), 1.0);
+}

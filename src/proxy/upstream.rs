@@ -5,6 +5,7 @@
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -63,19 +64,32 @@ struct Key {
 struct Idle {
     sender: SendRequest<Body>,
     since: Instant,
+    deadline: Deadline,
+}
+
+/// The read deadline of one upstream connection: one tokio timer entry for the connection's
+/// life, moved later for each request (an atomic store while the entry is registered). A timer
+/// made and torn down per request took the timer wheel's lock twice and cost about 1k
+/// instructions a request.
+type Deadline = Pin<Box<tokio::time::Sleep>>;
+
+fn deadline() -> Deadline {
+    Box::pin(tokio::time::sleep_until(
+        tokio::time::Instant::now() + MAX_IDLE,
+    ))
 }
 
 thread_local! {
     static POOL: RefCell<Vec<(Key, Vec<Idle>)>> = const { RefCell::new(Vec::new()) };
 }
 
-fn take_idle(key: &Key) -> Option<(SendRequest<Body>, Duration)> {
+fn take_idle(key: &Key) -> Option<(SendRequest<Body>, Duration, Deadline)> {
     POOL.with_borrow_mut(|pool| {
         let (_, idle) = pool.iter_mut().find(|(k, _)| k == key)?;
         while let Some(i) = idle.pop() {
             let age = i.since.elapsed();
             if !i.sender.is_closed() && age < MAX_IDLE {
-                return Some((i.sender, age));
+                return Some((i.sender, age, i.deadline));
             }
         }
         None
@@ -85,12 +99,12 @@ fn take_idle(key: &Key) -> Option<(SendRequest<Body>, Duration)> {
 /// A pooled connection that is still open and ready, and how long it idled. Its task may not
 /// have noticed yet that the last response was read to the end, so it gets one turn of the
 /// scheduler to ask for the next request; one that is still busy is dropped, never waited on.
-async fn take(key: &Key) -> Option<(SendRequest<Body>, Duration)> {
-    while let Some((mut sender, age)) = take_idle(key) {
+async fn take(key: &Key) -> Option<(SendRequest<Body>, Duration, Deadline)> {
+    while let Some((mut sender, age, deadline)) = take_idle(key) {
         for turn in 0..2 {
             let ready = std::future::poll_fn(|cx| std::task::Poll::Ready(sender.poll_ready(cx)));
             match ready.await {
-                std::task::Poll::Ready(Ok(())) => return Some((sender, age)),
+                std::task::Poll::Ready(Ok(())) => return Some((sender, age, deadline)),
                 std::task::Poll::Ready(Err(_)) => break,
                 std::task::Poll::Pending if turn == 0 => tokio::task::yield_now().await,
                 std::task::Poll::Pending => {}
@@ -113,6 +127,7 @@ fn copy_head(req: &Request<Body>) -> Request<Body> {
 pub struct Pooled {
     key: Key,
     sender: SendRequest<Body>,
+    deadline: Deadline,
 }
 
 impl Pooled {
@@ -123,6 +138,7 @@ impl Pooled {
         let idle = Idle {
             sender: self.sender,
             since: Instant::now(),
+            deadline: self.deadline,
         };
         POOL.with_borrow_mut(|pool| match pool.iter_mut().find(|(k, _)| *k == self.key) {
             Some((_, list)) => {
@@ -163,18 +179,23 @@ pub async fn send(
         addr: peer,
         tls: tls.clone(),
     };
-    if let Some((mut sender, idled)) = take(&key).await {
+    if let Some((mut sender, idled, mut deadline)) = take(&key).await {
         let copy = replay.then(|| copy_head(&req));
         log::trace!("upstream {peer}: pooled connection idle {idled:?}");
         match answer_within(
             up.read_timeout,
             upload.as_deref(),
+            &mut deadline,
             sender.try_send_request(req),
         )
         .await
         {
             Ok(Ok(response)) => {
-                let conn = Pooled { key, sender };
+                let conn = Pooled {
+                    key,
+                    sender,
+                    deadline,
+                };
                 return Ok(Answer {
                     response,
                     conn,
@@ -209,10 +230,21 @@ pub async fn send(
     let Some(mut sender) = sender else {
         return Err((UpstreamError::Connect, peer));
     };
-    match answer_within(up.read_timeout, upload.as_deref(), sender.send_request(req)).await {
+    let mut deadline = deadline();
+    let answer = answer_within(
+        up.read_timeout,
+        upload.as_deref(),
+        &mut deadline,
+        sender.send_request(req),
+    );
+    match answer.await {
         Ok(Ok(response)) => Ok(Answer {
             response,
-            conn: Pooled { key, sender },
+            conn: Pooled {
+                key,
+                sender,
+                deadline,
+            },
             peer,
         }),
         Ok(Err(e)) => {
@@ -229,24 +261,31 @@ pub async fn send(
 async fn answer_within<F: std::future::Future>(
     limit: Duration,
     upload: Option<&Progress>,
+    deadline: &mut Deadline,
     fut: F,
 ) -> Result<F::Output, ()> {
+    use std::future::Future as _;
+    use std::task::Poll;
     tokio::pin!(fut);
     let frames = |u: &Progress| u.frames.load(Relaxed);
     let mut seen = upload.map(frames);
-    loop {
-        match tokio::time::timeout(limit, &mut fut).await {
-            Ok(out) => return Ok(out),
-            Err(_) => {
-                let now = upload.map(frames);
-                let on_visitor = upload.is_some_and(|u| u.on_visitor.load(Relaxed));
-                if now == seen && !on_visitor {
-                    return Err(());
-                }
-                seen = now;
-            }
+    deadline.as_mut().reset(tokio::time::Instant::now() + limit);
+    std::future::poll_fn(|cx| loop {
+        if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Ok(out));
         }
-    }
+        if deadline.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let now = upload.map(frames);
+        let on_visitor = upload.is_some_and(|u| u.on_visitor.load(Relaxed));
+        if now == seen && !on_visitor {
+            return Poll::Ready(Err(()));
+        }
+        seen = now;
+        deadline.as_mut().reset(tokio::time::Instant::now() + limit);
+    })
+    .await
 }
 
 async fn connect(
