@@ -51,6 +51,7 @@ pub fn conversion(
         payout,
         currency: short(currency),
         conversion_status: short(status),
+        ..ConversionEvent::default()
     })
 }
 
