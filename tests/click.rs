@@ -149,3 +149,88 @@ fn without_cookies_cid_finds_the_click_and_an_unknown_click_gets_the_fallback() 
         (&"safe".into(), &serde_json::Value::Null)
     );
 }
+
+const POSTBACK: &str = "postback: { path: /postback }";
+
+fn postback(fg: &Flowgate, query: &str) {
+    let r = fg.get(&format!("/postback?{query}"), &[]);
+    assert_eq!((r.status, &*r.body), (200, "ok\n"), "{query}");
+}
+
+#[test]
+fn a_conversion_finds_its_click_counts_once_per_status_and_an_unknown_one_is_kept() {
+    let up = Upstream::start("lp");
+    let fg = Flowgate::start(POSTBACK, &rules(up.addr));
+    let (id, _) = lander(&fg, "/?sub1=x", "192.0.2.10");
+    for status in ["approved", "approved", "pending", "approved"] {
+        postback(&fg, &format!("click_id={id}&payout=2.5&status={status}"));
+    }
+    postback(&fg, "click_id=tracker-own-id-7&payout=1");
+    postback(&fg, "click_id=tracker-own-id-7&payout=1");
+    let events = fg.events(1 + 3);
+    let conversions = of_type(&events, "conversion");
+    assert_eq!(conversions.len(), 3, "{conversions:#?}");
+    let mine: Vec<_> = conversions
+        .iter()
+        .filter(|c| c["click_id"] == *id)
+        .collect();
+    let statuses: Vec<_> = mine
+        .iter()
+        .map(|c| c["conversion_status"].as_str())
+        .collect();
+    assert_eq!(statuses, [Some("approved"), Some("pending")]);
+    for c in &mine {
+        assert_eq!(
+            (&c["campaign"], &c["flow"], &c["route"]),
+            (&"spring".into(), &"fresh".into(), &"lander".into())
+        );
+        assert!(c["unattributed"].is_null());
+    }
+    let other = conversions
+        .iter()
+        .find(|c| c["click_id"] == "tracker-own-id-7");
+    let other = other.expect("the unknown click's conversion is recorded");
+    assert_eq!(other["unattributed"], true);
+    assert!(other["campaign"].is_null());
+}
+
+#[test]
+fn a_conversion_cap_of_three_skips_its_flow_after_three_conversions_and_after_a_restart() {
+    let rules = r#"
+routes:
+  offer: { redirect: { to: "https://o.example/?cid={click_id}" } }
+  safe: { respond: { body: "safe" } }
+campaigns:
+  - id: spring
+    flows:
+      - name: capped              # its cap is its only condition
+        cap: { conversions: 3, per: day, tz: "+03:00" }
+        to: offer
+      - name: rest
+        to: safe
+"#;
+    let mut fg = Flowgate::start(POSTBACK, rules);
+    let offer = |fg: &Flowgate, i: usize| -> Option<String> {
+        let ip = format!("203.0.113.{i}");
+        let r = fg.get("/", &[("User-Agent", CHROME), ("X-Forwarded-For", &ip)]);
+        let cid = r.header("location")?.split("cid=").nth(1)?;
+        Some(cid.to_string())
+    };
+    for i in 1..=3 {
+        let cid = offer(&fg, i).unwrap_or_else(|| panic!("conversion {i} is not in yet"));
+        postback(&fg, &format!("click_id={cid}&status=approved"));
+        // A repeat counts once: it never brings the cap nearer.
+        postback(&fg, &format!("click_id={cid}&status=approved"));
+    }
+    assert_eq!(
+        offer(&fg, 4),
+        None,
+        "three conversions: the flow is skipped"
+    );
+    assert_eq!(offer(&fg, 5), None);
+    fg.signal("TERM");
+    assert!(fg.process.wait().success());
+    let p = spawn(&fg.dir.path().join("flowgate.yaml"));
+    let r = get(p.addr(), "/", &[("User-Agent", CHROME)]);
+    assert_eq!(r.body, "safe", "the count was kept");
+}

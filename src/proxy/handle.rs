@@ -164,7 +164,7 @@ pub async fn handle(
     {
         let answer = match postback::conversion(pb, parts.uri.query()) {
             Ok(event) => {
-                gw.events.send(Record::Conversion(event));
+                postback::record(&gw, event).await;
                 respond::text(200, "ok\n")
             }
             Err((status, msg)) => respond::text(status, msg),

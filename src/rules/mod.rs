@@ -159,9 +159,11 @@ pub struct Flow {
     pub then: Option<Target>,
 }
 
-/// `cap: { clicks: N, per, tz }`: the flow serves at most `limit` clicks per window.
+/// `cap: { clicks | conversions: N, per, tz }`: the flow serves at most `limit` clicks, or
+/// serves until `limit` conversions were attributed to it, per window.
 pub struct Cap {
     pub limit: u32,
+    pub counts: crate::state::Counted,
     /// The process's counter for this campaign, flow and window: it outlives the snapshot.
     pub counter: std::sync::Arc<crate::state::CapCounter>,
 }
@@ -169,7 +171,9 @@ pub struct Cap {
 impl Cap {
     /// Whether the flow may serve this request; serving takes one click of the cap.
     fn open(&self, req: &RequestFacts) -> bool {
-        req.state.get().cap(&self.counter, self.limit).is_ok()
+        (req.state.get())
+            .cap(&self.counter, self.limit, self.counts)
+            .is_ok()
     }
 }
 
@@ -294,6 +298,18 @@ impl Rules {
 
     pub fn campaign_id(&self, d: &Decision) -> Option<&str> {
         d.campaign.map(|c| self.campaigns[c].id.as_str())
+    }
+
+    /// A conversion attributed to the flow `flow` of campaign `campaign`: counted by the
+    /// flow's conversion cap, if it has one.
+    pub fn count_conversion(&self, campaign: &str, flow: &str, ms: u64) {
+        let cap = (self.campaigns.iter().find(|c| c.id == campaign))
+            .and_then(|c| c.flows.iter().find(|f| f.name == flow))
+            .and_then(|f| f.cap.as_ref())
+            .filter(|cap| cap.counts == crate::state::Counted::Conversions);
+        if let Some(cap) = cap {
+            cap.counter.add(ms);
+        }
     }
 
     pub fn flow_name(&self, d: &Decision) -> Option<&str> {
