@@ -202,9 +202,6 @@ pub async fn handle(
     let click_id = events::new_click_id();
     let mut id_buf = [0u8; 36];
     let click_id_str = click_id.hyphenated().encode_lower(&mut id_buf);
-    // What the visitor's cookie says, and its pseudonym when `unique` asks: never a read of
-    // the store. Rules that ask for no state pay nothing for it: no cookie is read or set,
-    // no click is stored (SQLite and the keyed hashes measured 100k instructions a click).
     // A lander's click-through continues its click: no new click, no pass through the flows.
     let through = snap.rules.click_through(&facts);
     let lander = match through {
@@ -215,6 +212,9 @@ pub async fn handle(
         None => None,
     };
     let first_params = lander.as_ref().map(click_through::params);
+    // What the visitor's cookie says, and its pseudonym when `unique` asks: never a read of
+    // the store. Rules that ask for no state pay nothing for it: no cookie is read or set,
+    // no click is stored (SQLite and the keyed hashes measured 100k instructions a click).
     let remembers = through.is_none()
         && (snap.rules.remembers || snap.shadow.as_ref().is_some_and(|s| s.remembers));
     let visit = remembers.then(|| gw.state.visit(ip, facts.user_agent(), &parts.headers));
