@@ -257,3 +257,34 @@ fn a_rule_test_says_which_click_the_store_finds_and_check_holds_the_click_throug
     assert!(out.status.success(), "{out:?}");
     assert!(text.contains("3 rule tests passed"), "{text}");
 }
+
+#[test]
+fn after_a_restart_the_store_finds_the_click_for_its_conversion() {
+    let up = Upstream::start("lp");
+    let mut fg = Flowgate::start(POSTBACK, &rules(up.addr));
+    let (id, _) = lander(&fg, "/?sub1=x", "192.0.2.20");
+    fg.signal("TERM");
+    assert!(fg.process.wait().success());
+    // Not in memory any more: the click is read from SQLite, off the request's thread.
+    let p = spawn(&fg.dir.path().join("flowgate.yaml"));
+    let r = get(
+        p.addr(),
+        &format!("/postback?click_id={id}&status=approved"),
+        &[],
+    );
+    assert_eq!(r.status, 200);
+    let conversion = poll_until(START, || {
+        let found = of_type(&event_lines(&fg.events_dir()), "conversion");
+        match found.into_iter().next() {
+            Some(c) => Ok(Some(c)),
+            None => Err(None),
+        }
+    })
+    .expect("the conversion's event");
+    assert_eq!(conversion["click_id"], *id);
+    assert_eq!(
+        (&conversion["campaign"], &conversion["flow"]),
+        (&"spring".into(), &"fresh".into())
+    );
+    assert!(conversion["unattributed"].is_null());
+}
