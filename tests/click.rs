@@ -88,6 +88,7 @@ fn a_landers_click_through_splits_seventy_thirty_with_the_first_clicks_params() 
         assert_eq!(again.header("location"), Some(to));
     }
     assert_eq!(a + b, 60);
+    eprintln!("click-through split of 60 visitors: offer_a {a}, offer_b {b}");
     assert!((32..=52).contains(&a), "offer_a {a} of 60, offer_b {b}");
     assert_eq!(up.hits.load(std::sync::atomic::Ordering::SeqCst), 60);
     let events = fg.events(60 + 120);
