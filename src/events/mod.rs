@@ -23,7 +23,7 @@ pub use click_id::new_click_id;
 pub use file::{forget, FileSink};
 pub use http::HttpSink;
 pub use pseudonym::Pseudonymizer;
-pub use record::{ClickNames, ClickRecord, EventPolicy, Outcome, Seen};
+pub use record::{ClickNames, ClickRecord, EventPolicy, Outcome, Seen, SourceOf};
 pub use switch::{start, LiveEvents, StartError};
 
 /// One line of the event stream; `type` tells clicks from conversions.
@@ -70,6 +70,12 @@ pub struct ClickEvent {
     /// (absent without a campaign, and when no rule asks for state).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unique: Option<bool>,
+    /// The traffic source (`sources:` in the rules) whose `match` held for the click.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The source's params from the click URL; fields under its `hash:` only as SHA-256.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
 }
 
 /// A conversion reported to the postback path, tied to its click by `click_id`.

@@ -211,8 +211,13 @@ pub async fn handle(
         facts.state.set(View::Live(visit));
     }
     let answer = snap.answer(ip, &facts, click_id_str);
+    let source = super::click::source(&snap, &answer.visitor, &facts);
     let clicked = visit.as_ref().map(|visit| {
-        let click = stored_click(&snap, &answer.decision, &facts, ip, click_id, visit.now_ms);
+        let mut click = stored_click(&snap, &answer.decision, &facts, ip, click_id, visit.now_ms);
+        if let Some(s) = &source {
+            click.source = Some(s.name.clone());
+            click.source_params = Some(super::click::params_json(s));
+        }
         gw.state.clicked(visit, click)
     });
     let (unique, set_cookie) = clicked.map_or((None, None), |c| (c.unique, c.set_cookie));
@@ -276,14 +281,16 @@ pub async fn handle(
             upstream: None,
             duration: std::time::Duration::ZERO,
         };
-        Box::new(super::click::record(
+        let mut record = Box::new(super::click::record(
             &snap,
             answer.visitor,
             &answer.decision,
             &facts,
             unique,
             pending,
-        ))
+        ));
+        record.set_source(source);
+        record
     });
 
     finish.record = record;
@@ -363,6 +370,8 @@ fn stored_click(
         ua: None,
         unique: None,
         scopes: [campaign.map_or(0, |c| c.scope), flow.map_or(0, |f| f.scope)],
+        source: None,
+        source_params: None,
     }
 }
 

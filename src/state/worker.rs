@@ -33,6 +33,9 @@ pub struct Click {
     pub unique: Option<bool>,
     /// Campaign scope, then flow scope (0: none).
     pub scopes: [u64; 2],
+    /// The click's traffic source, and its params as a JSON object (hashed fields hashed).
+    pub source: Option<Arc<str>>,
+    pub source_params: Option<Box<str>>,
 }
 
 pub(super) enum Message {
@@ -126,7 +129,7 @@ impl Writer {
             campaign: c.campaign.as_deref().map(String::from),
             flow: c.flow.as_deref().map(String::from),
             route: c.route.to_string(),
-            source: None,
+            source: c.source.as_deref().map(String::from),
             query: serde_json::to_string(&query).unwrap_or_else(|_| "{}".into()),
             visitor: hex(&visitor),
             ip_key: self.keys.ip_key(c.ip),
