@@ -3,11 +3,12 @@
 
 mod click_id;
 pub mod clickhouse;
+pub mod deliver;
 mod file;
 mod http;
 mod pseudonym;
 mod record;
-mod spool;
+pub mod spool;
 mod switch;
 
 use std::collections::BTreeMap;
