@@ -35,6 +35,7 @@ pub use switch::{start, LiveEvents, StartError};
 pub enum Event {
     Click(ClickEvent),
     Conversion(ConversionEvent),
+    Postback(PostbackEvent),
 }
 
 /// One routing decision, as the collector receives it.
@@ -90,6 +91,24 @@ pub struct ConversionEvent {
     pub conversion_status: Option<String>,
 }
 
+/// A conversion forwarded to its click's traffic source (`sources.*.postback`): what became
+/// of it. Carries names and ids only, never the rendered request (it may hold secrets).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct PostbackEvent {
+    pub ts: String,
+    pub click_id: String,
+    /// The conversion's id, sent as the `Idempotency-Key` header.
+    pub conversion_id: String,
+    pub source: String,
+    pub conversion_status: Option<String>,
+    /// `delivered`, `retrying` (kept in the spool), `rejected` (a 4xx: kept aside, not
+    /// retried), `filtered` (a status the source does not take), `dropped`.
+    pub outcome: String,
+    /// Why it was not delivered (`HTTP 503`, a network error), when it was not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// What requests hand to the queue; the worker turns it into an `Event`.
 // Records travel boxed (one allocation when queued), so the variants' sizes do not matter.
 #[allow(clippy::large_enum_variant)]
@@ -97,6 +116,7 @@ pub enum Record {
     /// Boxed where it is captured, so the request path moves a pointer, not the record.
     Click(Box<ClickRecord>),
     Conversion(ConversionEvent),
+    Postback(PostbackEvent),
 }
 
 impl Record {
@@ -104,6 +124,7 @@ impl Record {
         match self {
             Record::Click(c) => Event::Click(c.to_event(policy)),
             Record::Conversion(c) => Event::Conversion(c),
+            Record::Postback(p) => Event::Postback(p),
         }
     }
 }

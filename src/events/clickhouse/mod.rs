@@ -93,6 +93,19 @@ impl RowEncoder {
                 let row = self.conversion(c);
                 serde_json::to_writer(out, &row)
             }
+            // The table has no postback columns: the outcome goes in as the row's status.
+            Event::Postback(p) => {
+                let row = ConversionRow {
+                    kind: "postback",
+                    ts: &p.ts,
+                    version: self.version(&p.ts),
+                    click_id: &p.click_id,
+                    payout: 0.0,
+                    currency: "",
+                    conversion_status: &p.outcome,
+                };
+                serde_json::to_writer(out, &row)
+            }
         }
     }
 
