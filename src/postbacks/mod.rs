@@ -222,6 +222,28 @@ impl Forwarder {
     }
 }
 
+/// The process's forwarder: postbacks rendered from the snapshot serving when each is sent,
+/// outcomes into the event queue, spooled under the state's folder (`postbacks/<source>/`).
+pub fn serving(
+    live: Arc<crate::snapshot::Live>,
+    events: Arc<crate::events::LiveEvents>,
+    state_dir: &std::path::Path,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<Forwarder> {
+    let render: Render = Arc::new(move |name, facts| {
+        let snap = live.current();
+        let source = snap.rules.sources.iter().find(|s| &*s.name == name)?;
+        source.postback.as_ref().map(|p| p.render(facts))
+    });
+    let report: Report = Arc::new(move |record| events.send(record));
+    Forwarder::start(
+        Settings::new(state_dir.join("postbacks")),
+        render,
+        report,
+        metrics,
+    )
+}
+
 impl Drop for Forwarder {
     fn drop(&mut self) {
         self.close();
