@@ -76,6 +76,8 @@ fn conversion(click_id: &str, status: &str) -> ConversionEvent {
         payout: Some(12.5),
         currency: Some("EUR".into()),
         conversion_status: Some(status.into()),
+        source: Some("from the click".into()),
+        ..ConversionEvent::default()
     }
 }
 

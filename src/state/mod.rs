@@ -29,7 +29,7 @@ use http::{HeaderMap, HeaderValue};
 
 use crate::config::StateConfig;
 use crate::metrics::Metrics;
-pub use caps::{CapCounter, Caps, Per};
+pub use caps::{CapCounter, Caps, Counted, Per};
 pub use cookie::{VisitorCookie, NAME as COOKIE_NAME};
 pub use keys::{Keys, Pseudonym};
 pub use lookup::{POSTBACK_DEADLINE, VISITOR_DEADLINE};

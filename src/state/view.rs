@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use super::{CapCounter, Visit};
+use super::{CapCounter, Counted, Visit};
 
 /// What a rule test (`state: { unique: true, clicks: 999 }`) or `explain` takes the store to
 /// answer. Unsaid: a new visitor, and caps with nothing counted.
@@ -13,9 +13,12 @@ use super::{CapCounter, Visit};
 pub struct Assumed {
     #[serde(default)]
     pub unique: Option<bool>,
-    /// What every cap has counted in its window.
+    /// What every click cap has counted in its window.
     #[serde(default)]
     pub clicks: Option<u32>,
+    /// What every conversion cap has counted in its window.
+    #[serde(default)]
+    pub conversions: Option<u32>,
 }
 
 impl Assumed {
@@ -25,6 +28,10 @@ impl Assumed {
 
     pub fn clicks(&self) -> u32 {
         self.clicks.unwrap_or(0)
+    }
+
+    pub fn conversions(&self) -> u32 {
+        self.conversions.unwrap_or(0)
     }
 }
 
@@ -74,20 +81,22 @@ impl<'a> View<'a> {
         }
     }
 
-    /// Whether the cap still has room: `Ok(count with this click)` or `Err(count)`. Live, the
-    /// click is taken (it counts toward the cap, exactly, as its flow decides).
-    pub fn cap(&self, counter: &CapCounter, limit: u32) -> Result<u32, u32> {
-        match self {
-            View::Live(v) => counter.take(limit, v.now_ms),
-            _ => self.peek_cap(counter, limit),
+    /// Whether the cap still has room: `Ok(count with this click)` or `Err(count)`. Live, a
+    /// click cap's click is taken (it counts toward the cap, exactly, as its flow decides);
+    /// a conversion cap is only read (its postbacks count).
+    pub fn cap(&self, counter: &CapCounter, limit: u32, what: Counted) -> Result<u32, u32> {
+        match (self, what) {
+            (View::Live(v), Counted::Clicks) => counter.take(limit, v.now_ms),
+            _ => self.peek_cap(counter, limit, what),
         }
     }
 
     /// The same without counting anything: shadow rules and `explain`.
-    pub fn peek_cap(&self, counter: &CapCounter, limit: u32) -> Result<u32, u32> {
-        let count = match self {
-            View::Assumed(a) => a.clicks(),
-            View::Live(v) | View::Shadow(v) => counter.count(v.now_ms),
+    pub fn peek_cap(&self, counter: &CapCounter, limit: u32, what: Counted) -> Result<u32, u32> {
+        let count = match (self, what) {
+            (View::Assumed(a), Counted::Clicks) => a.clicks(),
+            (View::Assumed(a), Counted::Conversions) => a.conversions(),
+            (View::Live(v) | View::Shadow(v), _) => counter.count(v.now_ms),
         };
         if count < limit {
             Ok(count + 1)
