@@ -179,7 +179,7 @@ fn a_meta_capi_and_a_google_ads_shaped_post_arrive_in_their_shape_with_hashed_us
         conversions:
           - gclid: "{{external_id}}"
             conversion_action: "customers/1234567890/conversionActions/42"
-            conversion_date_time: "{{ts}}"
+            conversion_date_time: "{{datetime}}"
             conversion_value: "{{payout}}"
             currency_code: "{{currency}}"
         partial_failure: true
@@ -247,7 +247,7 @@ fn a_meta_capi_and_a_google_ads_shaped_post_arrive_in_their_shape_with_hashed_us
     assert_eq!(body["partial_failure"], true);
     let conv = &body["conversions"][0];
     assert_eq!(conv["gclid"], "Cj0KCQ");
-    assert_eq!(conv["conversion_date_time"], "2026-05-01T12:00:00.000Z");
+    assert_eq!(conv["conversion_date_time"], "2026-05-01 12:00:00+00:00");
     assert_eq!(conv["conversion_value"], 12.5);
     assert_eq!(conv["currency_code"], "EUR");
     fw.close();

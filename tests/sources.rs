@@ -136,3 +136,26 @@ fn tree_holds(dir: &Path, needle: &[u8]) -> bool {
             std::fs::read(&p).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
         })
 }
+
+#[test]
+fn the_worked_example_in_config_examples_compiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/examples/push-sources.yaml");
+    std::fs::write(
+        dir.path().join("sources.yaml"),
+        std::fs::read(example).unwrap(),
+    )
+    .unwrap();
+    for var in [
+        "META_CAPI_TOKEN",
+        "GOOGLE_ADS_TOKEN",
+        "GOOGLE_ADS_DEVELOPER_TOKEN",
+    ] {
+        std::env::set_var(var, "placeholder");
+    }
+    let intel = flowgate::identity::Intel::default();
+    let rules = flowgate::rules::load(dir.path(), &intel).unwrap_or_else(|p| panic!("{p}"));
+    let names: Vec<&str> = rules.sources.iter().map(|s| &*s.name).collect();
+    assert_eq!(names, ["pushnet", "meta", "gads"]);
+    assert!(rules.sources.iter().all(|s| s.postback.is_some()));
+}

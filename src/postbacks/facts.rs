@@ -93,5 +93,11 @@ pub fn gather(
     put("ts", Some(conversion.ts.clone()));
     let ms = crate::time::parse_rfc3339(&conversion.ts).unwrap_or_else(crate::time::now_ms);
     put("ts_unix", Some((ms / 1000).to_string()));
+    // Google Ads' `conversion_date_time`: `yyyy-mm-dd hh:mm:ss+00:00`.
+    let rfc = crate::time::rfc3339(ms);
+    put(
+        "datetime",
+        Some(format!("{} {}+00:00", &rfc[..10], &rfc[11..19])),
+    );
     facts
 }

@@ -17,6 +17,7 @@ pub const FIXED_MACROS: &[&str] = &[
     "conversion_id",
     "ts",
     "ts_unix",
+    "datetime",
 ];
 
 /// The macros whose values are numbers: alone in a body string, they render as JSON numbers.
