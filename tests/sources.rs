@@ -159,3 +159,20 @@ fn the_worked_example_in_config_examples_compiles() {
     assert_eq!(names, ["pushnet", "meta", "gads"]);
     assert!(rules.sources.iter().all(|s| s.postback.is_some()));
 }
+
+#[test]
+fn check_refuses_to_keep_a_hashed_parameter_in_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = "sources:\n  meta:\n    params: { email: em }\n    hash: [email]\n";
+    let config = write_setup(dir.path(), "privacy: { query_params: [utm_*, e*] }", rules);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_flowgate"))
+        .args(["check", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("privacy.query_params"), "{text}");
+    assert!(text.contains("sources.meta hashes"), "{text}");
+}

@@ -120,6 +120,24 @@ impl Source {
     }
 }
 
+/// Hashed fields whose URL parameter `keeps` (`privacy.query_params`: names, a trailing `*`
+/// for a prefix) would keep in clear in events and the store: `(source, parameter)`.
+pub fn kept_in_clear<'r>(sources: &'r [Source], keeps: &[String]) -> Vec<(&'r str, &'r str)> {
+    let kept = |name: &str| {
+        keeps.iter().any(|k| match k.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => name == k,
+        })
+    };
+    (sources.iter())
+        .flat_map(|s| {
+            (s.params.iter())
+                .filter(|(field, param)| s.hashes(field) && kept(param))
+                .map(|(_, param)| (&*s.name, param.as_str()))
+        })
+        .collect()
+}
+
 /// The lower-case hex SHA-256 of a value trimmed and lower-cased (what Meta's Conversions API
 /// and TikTok's Events API take as user data); `None` for a value that is empty once trimmed.
 pub fn hash_value(v: &str) -> Option<String> {
