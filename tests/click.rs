@@ -234,3 +234,26 @@ campaigns:
     let r = get(p.addr(), "/", &[("User-Agent", CHROME)]);
     assert_eq!(r.body, "safe", "the count was kept");
 }
+
+#[test]
+fn a_rule_test_says_which_click_the_store_finds_and_check_holds_the_click_through_to_it() {
+    let up = Upstream::start("lp");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_setup(dir.path(), "", &rules(up.addr));
+    std::fs::create_dir_all(dir.path().join("rules/tests")).unwrap();
+    let url = "http://promo.example.com/go";
+    let tests = format!(
+        "- name: a lander's click-through\n  request: {{ url: \"{url}\", ua: \"{CHROME}\", ip: 203.0.113.1 }}\n  state: {{ click: {{ flow: fresh, params: {{ sub1: x }} }} }}\n  expect: {{ flow: fresh }}\n\
+         - name: an unknown click gets the fallback, not the flows\n  request: {{ url: \"{url}\", ua: \"{CHROME}\" }}\n  expect: {{ route: safe }}\n\
+         - name: a flow without then\n  request: {{ url: \"{url}\" }}\n  state: {{ click: {{ flow: no_then }} }}\n  expect: {{ route: safe }}\n"
+    );
+    std::fs::write(dir.path().join("rules/tests/click.yaml"), tests).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_flowgate"))
+        .args(["check", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text.contains("3 rule tests passed"), "{text}");
+}

@@ -123,14 +123,33 @@ impl Snapshot {
     }
 
     /// The same answer without counting anything, and the steps the rules took to it: what
-    /// `explain` and rule tests show.
+    /// `explain` and rule tests show. A click-through finds `click` (assumed; `None`: an
+    /// unknown click), never the live store.
     pub fn answer_traced<'s, 'r>(
         &'s self,
         ip: IpAddr,
         facts: &RequestFacts<'r>,
         click_id: &str,
+        click: Option<&crate::state::AssumedClick>,
     ) -> (Answer<'s, 'r>, Vec<Step>) {
         let visitor = self.visitor(ip, facts);
+        if let Some(ci) = self.rules.click_through(facts) {
+            let campaign = self.rules.campaigns[ci].id.as_str();
+            let names = click.map(|c| (campaign, c.flow.as_str()));
+            let decision = self.rules.continue_click(ci, names, &visitor, facts);
+            let step = Step {
+                flow: click.map(|c| c.flow.clone()),
+                condition: "click_through".into(),
+                value: match click {
+                    Some(c) => format!("assumed the lander's click of flow {:?}", c.flow),
+                    None => "assumed an unknown click".into(),
+                },
+                result: decision.flow.is_some(),
+            };
+            let params = click.map(|c| &c.params);
+            let answer = self.carry_out(visitor, decision, None, facts, click_id, params);
+            return (answer, vec![step]);
+        }
         let (decision, trace) = self.rules.explain(&self.intel, &visitor, facts);
         (
             self.carry_out(visitor, decision, None, facts, click_id, None),

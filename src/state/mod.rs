@@ -35,7 +35,7 @@ pub use keys::{Keys, Pseudonym};
 pub use lookup::{POSTBACK_DEADLINE, VISITOR_DEADLINE};
 pub use sqlite::Sqlite;
 pub use store::{CountDelta, Forget, Forgotten, SeenRow, Store, StoreError, StoredClick};
-pub use view::{Assumed, View};
+pub use view::{Assumed, AssumedClick, TestState, View};
 pub use worker::Click;
 
 use index::SeenIndex;

@@ -35,6 +35,42 @@ impl Assumed {
     }
 }
 
+/// A rule test's `state:`: what the store answers (`Assumed`), and for a request to a
+/// campaign's `click_path`, which lander click the store finds (`click: { flow: fresh }`;
+/// left out: an unknown click).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestState {
+    #[serde(default)]
+    pub unique: Option<bool>,
+    #[serde(default)]
+    pub clicks: Option<u32>,
+    #[serde(default)]
+    pub conversions: Option<u32>,
+    #[serde(default)]
+    pub click: Option<AssumedClick>,
+}
+
+/// The lander's click a click-through finds: served by `flow` of the request's campaign,
+/// with these kept parameters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssumedClick {
+    pub flow: String,
+    #[serde(default)]
+    pub params: std::collections::BTreeMap<String, String>,
+}
+
+impl TestState {
+    pub fn assumed(&self) -> Assumed {
+        Assumed {
+            unique: self.unique,
+            clicks: self.clicks,
+            conversions: self.conversions,
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 pub enum View<'a> {
     Assumed(Assumed),
