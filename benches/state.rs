@@ -28,6 +28,8 @@ fn click(ip: IpAddr, scopes: [u64; 2]) -> Click {
         ip,
         unique: None,
         scopes,
+        source: None,
+        source_params: None,
     }
 }
 

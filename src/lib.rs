@@ -15,6 +15,7 @@ pub mod logging;
 pub mod memory;
 pub mod metrics;
 pub mod path;
+pub mod postbacks;
 pub mod problem;
 pub mod proxy;
 pub mod reload;

@@ -37,6 +37,8 @@ enum StartError {
     },
     #[error("{}: {source}", file.display())]
     Listen { file: PathBuf, source: ListenError },
+    #[error("postbacks: cannot start the forwarder: {0}")]
+    Postbacks(std::io::Error),
 }
 
 /// Serves until the process is told to stop.
@@ -62,6 +64,14 @@ fn serve(config: Arc<Config>, upgrade: bool) -> Result<(), StartError> {
     let core = Core::start(config)?;
     let (queue, worker) = crate::events::start(&core.config, core.metrics.clone())?;
     let events = Arc::new(LiveEvents::new(queue, worker));
+    let postbacks = crate::postbacks::serving(
+        core.live.clone(),
+        events.clone(),
+        core.config.state.dir(),
+        core.metrics.clone(),
+    )
+    .map_err(StartError::Postbacks)?;
+    let postbacks = Arc::new(postbacks);
     let config = &core.config;
     let (upgrade_sock, pid_file) = config.process_files();
     let conf = server_conf(config, &upgrade_sock, &pid_file);
@@ -78,7 +88,14 @@ fn serve(config: Arc<Config>, upgrade: bool) -> Result<(), StartError> {
     let tls = open.tls(config).map_err(listen_failed)?;
     crate::reload::on_tls_change(tls.certs());
     let in_flight = InFlightCounter::default();
-    let gateway = core.gateway(events.clone(), open.listen(config), tls, in_flight.clone());
+    let listen = open.listen(config);
+    let gateway = core.gateway(
+        events.clone(),
+        postbacks.clone(),
+        listen,
+        tls,
+        in_flight.clone(),
+    );
     let serving = open.summary();
     let ready = Readiness::default();
     let admin_app = AdminService {
@@ -102,7 +119,7 @@ fn serve(config: Arc<Config>, upgrade: bool) -> Result<(), StartError> {
         admission,
     });
 
-    let finish = finish_once(events, core.state.clone(), &pid_file);
+    let finish = finish_once(events, postbacks, core.state.clone(), &pid_file);
     crate::memory::trim_after_bursts(in_flight.clone());
     let phases = server.watch_execution_phase();
     crate::lifecycle::exit_when_drained(phases, in_flight, ready, finish.clone());
@@ -148,6 +165,7 @@ impl Core {
     fn gateway(
         &self,
         events: Arc<LiveEvents>,
+        postbacks: Arc<crate::postbacks::Forwarder>,
         listen: Vec<Listen>,
         tls: crate::tls::Listeners,
         in_flight: InFlightCounter,
@@ -168,6 +186,7 @@ impl Core {
             proxy_protocol,
             tls,
             state: self.state.clone(),
+            postbacks,
         })
     }
 }
@@ -176,6 +195,7 @@ impl Core {
 /// the pid file, once: whoever gets there first, the drain watcher or the end of `server.run`.
 fn finish_once(
     events: Arc<LiveEvents>,
+    postbacks: Arc<crate::postbacks::Forwarder>,
     state: Arc<State>,
     pid_file: &Path,
 ) -> impl Fn() + Clone + Send {
@@ -186,10 +206,12 @@ fn finish_once(
             None
         }
     };
-    let finish = Arc::new(Mutex::new(Some((events, state, pid_file))));
+    let finish = Arc::new(Mutex::new(Some((events, postbacks, state, pid_file))));
     move || {
         let taken = finish.lock().map(|mut f| f.take()).unwrap_or(None);
-        if let Some((events, state, pid_file)) = taken {
+        if let Some((events, postbacks, state, pid_file)) = taken {
+            // Before the events: its last outcomes are events too.
+            postbacks.close();
             events.close();
             state.close();
             drop(pid_file);

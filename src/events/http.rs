@@ -8,14 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::clickhouse::{insert_url, RowEncoder};
-use super::spool::Spool;
+use super::deliver::{self, Backoff, Failure};
+use super::spool::{Spool, SpoolMeters};
 use super::{Batch, Event, Sink};
 use crate::config::HttpSinkConfig;
 use crate::metrics::Metrics;
 use crate::url::encode_url;
 
-/// Longest pause between replay attempts while the collector is down.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long one tick may spend replaying, so new events keep flowing into batches.
 const REPLAY_BUDGET: Duration = Duration::from_millis(500);
 
@@ -29,31 +28,19 @@ pub struct HttpSink {
     rows: Option<RowEncoder>,
     spool: Spool,
     metrics: Arc<Metrics>,
-    /// While set, new batches go straight to the spool and replay waits until then.
-    down_until: Option<Instant>,
-    backoff: Duration,
-    jitter: u64,
-}
-
-enum Failure {
-    /// Worth trying again: network errors, timeouts, 5xx, 408, 429.
-    Transient(String),
-    /// The collector refuses this batch (other 4xx): retrying would never help.
-    Permanent(String),
+    /// While down, new batches go straight to the spool and replay waits for it.
+    backoff: Backoff,
 }
 
 impl HttpSink {
     pub fn open(cfg: &HttpSinkConfig, metrics: Arc<Metrics>) -> std::io::Result<HttpSink> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(cfg.timeout.0))
-            .timeout_connect(Some(cfg.timeout.0.min(Duration::from_secs(2))))
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let agent = deliver::agent(cfg.timeout.0);
         let headers = cfg.resolved_headers().to_vec();
-        let spool = Spool::open(&cfg.spool_dir, cfg.spool_max_bytes.0, metrics.clone())?;
-        let mut seed = [0u8; 8];
-        let _ = getrandom::getrandom(&mut seed);
+        let spool = Spool::open(
+            &cfg.spool_dir,
+            cfg.spool_max_bytes.0,
+            SpoolMeters::events(&metrics),
+        )?;
         let url = encode_url(&cfg.url);
         let url = match &cfg.clickhouse {
             Some(ch) => insert_url(&url, ch),
@@ -68,13 +55,11 @@ impl HttpSink {
             retries: cfg.retries,
             spool,
             metrics,
-            down_until: None,
-            backoff: Duration::from_millis(500),
-            jitter: u64::from_le_bytes(seed) | 1,
+            backoff: Backoff::default(),
         };
         // Whatever an earlier run spooled is replayed before anything new.
         if !sink.spool.is_empty() {
-            sink.down_until = Some(Instant::now());
+            sink.backoff.retry_now();
         }
         Ok(sink)
     }
@@ -101,53 +86,12 @@ impl HttpSink {
         self.metrics
             .sink_request_duration
             .observe(started.elapsed().as_secs_f64());
-        match result {
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                match status {
-                    200..=299 => Ok(()),
-                    408 | 429 | 500..=599 => Err(Failure::Transient(format!("HTTP {status}"))),
-                    _ => {
-                        let body = resp.into_body().read_to_string().unwrap_or_default();
-                        Err(Failure::Permanent(format!(
-                            "HTTP {status}: {}",
-                            body.trim()
-                        )))
-                    }
-                }
-            }
-            Err(e) => Err(Failure::Transient(e.to_string())),
-        }
+        deliver::judge(result)
     }
 
     /// A few quick attempts; a collector that is down is not waited for here.
-    fn post_with_retries(&mut self, lines: &[u8]) -> Result<(), Failure> {
-        let mut pause = Duration::from_millis(50);
-        let mut attempt = 0;
-        loop {
-            let started = Instant::now();
-            match self.post(lines) {
-                Err(Failure::Transient(e))
-                    if attempt < self.retries && started.elapsed() < Duration::from_millis(500) =>
-                {
-                    attempt += 1;
-                    std::thread::sleep(self.jittered(pause));
-                    pause *= 2;
-                    log::debug!("events: attempt {attempt} failed ({e}), retrying");
-                }
-                other => return other,
-            }
-        }
-    }
-
-    /// `d` ± 25%, so many flowgates do not retry in step.
-    fn jittered(&mut self, d: Duration) -> Duration {
-        self.jitter ^= self.jitter << 13;
-        self.jitter ^= self.jitter >> 7;
-        self.jitter ^= self.jitter << 17;
-        let spread = d.as_millis() as u64 / 2;
-        let offset = if spread == 0 { 0 } else { self.jitter % spread };
-        d - d / 4 + Duration::from_millis(offset)
+    fn post_with_retries(&self, lines: &[u8]) -> Result<(), Failure> {
+        self.backoff.with_retries(self.retries, || self.post(lines))
     }
 
     fn spool(&mut self, lines: &[u8], count: u64) {
@@ -161,25 +105,21 @@ impl HttpSink {
     }
 
     fn mark_down(&mut self, why: &str) {
-        if self.down_until.is_none() {
+        if self.backoff.failed() {
             log::warn!("events: collector unavailable ({why}); spooling until it answers");
         }
-        let wait = self.jittered(self.backoff);
-        self.down_until = Some(Instant::now() + wait);
-        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
     }
 
     fn replay(&mut self, now: Instant) {
-        if self.down_until.is_some_and(|t| now < t) {
+        if self.backoff.waiting(now) {
             return;
         }
         let started = Instant::now();
         while started.elapsed() < REPLAY_BUDGET {
             let Some(claim) = self.spool.claim_oldest() else {
-                if self.down_until.take().is_some() {
+                if self.backoff.answered() {
                     log::info!("events: collector answering again; spool replayed");
                 }
-                self.backoff = Duration::from_millis(500);
                 return;
             };
             match self.post(&claim.lines) {
@@ -217,7 +157,7 @@ impl Sink for HttpSink {
 
     fn deliver(&mut self, batch: &Batch) {
         // Order matters: while anything is spooled, new batches queue up behind it.
-        if self.down_until.is_some() {
+        if self.backoff.is_down() {
             self.spool(&batch.lines, batch.count);
             self.replay(Instant::now());
             return;
@@ -243,7 +183,7 @@ impl Sink for HttpSink {
     }
 
     fn tick(&mut self, now: Instant) {
-        if self.down_until.is_some() {
+        if self.backoff.is_down() {
             self.replay(now);
         }
     }

@@ -3,11 +3,12 @@
 
 mod click_id;
 pub mod clickhouse;
+pub mod deliver;
 mod file;
 mod http;
 mod pseudonym;
 mod record;
-mod spool;
+pub mod spool;
 mod switch;
 
 use std::collections::BTreeMap;
@@ -23,7 +24,7 @@ pub use click_id::new_click_id;
 pub use file::{forget, FileSink};
 pub use http::HttpSink;
 pub use pseudonym::Pseudonymizer;
-pub use record::{ClickNames, ClickRecord, EventPolicy, Outcome, Seen};
+pub use record::{ClickNames, ClickRecord, EventPolicy, Outcome, Seen, SourceOf};
 pub use switch::{start, LiveEvents, StartError};
 
 /// One line of the event stream; `type` tells clicks from conversions.
@@ -34,6 +35,7 @@ pub use switch::{start, LiveEvents, StartError};
 pub enum Event {
     Click(ClickEvent),
     Conversion(ConversionEvent),
+    Postback(PostbackEvent),
     #[serde(rename = "lp_click")]
     LpClick(LpClickEvent),
 }
@@ -72,6 +74,12 @@ pub struct ClickEvent {
     /// (absent without a campaign, and when no rule asks for state).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unique: Option<bool>,
+    /// The traffic source (`sources:` in the rules) whose `match` held for the click.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The source's params from the click URL; fields under its `hash:` only as SHA-256.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
 }
 
 /// A conversion reported to the postback path, tied to its click by `click_id`.
@@ -114,6 +122,24 @@ pub struct LpClickEvent {
     pub unknown_click: bool,
 }
 
+/// A conversion forwarded to its click's traffic source (`sources.*.postback`): what became
+/// of it. Carries names and ids only, never the rendered request (it may hold secrets).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct PostbackEvent {
+    pub ts: String,
+    pub click_id: String,
+    /// The conversion's id, sent as the `Idempotency-Key` header.
+    pub conversion_id: String,
+    pub source: String,
+    pub conversion_status: Option<String>,
+    /// `delivered`, `retrying` (kept in the spool), `rejected` (a 4xx: kept aside, not
+    /// retried), `filtered` (a status the source does not take), `dropped`.
+    pub outcome: String,
+    /// Why it was not delivered (`HTTP 503`, a network error), when it was not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// What requests hand to the queue; the worker turns it into an `Event`.
 // Records travel boxed (one allocation when queued), so the variants' sizes do not matter.
 #[allow(clippy::large_enum_variant)]
@@ -121,6 +147,7 @@ pub enum Record {
     /// Boxed where it is captured, so the request path moves a pointer, not the record.
     Click(Box<ClickRecord>),
     Conversion(ConversionEvent),
+    Postback(PostbackEvent),
     LpClick(LpClickEvent),
 }
 
@@ -129,6 +156,7 @@ impl Record {
         match self {
             Record::Click(c) => Event::Click(c.to_event(policy)),
             Record::Conversion(c) => Event::Conversion(c),
+            Record::Postback(p) => Event::Postback(p),
             Record::LpClick(c) => Event::LpClick(c),
         }
     }

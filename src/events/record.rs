@@ -112,6 +112,13 @@ pub struct Seen<'a> {
     pub unique: Option<bool>,
 }
 
+/// A click's traffic source: its name and the params taken from the click URL.
+#[derive(Debug, Clone)]
+pub struct SourceOf {
+    pub name: Arc<str>,
+    pub params: Vec<(Box<str>, String)>,
+}
+
 /// What the request path keeps of a request for its click event. Capturing it costs one
 /// copy of the request's text into one buffer; privacy and JSON happen on the event
 /// worker's thread (`to_event`).
@@ -123,6 +130,8 @@ pub struct ClickRecord {
     gpc: bool,
     rate_limited: bool,
     unique: Option<bool>,
+    /// The click's traffic source and its params (hashed fields already hashed).
+    source: Option<Box<SourceOf>>,
     /// The request's user agent, referer, host, path, query and language, clipped, back to back.
     text: String,
     spans: [Option<(u32, u32)>; 6],
@@ -143,6 +152,11 @@ impl ClickRecord {
 
     pub fn click_id(&self) -> uuid::Uuid {
         self.outcome.click_id
+    }
+
+    /// The source the click came from.
+    pub fn set_source(&mut self, source: Option<Box<SourceOf>>) {
+        self.source = source;
     }
 
     pub fn capture(
@@ -172,6 +186,7 @@ impl ClickRecord {
             gpc: seen.gpc,
             rate_limited: seen.rate_limited,
             unique: seen.unique,
+            source: None,
             names,
             visitor,
             outcome,
@@ -233,6 +248,10 @@ impl ClickRecord {
             duration_ms: self.outcome.duration.as_secs_f64() * 1000.0,
             rate_limited: self.rate_limited,
             unique: self.unique,
+            source: self.source.as_ref().map(|s| s.name.to_string()),
+            params: (self.source.iter().flat_map(|s| &s.params))
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
         }
     }
 }

@@ -1,11 +1,13 @@
 //! Batches the collector could not take, on disk until it can: one file per batch, named so
 //! that sorting by name replays them in order. Bounded: past `max_bytes` the oldest go first,
 //! counted as dropped. A file being replayed is claimed by renaming, so two flowgates sharing
-//! the spool during an upgrade never send the same batch at once.
+//! the spool during an upgrade never send the same batch at once. Click events and
+//! forwarded postbacks each keep one; what it counts goes to the meters its owner gives.
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+
+use prometheus::{IntCounter, IntGauge};
 
 use crate::metrics::Metrics;
 
@@ -13,7 +15,35 @@ pub struct Spool {
     dir: PathBuf,
     max_bytes: u64,
     seq: u64,
-    metrics: Arc<Metrics>,
+    meters: SpoolMeters,
+}
+
+/// Where a spool counts what it lines, drops and refuses (lines), and its size in bytes.
+#[derive(Clone, Default)]
+pub struct SpoolMeters {
+    pub spooled: Option<IntCounter>,
+    pub dropped: Option<IntCounter>,
+    pub failed: Option<IntCounter>,
+    pub bytes: Option<IntGauge>,
+}
+
+impl SpoolMeters {
+    /// The event sink's: `flowgate_events_total{outcome}` and `flowgate_event_spool_bytes`.
+    pub fn events(metrics: &Metrics) -> SpoolMeters {
+        let outcome = |o: &str| Some(metrics.events.with_label_values(&[o]));
+        SpoolMeters {
+            spooled: outcome("spooled"),
+            dropped: outcome("dropped"),
+            failed: outcome("failed"),
+            bytes: Some(metrics.spool_bytes.clone()),
+        }
+    }
+}
+
+fn add(counter: &Option<IntCounter>, n: u64) {
+    if let Some(c) = counter {
+        c.inc_by(n);
+    }
 }
 
 /// A spooled batch taken for replay.
@@ -25,13 +55,13 @@ pub struct Claim {
 }
 
 impl Spool {
-    pub fn open(dir: &Path, max_bytes: u64, metrics: Arc<Metrics>) -> io::Result<Spool> {
+    pub fn open(dir: &Path, max_bytes: u64, meters: SpoolMeters) -> io::Result<Spool> {
         std::fs::create_dir_all(dir)?;
         let spool = Spool {
             dir: dir.to_path_buf(),
             max_bytes,
             seq: 0,
-            metrics,
+            meters,
         };
         spool.release_abandoned_claims();
         spool.publish_size();
@@ -75,8 +105,10 @@ impl Spool {
     }
 
     fn publish_size(&self) {
-        let bytes: u64 = self.files().iter().map(|(_, n)| n).sum();
-        self.metrics.spool_bytes.set(bytes as i64);
+        if let Some(gauge) = &self.meters.bytes {
+            let bytes: u64 = self.files().iter().map(|(_, n)| n).sum();
+            gauge.set(bytes as i64);
+        }
     }
 
     pub fn push(&mut self, lines: &[u8], count: u64) -> io::Result<()> {
@@ -91,10 +123,7 @@ impl Spool {
         let tmp = self.dir.join(format!(".{name}.tmp"));
         std::fs::write(&tmp, lines)?;
         std::fs::rename(&tmp, &path)?;
-        self.metrics
-            .events
-            .with_label_values(&["spooled"])
-            .inc_by(count);
+        add(&self.meters.spooled, count);
         self.enforce_bound();
         self.publish_size();
         Ok(())
@@ -110,11 +139,11 @@ impl Spool {
             let lines = std::fs::read(&path).map_or(0, |b| count_lines(&b));
             if std::fs::remove_file(&path).is_ok() {
                 total -= len;
-                log::warn!("spool full: dropped the oldest batch ({lines} events)");
-                self.metrics
-                    .events
-                    .with_label_values(&["dropped"])
-                    .inc_by(lines);
+                log::warn!(
+                    "spool full: dropped the oldest batch ({lines} lines) in {}",
+                    self.dir.display()
+                );
+                add(&self.meters.dropped, lines);
             }
         }
     }
@@ -173,10 +202,7 @@ impl Spool {
         if let Err(e) = kept {
             log::error!("spool: cannot keep a rejected batch: {e}");
         }
-        self.metrics
-            .events
-            .with_label_values(&["failed"])
-            .inc_by(count);
+        add(&self.meters.failed, count);
         self.publish_size();
     }
 }
@@ -188,12 +214,14 @@ fn count_lines(b: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn replays_in_order_and_drops_the_oldest_when_full() {
         let dir = tempfile::tempdir().unwrap();
         let metrics = Arc::new(Metrics::new().unwrap());
-        let mut spool = Spool::open(dir.path(), 100, metrics.clone()).unwrap();
+        let meters = SpoolMeters::events(&metrics);
+        let mut spool = Spool::open(dir.path(), 100, meters).unwrap();
         for i in 0..5 {
             let lines = format!("{{\"n\":{i}}}\n{{\"n\":{i}}}\n");
             spool.push(lines.as_bytes(), 2).unwrap();

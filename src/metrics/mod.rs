@@ -78,6 +78,9 @@ pub struct Metrics {
     pub state_clicks: IntCounterVec,
     /// Operations of the state store that failed (a write, a purge, a load).
     pub state_errors: prometheus::IntCounter,
+    /// Conversions forwarded to traffic sources, by source (a rules name) and outcome
+    /// (delivered, retrying, rejected, filtered, dropped).
+    pub postbacks: IntCounterVec,
 }
 
 impl Metrics {
@@ -221,6 +224,11 @@ impl Metrics {
                 "flowgate_build_info",
                 "Always 1; the version and commit labels say which flowgate runs.",
                 &["version", "commit"],
+            )?,
+            postbacks: counter(
+                "flowgate_postbacks_total",
+                "Conversions forwarded to traffic sources, by source and outcome.",
+                &["source", "outcome"],
             )?,
             state_clicks: counter(
                 "flowgate_state_clicks_total",

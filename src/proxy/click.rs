@@ -1,7 +1,7 @@
 //! The click record of one request: what the decision core knows, turned into the plain
 //! names and text the event layer keeps. Shared strings are cloned, nothing is formatted.
 
-use crate::events::{ClickNames, ClickRecord, Outcome, Seen};
+use crate::events::{ClickNames, ClickRecord, Outcome, Seen, SourceOf};
 use crate::identity::Visitor;
 use crate::rules::{Decision, RequestFacts};
 use crate::snapshot::Snapshot;
@@ -37,4 +37,26 @@ pub fn record(
         unique,
     };
     ClickRecord::capture(names, visitor, &seen, outcome)
+}
+
+/// The click's traffic source: the first of the rules' sources whose match holds, with the
+/// params its URL carries (hashed fields hashed here, before anything keeps them).
+pub fn source(snap: &Snapshot, visitor: &Visitor, req: &RequestFacts) -> Option<Box<SourceOf>> {
+    let s = snap
+        .rules
+        .sources
+        .iter()
+        .find(|s| s.matches(visitor, req))?;
+    Some(Box::new(SourceOf {
+        name: s.name.clone(),
+        params: s.params_of(req),
+    }))
+}
+
+/// The params as the click store keeps them: a JSON object.
+pub fn params_json(s: &SourceOf) -> Box<str> {
+    let map: serde_json::Map<String, serde_json::Value> = (s.params.iter())
+        .map(|(k, v)| (k.to_string(), serde_json::Value::from(v.as_str())))
+        .collect();
+    serde_json::Value::Object(map).to_string().into()
 }

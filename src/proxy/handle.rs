@@ -164,7 +164,7 @@ pub async fn handle(
     {
         let answer = match postback::conversion(pb, parts.uri.query()) {
             Ok(event) => {
-                postback::record(&gw, event).await;
+                postback::record(&gw, event, parts.uri.query()).await;
                 respond::text(200, "ok\n")
             }
             Err((status, msg)) => respond::text(status, msg),
@@ -229,8 +229,13 @@ pub async fn handle(
         }
         None => snap.answer(ip, &facts, click_id_str),
     };
+    let source = super::click::source(&snap, &answer.visitor, &facts);
     let clicked = visit.as_ref().map(|visit| {
-        let click = stored_click(&snap, &answer.decision, &facts, ip, click_id, visit.now_ms);
+        let mut click = stored_click(&snap, &answer.decision, &facts, ip, click_id, visit.now_ms);
+        if let Some(s) = &source {
+            click.source = Some(s.name.clone());
+            click.source_params = Some(super::click::params_json(s));
+        }
         gw.state.clicked(visit, click)
     });
     let (unique, set_cookie) = clicked.map_or((None, None), |c| (c.unique, c.set_cookie));
@@ -301,14 +306,16 @@ pub async fn handle(
             upstream: None,
             duration: std::time::Duration::ZERO,
         };
-        Box::new(super::click::record(
+        let mut record = Box::new(super::click::record(
             &snap,
             answer.visitor,
             &answer.decision,
             &facts,
             unique,
             pending,
-        ))
+        ));
+        record.set_source(source);
+        record
     });
 
     finish.record = record;
@@ -392,6 +399,8 @@ fn stored_click(
         ua: None,
         unique: None,
         scopes: [campaign.map_or(0, |c| c.scope), flow.map_or(0, |f| f.scope)],
+        source: None,
+        source_params: None,
     }
 }
 

@@ -44,6 +44,8 @@ pub struct Gateway {
     pub tls: crate::tls::Listeners,
     /// The click store, visitor index and caps: the process's, kept across reloads.
     pub state: Arc<crate::state::State>,
+    /// Forwards attributed conversions to their clicks' traffic sources.
+    pub postbacks: Arc<crate::postbacks::Forwarder>,
 }
 
 impl Gateway {

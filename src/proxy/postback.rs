@@ -11,7 +11,7 @@ use crate::url::{percent_decode, query_pairs};
 /// Attributes the conversion to its click and records it: a click the store does not know
 /// (or did not find in time) is recorded as unattributed, never dropped. The same click and
 /// status again is a repeat: no second event, count or forward.
-pub async fn record(gw: &Gateway, mut event: ConversionEvent) {
+pub async fn record(gw: &Gateway, mut event: ConversionEvent, query: Option<&str>) {
     let click = gw.state.click(&event.click_id, POSTBACK_DEADLINE).await;
     match &click {
         Some(c) => {
@@ -36,17 +36,25 @@ pub async fn record(gw: &Gateway, mut event: ConversionEvent) {
             let rules = &gw.live.current().rules;
             rules.count_conversion(campaign, flow, crate::time::now_ms());
         }
-        forward(c, &event);
+        forward(gw, c, &event, query);
     }
     gw.events.send(Record::Conversion(event));
 }
 
-/// Sends an attributed conversion on to its click's traffic source (`sources[].postback`).
-/// Called once per click and status, before the conversion's event is sent; must not wait
-/// (queue the delivery). The forwarder is built with sources; until then there is nowhere
-/// to send it.
-pub fn forward(click: &StoredClick, conversion: &ConversionEvent) {
-    let _ = (click, conversion);
+/// Sends an attributed conversion on to its click's traffic source (`sources[].postback`),
+/// when that source has one and takes its status; never waits (the forwarder queues it).
+/// Extra parameters of the postback a source names (an email to hash, say) are read here,
+/// and hashed as they are read.
+pub fn forward(
+    gw: &Gateway,
+    click: &StoredClick,
+    conversion: &ConversionEvent,
+    query: Option<&str>,
+) -> crate::postbacks::Forwarded {
+    let snap = gw.live.current();
+    let extras = crate::postbacks::extras(&snap.rules, query);
+    gw.postbacks
+        .forward(&snap.rules, click, conversion, &extras)
 }
 
 /// A conversion from `?click_id=...&payout=...&currency=...&status=...&token=...`, or the

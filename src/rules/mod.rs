@@ -7,6 +7,7 @@ pub mod explain;
 pub mod model;
 pub mod rate;
 pub mod request;
+pub mod sources;
 pub mod template;
 #[cfg(test)]
 mod tests;
@@ -42,6 +43,8 @@ pub struct Rules {
     pub routes: Vec<Route>,
     pub campaigns: Vec<Campaign>,
     pub fallback: RouteId,
+    /// `sources:` in the order written: a click's source is the first whose match holds.
+    pub sources: Vec<sources::Source>,
     /// Some flow asks for state (`unique`, `cap`). Only then does a request pay for it: the
     /// visitor cookie, the pseudonym, the click written to the store.
     pub remembers: bool,

@@ -20,6 +20,9 @@ pub struct RuleFile {
     /// The route for requests no campaign matches; default: a plain 404.
     #[serde(default)]
     pub fallback: Option<At<String>>,
+    /// Where traffic comes from, and where its conversions go back.
+    #[serde(default)]
+    pub sources: super::sources::model::SourceSpecs,
 }
 
 #[derive(Debug, Deserialize)]

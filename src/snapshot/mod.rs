@@ -92,6 +92,19 @@ impl Snapshot {
                 return stages;
             }
         };
+        let keeps = &config.privacy.query_params;
+        for (source, param) in rules::sources::kept_in_clear(&rules.sources, keeps) {
+            let msg = format!(
+                "keeps {param:?}, which sources.{source} hashes: its clear value would be kept \
+                 in events and the click store; take it out"
+            );
+            (stages.rules).push(
+                &config.path,
+                Default::default(),
+                "privacy.query_params",
+                msg,
+            );
+        }
         let shadow = match &config.shadow_rules {
             Some(dir) => match rules::load_with(dir, &intel, caps) {
                 Ok(r) => Some(r),

@@ -78,6 +78,8 @@ mod tests {
             ua: None,
             unique: None,
             scopes: [0, 0],
+            source: None,
+            source_params: None,
         })
     }
 

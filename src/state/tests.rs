@@ -27,6 +27,8 @@ fn click(scopes: [u64; 2]) -> Click {
         ip: "203.0.113.7".parse().unwrap(),
         unique: None,
         scopes,
+        source: None,
+        source_params: None,
     }
 }
 

@@ -34,6 +34,9 @@ pub struct Click {
     pub unique: Option<bool>,
     /// Campaign scope, then flow scope (0: none).
     pub scopes: [u64; 2],
+    /// The click's traffic source, and its params as a JSON object (hashed fields hashed).
+    pub source: Option<Arc<str>>,
+    pub source_params: Option<Box<str>>,
 }
 
 pub(super) enum Message {
@@ -195,9 +198,9 @@ pub(super) fn stored(c: &Click, visitor: &Pseudonym, keys: &Keys, keep: &[String
         campaign: c.campaign.as_deref().map(String::from),
         flow: c.flow.as_deref().map(String::from),
         route: c.route.to_string(),
-        source: None,
+        source: c.source.as_deref().map(String::from),
         query: serde_json::to_string(&query).unwrap_or_else(|_| "{}".into()),
-        source_params: "{}".into(),
+        source_params: c.source_params.as_deref().unwrap_or("{}").to_string(),
         visitor: hex(visitor),
         ip_key: keys.ip_key(c.ip),
         unique: c.unique,

@@ -111,6 +111,22 @@ impl RowEncoder {
                 let row = self.conversion(c);
                 serde_json::to_writer(out, &row)
             }
+            // The table has no postback columns: the outcome goes in as the row's status.
+            Event::Postback(p) => {
+                let row = ConversionRow {
+                    kind: "postback",
+                    ts: &p.ts,
+                    version: self.version(&p.ts),
+                    click_id: &p.click_id,
+                    payout: 0.0,
+                    currency: "",
+                    conversion_status: &p.outcome,
+                    campaign: "",
+                    flow: "",
+                    route: "",
+                };
+                serde_json::to_writer(out, &row)
+            }
             Event::LpClick(c) => {
                 let row = self.lp_click(c);
                 serde_json::to_writer(out, &row)

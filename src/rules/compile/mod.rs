@@ -11,6 +11,7 @@ mod conditions;
 mod files;
 mod routes;
 mod schedule;
+mod sources;
 mod upstreams;
 
 use std::collections::HashMap;
@@ -129,11 +130,15 @@ impl Compiler<'_> {
 
         let fallback = self.fallback(files, &mut routes, &mut route_index);
         let campaigns = self.campaigns(files, &route_index);
+        let sources = self.sources(files);
 
         Rules {
             upstreams,
             routes,
-            remembers: Rules::asks_state(&campaigns),
+            // A source that forwards conversions needs its clicks found again.
+            remembers: Rules::asks_state(&campaigns)
+                || sources.iter().any(|s| s.postback.is_some()),
+            sources,
             campaigns,
             fallback,
         }

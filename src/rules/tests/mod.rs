@@ -7,6 +7,7 @@ mod conditions;
 mod errors;
 mod evaluate;
 mod parse_errors;
+mod sources;
 mod splits;
 mod state;
 mod templates;

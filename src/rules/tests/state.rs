@@ -115,6 +115,8 @@ fn click(rules: &Rules, flow: usize) -> crate::state::Click {
         ip: IP.parse().unwrap(),
         unique: None,
         scopes: [c.scope, c.flows[flow].scope],
+        source: None,
+        source_params: None,
     }
 }
 
