@@ -70,6 +70,9 @@ pub struct ClickEvent {
     /// (absent without a campaign, and when no rule asks for state).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unique: Option<bool>,
+    /// The TLS client's JA4 fingerprint (absent on a plain listener).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ja4: Option<String>,
 }
 
 /// A conversion reported to the postback path, tied to its click by `click_id`.

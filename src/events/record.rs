@@ -110,6 +110,8 @@ pub struct Seen<'a> {
     pub rate_limited: bool,
     /// The visitor's first click in the campaign within the unique window.
     pub unique: Option<bool>,
+    /// The TLS client's JA4 fingerprint.
+    pub ja4: Option<&'a str>,
 }
 
 /// What the request path keeps of a request for its click event. Capturing it costs one
@@ -123,9 +125,10 @@ pub struct ClickRecord {
     gpc: bool,
     rate_limited: bool,
     unique: Option<bool>,
-    /// The request's user agent, referer, host, path, query and language, clipped, back to back.
+    /// The request's user agent, referer, host, path, query, language and JA4, clipped, back
+    /// to back.
     text: String,
-    spans: [Option<(u32, u32)>; 6],
+    spans: [Option<(u32, u32)>; 7],
 }
 
 const UA: usize = 0;
@@ -134,6 +137,7 @@ const HOST: usize = 2;
 const PATH: usize = 3;
 const QUERY: usize = 4;
 const LANG: usize = 5;
+const JA4: usize = 6;
 
 impl ClickRecord {
     /// How the request ended, once it has.
@@ -158,6 +162,7 @@ impl ClickRecord {
             Some(seen.path),
             seen.query,
             seen.language,
+            seen.ja4,
         ]
         .map(|p| p.map(clip));
         let mut text = String::with_capacity(parts.iter().flatten().map(|p| p.len()).sum());
@@ -233,6 +238,7 @@ impl ClickRecord {
             duration_ms: self.outcome.duration.as_secs_f64() * 1000.0,
             rate_limited: self.rate_limited,
             unique: self.unique,
+            ja4: self.text(JA4).map(String::from),
         }
     }
 }

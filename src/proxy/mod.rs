@@ -6,6 +6,7 @@
 pub mod admission;
 pub mod body;
 pub mod click;
+mod client_hello;
 mod conn;
 mod forward;
 mod h2;
