@@ -1,5 +1,5 @@
 //! The JA4 fingerprint of real TLS clients (curl over HTTP/2 and HTTP/1.1, Python's ssl
-//! module) as flowgate computes it from their ClientHello, checked against an independent
+//! module, openssl s_client) as flowgate computes it from their ClientHello, checked against an independent
 //! implementation (tests/data/ja4/ja4_reference.py, its own byte parser) run on the very
 //! bytes each client sent, captured by a relay on the way to flowgate. A rule that lists a
 //! fingerprint sends that client to the safe page; `explain` and rule tests take a `ja4`.
@@ -85,6 +85,40 @@ print(data.split(b"\r\n\r\n", 1)[1].decode(), end="")
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The page `openssl s_client` gets (SNI promo.test, no ALPN), HTTP/1.1.
+fn s_client(port: u16, ua: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("openssl")
+        .args([
+            "s_client",
+            "-quiet",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args(["-servername", "promo.test"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl runs");
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: promo.test\r\nUser-Agent: {ua}\r\nConnection: close\r\n\r\n"
+    );
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(request.as_bytes())
+        .unwrap();
+    // `-quiet` waits for the server to close, which `Connection: close` asks for.
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    match text.split_once("\r\n\r\n") {
+        Some((_, body)) => body.to_string(),
+        None => panic!("s_client: {text} {}", String::from_utf8_lossy(&out.stderr)),
+    }
+}
+
 /// The reference implementation's JA4 of what a client sent.
 fn reference_ja4(sent: &[u8]) -> String {
     let file = tempfile::NamedTempFile::new().unwrap();
@@ -115,13 +149,14 @@ fn real_clients_get_the_fingerprint_an_independent_implementation_computes_and_a
     let relay = Relay::start(([127, 0, 0, 1], port).into());
     let via = relay.addr.port();
     // (client, user agent, page): each its own connection, one after the other.
-    let clients = ["curl-h2", "curl-http1.1", "python-ssl"];
+    let clients = ["curl-h2", "curl-http1.1", "python-ssl", "openssl-s_client"];
     assert_eq!(curl(via, &[], clients[0]), "offer");
     assert_eq!(curl(via, &["--http1.1"], clients[1]), "offer");
     assert_eq!(python(via, clients[2]), "offer");
-    assert_eq!(relay.connections(), 3);
+    assert_eq!(s_client(via, clients[3]), "offer");
+    assert_eq!(relay.connections(), 4);
 
-    let events = fg.events(3);
+    let events = fg.events(4);
     let mut seen = Vec::new();
     for (n, ua) in clients.iter().enumerate() {
         let expected = reference_ja4(&relay.sent(n).unwrap());
@@ -133,13 +168,14 @@ fn real_clients_get_the_fingerprint_an_independent_implementation_computes_and_a
         assert_eq!(got, expected, "{ua}");
         seen.push(got);
     }
-    let [h2, h1, py] = [&seen[0], &seen[1], &seen[2]];
+    let [h2, h1, py, ossl] = [&seen[0], &seen[1], &seen[2], &seen[3]];
     // curl offers h2 first unless told HTTP/1.1; Python's ssl offers no ALPN at all. The
     // hashes leave ALPN out, so both curls share them.
     assert!(h2.starts_with("t13d") && &h2[8..10] == "h2", "{h2}");
     assert_eq!(&h1[8..10], "h1", "{h1}");
     assert_eq!(h2[10..], h1[10..]);
     assert_eq!(&py[8..10], "00", "{py}");
+    assert_eq!(&ossl[8..10], "00", "{ossl}");
 
     // List curl's HTTP/2 fingerprint whole and Python's by its first part.
     let generation = fg.metric("flowgate_snapshot_generation");
@@ -151,13 +187,52 @@ fn real_clients_get_the_fingerprint_an_independent_implementation_computes_and_a
     assert_eq!(curl(port, &[], "curl-h2-again"), "safe");
     assert_eq!(python(port, "python-ssl-again"), "safe");
     assert_eq!(curl(port, &["--http1.1"], "curl-http1.1-again"), "offer");
-    let events = fg.events(6);
+    let events = fg.events(7);
     let again = event_for(&events, "curl-h2-again");
     assert_eq!(
         (again["flow"].as_str(), again["ja4"].as_str()),
         (Some("fingerprinted"), Some(h2.as_str()))
     );
     assert_eq!(event_for(&events, "curl-http1.1-again")["flow"], "rest");
+}
+
+/// Plain HTTP, a record larger than any ClientHello, and a record that is no ClientHello, each
+/// sent to the TLS port: no fingerprint, the handshake refuses them, and the listener serves on.
+#[test]
+fn what_is_not_a_client_hello_is_left_to_the_handshake() {
+    use std::io::{Read, Write};
+    let (fg, port) = serve_tls(&rules(&["t*".to_string()]));
+    let firsts: [&[u8]; 3] = [
+        b"GET / HTTP/1.1\r\nHost: promo.test\r\n\r\n",
+        &[22, 3, 1, 0xff, 0xff, 1, 0, 0xff, 0xfb],
+        &[22, 3, 1, 0, 4, 14, 0, 0, 0],
+    ];
+    for first in firsts {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(START)).unwrap();
+        s.write_all(first).unwrap();
+        // Whatever the handshake answers (an alert, or nothing), it closes the connection.
+        let mut rest = Vec::new();
+        let closed = s.read_to_end(&mut rest);
+        assert!(
+            closed.is_ok()
+                || closed
+                    .as_ref()
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+            "{closed:?}"
+        );
+        assert!(
+            !String::from_utf8_lossy(&rest).contains("HTTP/1.1"),
+            "{rest:?}"
+        );
+    }
+    assert_eq!(curl(port, &[], "after"), "safe");
+    // The refused connections made no request, so the one event is curl's.
+    let events = fg.events(1);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(events[0]["ja4"]
+        .as_str()
+        .is_some_and(|j| j.starts_with("t13d")));
 }
 
 #[test]

@@ -3,6 +3,11 @@ use super::*;
 /// The ClientHello records of FoxIO's own test captures, each with the JA4 FoxIO's test
 /// output gives it (tests/data/ja4/README.md says how they were taken out).
 fn vectors() -> Vec<(String, Vec<u8>, String)> {
+    static READ: std::sync::OnceLock<Vec<(String, Vec<u8>, String)>> = std::sync::OnceLock::new();
+    READ.get_or_init(read_vectors).clone()
+}
+
+fn read_vectors() -> Vec<(String, Vec<u8>, String)> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ja4");
     let list = std::fs::read_to_string(dir.join("expected.txt")).expect("expected.txt");
     (list.lines())
@@ -90,4 +95,37 @@ fn the_hashes_are_the_specs_worked_example() {
     hex_list(&mut h, &sigs);
     hash12(&mut out, h);
     assert_eq!(&out, b"e5627efa2ab1");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+    /// Whatever a client sends first, the fingerprint is 36 characters or none, never a panic:
+    /// random bytes, and real ClientHellos with bytes changed or cut.
+    #[test]
+    fn any_first_record_gives_a_well_formed_fingerprint_or_none(
+        bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+        pick in 0usize..10,
+        at in proptest::prelude::any::<proptest::sample::Index>(),
+        to in proptest::prelude::any::<u8>(),
+        cut in proptest::prelude::any::<proptest::sample::Index>(),
+    ) {
+        let check = |b: &[u8]| {
+            if let Some(j) = Ja4::of_client_hello(b) {
+                let s = j.as_str();
+                assert!(s.len() == LEN && s.as_bytes()[10] == b'_' && s.as_bytes()[23] == b'_', "{s}");
+            }
+        };
+        check(&bytes);
+        let mut handshake = vec![22, 3, 1];
+        handshake.extend((bytes.len() as u16).to_be_bytes());
+        handshake.extend(&bytes);
+        check(&handshake);
+        let vectors = vectors();
+        let (_, mut record, _) = vectors[pick % vectors.len()].clone();
+        let i = at.index(record.len());
+        record[i] = to;
+        check(&record);
+        check(&record[..cut.index(record.len())]);
+    }
 }
