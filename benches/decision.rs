@@ -140,6 +140,7 @@ impl Req {
             at: None,
             rate_limited: Default::default(),
             state: Default::default(),
+            ja4: None,
         }
     }
 }

@@ -45,6 +45,7 @@ fn bench(c: &mut Criterion) {
         at: None,
         rate_limited: Default::default(),
         state: Default::default(),
+        ja4: None,
     };
     let visitor = snap.intel.visitor(
         "81.2.69.142".parse().unwrap(),

@@ -21,7 +21,7 @@ pub struct AdminService {
 }
 
 impl AdminService {
-    /// `GET /explain?url=...&ip=...&ua=...`: the decision the serving snapshot makes.
+    /// `GET /explain?url=...&ip=...&ua=...&ja4=...`: the decision the serving snapshot makes.
     fn explain(&self, query: Option<&str>) -> (StatusCode, Vec<u8>) {
         let mut req = SampleRequest::default();
         let mut bad = None;
@@ -30,11 +30,12 @@ impl AdminService {
             match k {
                 "url" => req.url = v,
                 "ua" => req.ua = Some(v),
+                "ja4" => req.ja4 = Some(v),
                 "ip" => match v.parse() {
                     Ok(ip) => req.ip = Some(ip),
                     Err(_) => bad = Some(format!("ip {v:?} is not an address")),
                 },
-                _ => bad = Some(format!("unknown parameter {k:?}; use url, ip, ua")),
+                _ => bad = Some(format!("unknown parameter {k:?}; use url, ip, ua, ja4")),
             }
         }
         if req.url.is_empty() && bad.is_none() {

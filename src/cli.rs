@@ -85,6 +85,9 @@ pub struct ExplainArgs {
     /// The visitor's user agent.
     #[arg(long)]
     pub ua: Option<String>,
+    /// The TLS client's JA4 fingerprint, for `ja4` conditions.
+    #[arg(long)]
+    pub ja4: Option<String>,
     /// A request header, `Name: value`; repeatable.
     #[arg(short = 'H', long = "header")]
     pub headers: Vec<String>,
@@ -316,6 +319,7 @@ fn explain(path: &Path, args: &ExplainArgs) -> ExitCode {
         url: args.url.clone().unwrap_or_default(),
         ip: args.ip,
         ua: args.ua.clone(),
+        ja4: args.ja4.clone(),
         ..SampleRequest::default()
     };
     for h in &args.headers {

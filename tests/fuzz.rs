@@ -93,6 +93,7 @@ proptest! {
                 at: None,
                 rate_limited: Default::default(),
                 state: Default::default(),
+                ja4: None,
             };
             let vars = Vars {
                 click_id: "019ad0f3-6c1e-7a51-9b7e-1f2e3d4c5b6a",

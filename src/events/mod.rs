@@ -80,6 +80,9 @@ pub struct ClickEvent {
     /// The source's params from the click URL; fields under its `hash:` only as SHA-256.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub params: BTreeMap<String, String>,
+    /// The TLS client's JA4 fingerprint (absent on a plain listener).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ja4: Option<String>,
 }
 
 /// A conversion reported to the postback path, tied to its click by `click_id`.

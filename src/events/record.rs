@@ -110,6 +110,8 @@ pub struct Seen<'a> {
     pub rate_limited: bool,
     /// The visitor's first click in the campaign within the unique window.
     pub unique: Option<bool>,
+    /// The TLS client's JA4 fingerprint.
+    pub ja4: Option<&'a str>,
 }
 
 /// A click's traffic source: its name and the params taken from the click URL.
@@ -132,9 +134,10 @@ pub struct ClickRecord {
     unique: Option<bool>,
     /// The click's traffic source and its params (hashed fields already hashed).
     source: Option<Box<SourceOf>>,
-    /// The request's user agent, referer, host, path, query and language, clipped, back to back.
+    /// The request's user agent, referer, host, path, query, language and JA4, clipped, back
+    /// to back.
     text: String,
-    spans: [Option<(u32, u32)>; 6],
+    spans: [Option<(u32, u32)>; 7],
 }
 
 const UA: usize = 0;
@@ -143,6 +146,7 @@ const HOST: usize = 2;
 const PATH: usize = 3;
 const QUERY: usize = 4;
 const LANG: usize = 5;
+const JA4: usize = 6;
 
 impl ClickRecord {
     /// How the request ended, once it has.
@@ -172,6 +176,7 @@ impl ClickRecord {
             Some(seen.path),
             seen.query,
             seen.language,
+            seen.ja4,
         ]
         .map(|p| p.map(clip));
         let mut text = String::with_capacity(parts.iter().flatten().map(|p| p.len()).sum());
@@ -252,6 +257,7 @@ impl ClickRecord {
             params: (self.source.iter().flat_map(|s| &s.params))
                 .map(|(k, v)| (k.to_string(), v.clone()))
                 .collect(),
+            ja4: self.text(JA4).map(String::from),
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod client_ip;
 pub mod config;
 pub mod countries;
 pub mod geo;
+pub mod ja4;
 mod mmdb_check;
 pub mod ua;
 pub mod update;
@@ -19,6 +20,7 @@ pub use cidr::{BadCidr, Cidr, CidrSet};
 pub use client_ip::{client_ip, ClientIpHeader};
 pub use config::{BotsConfig, DataSource, IntelConfig};
 pub use geo::{Anonymous, CountryCode, Mmdb, MmdbError};
+pub use ja4::Ja4;
 pub use ua::{Browser, ClientHints, Device, Os, UaCache, UaClass, UaClassifier};
 
 /// How a missing data file comes: `flowgate intel update` fetches what has a url.

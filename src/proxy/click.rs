@@ -35,6 +35,7 @@ pub fn record(
         gpc: req.header_named(&SEC_GPC).is_some_and(|v| v.trim() == "1"),
         rate_limited: req.rate_limited.get(),
         unique,
+        ja4: req.ja4,
     };
     ClickRecord::capture(names, visitor, &seen, outcome)
 }

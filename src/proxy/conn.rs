@@ -24,6 +24,7 @@ use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::Gateway;
+use crate::identity::Ja4;
 use crate::snapshot::Settings;
 
 pub(super) const TICK: Duration = Duration::from_secs(1);
@@ -44,13 +45,15 @@ pub struct ConnState {
     pub peer_trusted: bool,
     /// The settings the connection was accepted with; a reload changes the next one's.
     pub settings: Arc<Settings>,
+    /// The JA4 fingerprint of the TLS client, on a TLS listener.
+    pub ja4: Option<Ja4>,
     /// Set by an answer that switches protocols: what the connection becomes once hyper
     /// lets go of it.
     tunnel: std::sync::Mutex<Option<super::tunnel::Pending>>,
 }
 
 impl ConnState {
-    pub(super) fn new(peer_trusted: bool, settings: Arc<Settings>) -> ConnState {
+    pub(super) fn new(peer_trusted: bool, settings: Arc<Settings>, ja4: Option<Ja4>) -> ConnState {
         ConnState {
             reads: AtomicU64::new(0),
             writes: AtomicU64::new(0),
@@ -60,6 +63,7 @@ impl ConnState {
             draining: AtomicBool::new(false),
             peer_trusted,
             settings,
+            ja4,
             tunnel: std::sync::Mutex::new(None),
         }
     }
@@ -146,20 +150,22 @@ pub async fn serve(gw: Arc<Gateway>, stream: Stream, shutdown: &ShutdownWatch) {
             let limit = settings.limits.header_timeout.0;
             match tokio::time::timeout(limit, proxy_header(&mut tcp)).await {
                 Ok(Ok((Some(client), rest))) => {
-                    serve_io(gw, settings, tcp, client, rest, true, shutdown).await
+                    let start = Start::after(rest, true);
+                    serve_io(gw, settings, tcp, client, start, shutdown).await
                 }
                 // The balancer's own connection (UNKNOWN, LOCAL): it is the peer, and what its
                 // requests say of other clients is not believed.
                 Ok(Ok((None, rest))) => {
-                    serve_io(gw, settings, tcp, peer, rest, false, shutdown).await
+                    let start = Start::after(rest, false);
+                    serve_io(gw, settings, tcp, peer, start, shutdown).await
                 }
                 Ok(Err(e)) => log::debug!("PROXY protocol: {e}; connection closed"),
                 Err(_) => log::debug!("PROXY protocol: no header in time; connection closed"),
             }
         }
-        Ok(tcp) => serve_io(gw, settings, tcp, peer, Bytes::new(), true, shutdown).await,
+        Ok(tcp) => serve_io(gw, settings, tcp, peer, Start::default(), shutdown).await,
         Err(_) if proxied => log::debug!("PROXY protocol needs a plain TCP connection; closed"),
-        Err(stream) => serve_io(gw, settings, stream, peer, Bytes::new(), true, shutdown).await,
+        Err(stream) => serve_io(gw, settings, stream, peer, Start::default(), shutdown).await,
     }
 }
 
@@ -224,25 +230,46 @@ pub(super) fn localize(stream: Stream) -> Result<tokio::net::TcpStream, Stream> 
     }
 }
 
-/// `prefix`: bytes already read from the stream that belong to the first request;
-/// `believe_forwarding`: false when the peer's forwarding headers count for nothing whoever
-/// it is.
+/// What is known of a connection before its first request.
+pub(super) struct Start {
+    /// Bytes already read from the stream that belong to the first request.
+    pub prefix: Bytes,
+    /// False when the peer's forwarding headers count for nothing whoever it is.
+    pub believe_forwarding: bool,
+    pub ja4: Option<Ja4>,
+}
+
+impl Default for Start {
+    fn default() -> Start {
+        Start::after(Bytes::new(), true)
+    }
+}
+
+impl Start {
+    fn after(prefix: Bytes, believe_forwarding: bool) -> Start {
+        Start {
+            prefix,
+            believe_forwarding,
+            ja4: None,
+        }
+    }
+}
+
 pub(super) async fn serve_io<S>(
     gw: Arc<Gateway>,
     settings: Arc<Settings>,
     stream: S,
     peer: std::net::IpAddr,
-    prefix: Bytes,
-    believe_forwarding: bool,
+    start: Start,
     shutdown: &ShutdownWatch,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let trusted = believe_forwarding && settings.trusted_proxies.contains(peer);
-    let state = Arc::new(ConnState::new(trusted, settings));
+    let trusted = start.believe_forwarding && settings.trusted_proxies.contains(peer);
+    let state = Arc::new(ConnState::new(trusted, settings, start.ja4));
     let io = TokioIo::new(Counted {
         inner: stream,
-        prefix,
+        prefix: start.prefix,
         state: state.clone(),
     });
     let limits = &state.settings.limits;

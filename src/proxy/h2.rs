@@ -1,5 +1,5 @@
-//! A connection to a TLS listener: the handshake, on the thread that serves the connection and
-//! within the header deadline, then HTTP/2 or HTTP/1.1 as ALPN chose. HTTP/2 is hyper's server
+//! A connection to a TLS listener: the handshake (its ClientHello read first for the JA4
+//! fingerprint), on the thread that serves the connection and within the header deadline, then HTTP/2 or HTTP/1.1 as ALPN chose. HTTP/2 is hyper's server
 //! with the same `handle` per request as HTTP/1.1, the same watchdog and the same limits: the
 //! header block's size, one connection's requests (then GOAWAY), its streams at once, and
 //! GOAWAY when the process drains.
@@ -18,8 +18,10 @@ use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::client_hello::Replay;
 use super::conn::{self, ConnState, Counted};
 use super::Gateway;
+use crate::identity::Ja4;
 use crate::snapshot::Settings;
 
 /// Streams one HTTP/2 connection may have open at once (nginx's `http2_max_concurrent_streams`
@@ -52,15 +54,26 @@ async fn handshake<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let limit = settings.limits.header_timeout.0;
-    let tls = match tokio::time::timeout(limit, acceptor.accept(io)).await {
-        Ok(Ok(tls)) => tls,
+    // The ClientHello is read first, for its fingerprint, within the same deadline.
+    let mut io = io;
+    let handshake = async {
+        let (hello, ja4) = super::client_hello::read(&mut io).await?;
+        let tls = acceptor.accept(Replay::new(hello, io)).await?;
+        Ok::<_, std::io::Error>((tls, ja4))
+    };
+    let (tls, ja4) = match tokio::time::timeout(limit, handshake).await {
+        Ok(Ok(accepted)) => accepted,
         Ok(Err(e)) => return log::debug!("TLS handshake from {peer}: {e}; closed"),
         Err(_) => return log::debug!("TLS handshake from {peer}: not done in time; closed"),
     };
     if tls.get_ref().1.alpn_protocol() == Some(crate::tls::ALPN_H2) {
-        serve_h2(gw, settings, tls, peer, shutdown).await
+        serve_h2(gw, settings, tls, peer, ja4, shutdown).await
     } else {
-        conn::serve_io(gw, settings, tls, peer, Bytes::new(), true, shutdown).await
+        let start = conn::Start {
+            ja4,
+            ..conn::Start::default()
+        };
+        conn::serve_io(gw, settings, tls, peer, start, shutdown).await
     }
 }
 
@@ -69,12 +82,13 @@ async fn serve_h2<S>(
     settings: Arc<Settings>,
     io: S,
     peer: IpAddr,
+    ja4: Option<Ja4>,
     shutdown: &ShutdownWatch,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let trusted = settings.trusted_proxies.contains(peer);
-    let state = Arc::new(ConnState::new(trusted, settings));
+    let state = Arc::new(ConnState::new(trusted, settings, ja4));
     let io = TokioIo::new(Counted::new(io, Bytes::new(), state.clone()));
     let limits = state.settings.limits.clone();
     // The request that reaches `requests_per_connection` asks for the connection to end.

@@ -104,7 +104,11 @@ impl Drop for Finish {
 
 /// What the rules see of the request: its host and path in canonical form (RFC 9112 §3.2:
 /// HTTP/1.1 needs a host; `path::normalize` for the path), or why it is refused.
-fn facts<'a>(parts: &'a Parts, path: &'a str) -> Result<RequestFacts<'a>, &'static str> {
+fn facts<'a>(
+    parts: &'a Parts,
+    path: &'a str,
+    ja4: Option<&'a str>,
+) -> Result<RequestFacts<'a>, &'static str> {
     // RFC 9112 §3.2: more than one Host is refused; two could decide two different things.
     let mut hosts = parts.headers.get_all(header::HOST).iter();
     if hosts.next().is_some() && hosts.next().is_some() {
@@ -131,6 +135,7 @@ fn facts<'a>(parts: &'a Parts, path: &'a str) -> Result<RequestFacts<'a>, &'stat
         at: None,
         rate_limited: Default::default(),
         state: Default::default(),
+        ja4,
     })
 }
 
@@ -180,7 +185,8 @@ pub async fn handle(
             return Ok(finished(respond::error_page(400), finish, true));
         }
     };
-    let facts = match facts(&parts, &path) {
+    let ja4 = conn.ja4.as_ref().map(crate::identity::Ja4::as_str);
+    let facts = match facts(&parts, &path, ja4) {
         Ok(f) => f,
         Err(e) => {
             log::debug!("request refused: {e}");

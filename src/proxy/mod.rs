@@ -7,6 +7,7 @@ pub mod admission;
 pub mod body;
 pub mod click;
 mod click_through;
+mod client_hello;
 mod conn;
 mod forward;
 mod h2;

@@ -67,6 +67,8 @@ pub enum Condition {
     Schedule(Schedule),
     /// True over the rate; shared by every `per: ip` condition of the same rate.
     Rate(std::sync::Arc<super::rate::RateLimiter>),
+    /// The TLS client's fingerprint is listed (never on a plain listener).
+    Ja4(super::ja4::Ja4List),
     /// No click of the visitor in `scope` (a campaign's or a flow's) within `window_ms`.
     Unique {
         window_ms: u64,
@@ -154,6 +156,7 @@ impl Condition {
                 .primary_language()
                 .is_some_and(|l| tags.iter().any(|t| t.eq_ignore_ascii_case(l))),
             Condition::Method(methods) => methods.contains(r.method),
+            Condition::Ja4(list) => r.ja4.is_some_and(|j| list.matches(j)),
             Condition::Path(PathMatch::Prefixes(ps)) => ps.iter().any(|p| r.path.starts_with(&**p)),
             Condition::Path(PathMatch::Regex(re)) => re.is_match(r.path),
             Condition::Schedule(s) => s.holds(r.at.unwrap_or_else(crate::time::now_ms)),

@@ -219,6 +219,10 @@ impl Tracer<'_, '_> {
                 c.eval(v, r),
             ),
             Condition::Method(_) => (r.method.to_string(), c.eval(v, r)),
+            Condition::Ja4(_) => (
+                r.ja4.unwrap_or("(none: not a TLS connection)").to_string(),
+                c.eval(v, r),
+            ),
             Condition::Path(_) => (r.path.to_string(), c.eval(v, r)),
             Condition::Unique {
                 window_ms, flow, ..
@@ -291,6 +295,7 @@ impl Condition {
             Condition::Header(_) => "header",
             Condition::Language(_) => "language",
             Condition::Method(_) => "method",
+            Condition::Ja4(_) => "ja4",
             Condition::Path(_) => "path",
             Condition::Schedule(_) => "schedule",
             Condition::Rate(_) => "rate",

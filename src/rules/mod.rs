@@ -4,6 +4,7 @@
 mod compile;
 pub mod condition;
 pub mod explain;
+pub mod ja4;
 pub mod model;
 pub mod rate;
 pub mod request;

@@ -237,6 +237,8 @@ pub struct ConditionSpec {
     pub schedule: Option<ScheduleSpec>,
     pub rate: Option<super::rate::RateSpec>,
     pub unique: Option<UniqueSpec>,
+    /// TLS client fingerprints, whole or as prefixes ending in `*`.
+    pub ja4: Option<OneOrMany<String>>,
 }
 
 /// `{ days: [mon, fri], hours: "09:00-17:30", tz: "+02:00" }`; every part optional.

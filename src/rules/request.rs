@@ -20,6 +20,8 @@ pub struct RequestFacts<'a> {
     pub rate_limited: std::cell::Cell<bool>,
     /// What `unique` and `cap` ask: the live state, or what a test assumes it answers.
     pub state: std::cell::Cell<crate::state::View<'a>>,
+    /// The TLS client's JA4 fingerprint; `None` on a plain listener.
+    pub ja4: Option<&'a str>,
 }
 
 impl<'a> RequestFacts<'a> {
@@ -163,6 +165,7 @@ mod tests {
             at: None,
             rate_limited: Default::default(),
             state: Default::default(),
+            ja4: None,
         };
         assert_eq!(facts.primary_language(), Some("de"));
         assert_eq!(facts.param("utm_source").as_deref(), Some("x y"));

@@ -190,6 +190,7 @@ mod tests {
             at: None,
             rate_limited: Default::default(),
             state: Default::default(),
+            ja4: None,
         }
     }
 

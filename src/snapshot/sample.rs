@@ -14,7 +14,8 @@ use crate::state::{TestState, View};
 /// The click id a sample request's redirect is rendered with.
 const SAMPLE_CLICK_ID: &str = "00000000-0000-7000-8000-000000000000";
 
-/// `{"url", "ip", "ua", "headers": {..}, "method"}`, as in `--batch` input and rule tests.
+/// `{"url", "ip", "ua", "headers": {..}, "method", "ja4"}`, as in `--batch` input and rule
+/// tests.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SampleRequest {
@@ -32,6 +33,9 @@ pub struct SampleRequest {
     /// The moment to judge `schedule` conditions at (RFC 3339); default: now.
     #[serde(default)]
     pub at: Option<String>,
+    /// The TLS client's JA4 fingerprint, as a TLS listener would have computed it.
+    #[serde(default)]
+    pub ja4: Option<String>,
 }
 
 /// The answer `flowgate explain` prints.
@@ -64,6 +68,7 @@ pub struct VisitorView {
     pub device: &'static str,
     pub os: &'static str,
     pub browser: &'static str,
+    pub ja4: Option<String>,
 }
 
 /// Why a sample request cannot be judged, in the words `explain` and rule tests print.
@@ -193,6 +198,7 @@ impl Snapshot {
             at,
             rate_limited: Default::default(),
             state: std::cell::Cell::new(View::Assumed(assumed.assumed())),
+            ja4: req.ja4.as_deref(),
         };
         let ip = req.ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
         let click = assumed.click.as_ref();
@@ -222,6 +228,7 @@ impl Snapshot {
                 device: v.device.as_str(),
                 os: v.os.as_str(),
                 browser: v.browser.as_str(),
+                ja4: req.ja4.clone(),
             },
             trace,
         })

@@ -10,6 +10,7 @@ mod client;
 mod process;
 mod prometheus_server;
 mod receiver;
+mod relay;
 mod upstream;
 mod wait;
 
@@ -20,6 +21,7 @@ pub use client::*;
 pub use process::*;
 pub use prometheus_server::*;
 pub use receiver::*;
+pub use relay::*;
 pub use upstream::*;
 pub use wait::*;
 

@@ -64,6 +64,8 @@ pub enum ConditionError {
     UniqueWindow,
     #[error("scope {0:?}: use campaign or flow")]
     UniqueScope(String),
+    #[error("{0}")]
+    Ja4(String),
 }
 
 /// The flags in their documented order, or the one meant.
@@ -137,6 +139,7 @@ impl Compiler<'_> {
                 c.language.as_ref().map(|v| check_language(&v.0)),
             ),
             ("method", c.method.as_ref().map(|v| check_method(&v.0))),
+            ("ja4", c.ja4.as_ref().map(|v| check_ja4(&v.0))),
             ("path", c.path.as_ref().map(|v| check_path(&v.0))),
             ("schedule", c.schedule.as_ref().map(check_schedule)),
             ("unique", c.unique.as_ref().map(|u| self.check_unique(u))),
@@ -429,6 +432,19 @@ fn check_method(methods: &[String]) -> Checked {
             .map_err(|_| ConditionError::Method(m.clone()))
     })?;
     Ok(Condition::Method(methods.into()))
+}
+
+fn check_ja4(values: &[String]) -> Checked {
+    if values.is_empty() {
+        return Err(one(ConditionError::NoValues));
+    }
+    crate::rules::ja4::Ja4List::parse(values)
+        .map(Condition::Ja4)
+        .map_err(|bad| {
+            bad.into_iter()
+                .map(|m| ConditionError::Ja4(m).into())
+                .collect()
+        })
 }
 
 /// One `~regex`, or path prefixes written as request paths are matched.

@@ -125,6 +125,7 @@ impl Req {
             at: self.at,
             rate_limited: Default::default(),
             state: Default::default(),
+            ja4: None,
         }
     }
 }
