@@ -206,11 +206,24 @@ pub async fn handle(
     // the store. Rules that ask for no state pay nothing for it: no cookie is read or set,
     // no click is stored (SQLite and the keyed hashes measured 100k instructions a click).
     let remembers = snap.rules.remembers || snap.shadow.as_ref().is_some_and(|s| s.remembers);
-    let visit = remembers.then(|| gw.state.visit(ip, facts.user_agent(), &parts.headers));
-    if let Some(visit) = &visit {
-        facts.state.set(View::Live(visit));
+    let mut visit = remembers.then(|| gw.state.visit(ip, facts.user_agent(), &parts.headers));
+    if let Some(visit) = &mut visit {
+        gw.state.recall(visit).await;
     }
-    let answer = snap.answer(ip, &facts, click_id_str);
+    let answer = match &visit {
+        Some(visit) => {
+            facts.state.set(View::Live(visit));
+            // A cap a shared store refused is full: the rules decide again.
+            loop {
+                let answer = snap.answer(ip, &facts, click_id_str);
+                if gw.state.confirm(visit).await {
+                    break answer;
+                }
+                facts.rate_limited.set(false);
+            }
+        }
+        None => snap.answer(ip, &facts, click_id_str),
+    };
     let clicked = visit.as_ref().map(|visit| {
         let click = stored_click(&snap, &answer.decision, &facts, ip, click_id, visit.now_ms);
         gw.state.clicked(visit, click)

@@ -127,6 +127,17 @@ impl CapCounter {
     }
 }
 
+impl CapCounter {
+    /// A shared store holds `total` for `window` (this process's confirmed clicks and every
+    /// other node's): the count here moves up to it. Packed `(window, count)` only grows, so
+    /// answers arriving out of order never move it back.
+    pub(crate) fn confirmed(&self, window: u32, total: u32) {
+        let v = pack(window, total);
+        self.now.fetch_max(v, Ordering::AcqRel);
+        self.stored.fetch_max(v, Ordering::AcqRel);
+    }
+}
+
 /// Every cap counter of the process, by key: rules compiled again after a reload get the
 /// counters they had, so a reload never resets a cap.
 #[derive(Debug, Default)]

@@ -4,6 +4,8 @@
 
 use serde::Deserialize;
 
+use std::sync::Arc;
+
 use super::{CapCounter, Visit};
 
 /// What a rule test (`state: { unique: true, clicks: 999 }`) or `explain` takes the store to
@@ -76,9 +78,9 @@ impl<'a> View<'a> {
 
     /// Whether the cap still has room: `Ok(count with this click)` or `Err(count)`. Live, the
     /// click is taken (it counts toward the cap, exactly, as its flow decides).
-    pub fn cap(&self, counter: &CapCounter, limit: u32) -> Result<u32, u32> {
+    pub fn cap(&self, counter: &Arc<CapCounter>, limit: u32) -> Result<u32, u32> {
         match self {
-            View::Live(v) => counter.take(limit, v.now_ms),
+            View::Live(v) => v.take_cap(counter, limit),
             _ => self.peek_cap(counter, limit),
         }
     }

@@ -9,6 +9,7 @@ pub mod clickhouse;
 mod client;
 mod process;
 mod prometheus_server;
+mod redis_server;
 mod upstream;
 mod wait;
 
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 pub use client::*;
 pub use process::*;
 pub use prometheus_server::*;
+pub use redis_server::*;
 pub use upstream::*;
 pub use wait::*;
 

@@ -1,0 +1,217 @@
+//! Several flowgate nodes on one shared store: two real flowgate processes and a real
+//! redis-server, started by each test on free loopback ports. Caps hold exactly across the
+//! nodes, a cookie one node set is honoured by the other, a Redis that goes away leaves
+//! flowgate serving (and counting the errors) until it is back, and `events forget` erases
+//! the visitor from Redis.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const UNIQUE: &str = r#"
+routes:
+  offer: { respond: { body: "offer" } }
+  safe: { respond: { body: "safe" } }
+campaigns:
+  - id: spring
+    flows:
+      - name: fresh
+        if: { unique: { window: 24h } }
+        to: offer
+      - name: rest
+        to: safe
+"#;
+
+const CAPPED: &str = r#"
+routes:
+  offer: { respond: { body: "offer" } }
+  safe: { respond: { body: "safe" } }
+campaigns:
+  - id: spring
+    flows:
+      - name: capped
+        cap: { clicks: 10, per: day, tz: "+03:00" }
+        to: offer
+      - name: rest
+        to: safe
+"#;
+
+/// A loaded CI machine may take a while to answer on loopback: the tests that count exactly
+/// give the store time; the outage test keeps the short default.
+fn state(redis: &RedisServer, deadline: &str) -> String {
+    format!(
+        "state: {{ redis: \"{}\", deadline: {deadline} }}\n",
+        redis.url()
+    )
+}
+
+fn node(redis: &RedisServer, rules: &str, deadline: &str) -> Flowgate {
+    Flowgate::start_with_state("", rules, &state(redis, deadline))
+}
+
+fn visit(addr: std::net::SocketAddr, ip: &str, cookie: Option<&str>) -> Reply {
+    let mut h = vec![("User-Agent", CHROME), ("X-Forwarded-For", ip)];
+    if let Some(c) = cookie {
+        h.push(("Cookie", c));
+    }
+    get(addr, "/", &h)
+}
+
+const ERRORS: &str = "flowgate_state_errors_total";
+
+#[test]
+fn two_nodes_on_one_redis_serve_exactly_ten_offers_of_a_cap_of_ten_to_thirty_visitors() {
+    let redis = RedisServer::start();
+    let a = node(&redis, CAPPED, "500ms");
+    let b = node(&redis, CAPPED, "500ms");
+    let addrs = [a.addr, b.addr];
+    let threads: Vec<_> = (0..3)
+        .map(|t| {
+            std::thread::spawn(move || {
+                (0..10)
+                    .filter(|i| {
+                        let ip = format!("203.0.113.{}", t * 10 + i + 1);
+                        visit(addrs[(t + i) % 2], &ip, None).body == "offer"
+                    })
+                    .count()
+            })
+        })
+        .collect();
+    let offers: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(offers, 10, "exactly the cap, over both nodes");
+    let served = |fg: &Flowgate| {
+        fg.metric(r#"flowgate_requests_total{campaign="spring",flow="capped",route="offer",status_class="2xx",visitor="human"}"#)
+    };
+    assert_eq!(served(&a) + served(&b), 10.0);
+    assert!(
+        served(&a) > 0.0 && served(&b) > 0.0,
+        "both nodes served some"
+    );
+    let caps = redis.keys("fg:cap:*");
+    assert_eq!(caps.len(), 1, "{caps:?}");
+    let count: u32 = redis::cmd("GET")
+        .arg(&caps[0])
+        .query(&mut redis.conn())
+        .unwrap();
+    assert_eq!(count, 10);
+    assert_eq!(a.metric(ERRORS) + b.metric(ERRORS), 0.0);
+}
+
+#[test]
+fn a_cookie_one_node_set_is_honoured_by_the_other_and_so_is_a_cookieless_visitor() {
+    let redis = RedisServer::start();
+    let a = node(&redis, UNIQUE, "500ms");
+    let b = node(&redis, UNIQUE, "500ms");
+    let first = visit(a.addr, "203.0.113.1", None);
+    assert_eq!(first.body, "offer");
+    let cookie = first.header("set-cookie").expect("a visitor cookie");
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    // Node B checks the signature with the same key: the browser is known.
+    assert_eq!(visit(b.addr, "198.51.100.7", Some(&cookie)).body, "safe");
+    // Without a cookie: node A's click reaches Redis, then node B knows the visitor.
+    assert_eq!(visit(a.addr, "203.0.113.2", None).body, "offer");
+    wait_for("both clicks in Redis", Duration::from_secs(20), || {
+        redis.keys("fg:click:*").len() == 2
+    });
+    assert_eq!(visit(b.addr, "203.0.113.2", None).body, "safe");
+    assert_eq!(visit(b.addr, "203.0.113.3", None).body, "offer");
+    assert_eq!(a.metric(ERRORS) + b.metric(ERRORS), 0.0);
+}
+
+#[test]
+fn with_redis_gone_flowgate_answers_within_the_deadline_counts_errors_and_reconnects() {
+    let mut redis = RedisServer::start();
+    let fg = node(&redis, CAPPED, "5ms");
+    // A capped click and a stored click, so the state is in use before Redis goes.
+    assert_eq!(visit(fg.addr, "203.0.113.1", None).body, "offer");
+    redis.kill();
+    let mut slowest = Duration::ZERO;
+    for i in 0..20 {
+        let started = Instant::now();
+        let r = visit(fg.addr, &format!("198.51.100.{}", i + 1), None);
+        slowest = slowest.max(started.elapsed());
+        assert_eq!(r.status, 200);
+        assert!(r.body == "offer" || r.body == "safe", "{}", r.body);
+    }
+    // This process's own count stands in: 1 + 9 more offers, then the cap holds here.
+    let offers = r#"flowgate_requests_total{campaign="spring",flow="capped",route="offer",status_class="2xx",visitor="human"}"#;
+    assert_eq!(fg.metric(offers), 10.0);
+    assert!(fg.metric(ERRORS) > 0.0);
+    // A deadline of 5 ms; a loaded machine's request takes far longer than that to serve.
+    assert!(slowest < Duration::from_millis(500), "slowest {slowest:?}");
+    // Back (empty): the node connects again by itself; the clicks its own count took while
+    // Redis was away are added there, and requests stop failing.
+    redis.restart();
+    let mut seen = None;
+    poll_until(Duration::from_secs(20), || {
+        let caps = redis.keys("fg:cap:*");
+        seen = caps
+            .first()
+            .map(|k| redis::cmd("GET").arg(k).query::<u32>(&mut redis.conn()));
+        // 9; or 10 when the first click missed its deadline too (it was then counted here).
+        match &seen {
+            Some(Ok(9 | 10)) => Ok(()),
+            _ => Err(()),
+        }
+    });
+    assert!(
+        matches!(seen, Some(Ok(9 | 10))),
+        "the node's count in Redis again: {seen:?}"
+    );
+    let mut n = 0;
+    wait_for(
+        "requests that no longer fail",
+        Duration::from_secs(20),
+        || {
+            let before = fg.metric(ERRORS);
+            n += 1;
+            visit(fg.addr, &format!("192.0.2.{n}"), None);
+            fg.metric(ERRORS) == before
+        },
+    );
+}
+
+#[test]
+fn forget_erases_the_visitor_from_redis() {
+    let redis = RedisServer::start();
+    let fg = node(&redis, UNIQUE, "500ms");
+    for ip in ["198.51.100.1", "198.51.100.2", "198.51.100.1"] {
+        visit(fg.addr, ip, None);
+    }
+    wait_for("3 clicks in Redis", Duration::from_secs(20), || {
+        redis.keys("fg:click:*").len() == 3
+    });
+    let forget = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_flowgate"))
+            .args(["events", "forget", "-c"])
+            .arg(fg.dir.path().join("flowgate.yaml"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let said = forget(&["--ip", "198.51.100.1"]);
+    // Two clicks; seen in the campaign and in both flows (`fresh`, then `rest`).
+    assert!(
+        said.contains("removed 2 clicks and 3 visitor records"),
+        "{said}"
+    );
+    assert_eq!(redis.keys("fg:click:*").len(), 1);
+    assert_eq!(redis.keys("fg:seen:*").len(), 1);
+    let ev = fg.events(3);
+    let id = ev.iter().find(|e| e["ip"] == "198.51.100.2").unwrap()["click_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let said = forget(&["--click-id", &id]);
+    assert!(
+        said.contains("removed 1 clicks and 2 visitor records"),
+        "{said}"
+    );
+    assert!(redis.keys("fg:click:*").is_empty());
+    assert!(redis.keys("fg:seen:*").is_empty());
+}
