@@ -215,3 +215,62 @@ fn forget_erases_the_visitor_from_redis() {
     assert!(redis.keys("fg:click:*").is_empty());
     assert!(redis.keys("fg:seen:*").is_empty());
 }
+
+#[test]
+fn the_shared_store_finds_a_click_and_counts_a_conversion_once_for_every_node() {
+    use flowgate::state::{Forget, RedisStore, Store, StoredClick};
+    let redis = RedisServer::start();
+    let day = Duration::from_secs(86_400);
+    let mut a = RedisStore::open(&redis.url(), day).unwrap();
+    let mut b = RedisStore::open(&redis.url(), day).unwrap();
+    // Two nodes starting at once agree on the keys.
+    let ip = "203.0.113.9".parse().unwrap();
+    assert_eq!(a.keys().unwrap().ip_keys(ip), b.keys().unwrap().ip_keys(ip));
+    let click = StoredClick {
+        click_id: "0190b7e4-0000-7000-8000-000000000001".into(),
+        ts_ms: flowgate_now_ms(),
+        campaign: Some("spring".into()),
+        flow: Some("fresh".into()),
+        route: "offer".into(),
+        source: Some("pushnet".into()),
+        query: r#"{"utm_source":"push"}"#.into(),
+        source_params: r#"{"external_id":"x1"}"#.into(),
+        visitor: "ab".repeat(16),
+        ip_key: "cd".repeat(16),
+        unique: Some(true),
+        scopes: vec![7, 9],
+    };
+    a.write(std::slice::from_ref(&click), &[]).unwrap();
+    let found = b
+        .click(&click.click_id)
+        .unwrap()
+        .expect("node B finds node A's click");
+    assert_eq!(
+        found,
+        StoredClick {
+            scopes: vec![],
+            ..click.clone()
+        }
+    );
+    assert_eq!(
+        b.click("0190b7e4-0000-7000-8000-00000000ffff").unwrap(),
+        None
+    );
+    assert!(a.converted(&click.click_id, "approved", 1).unwrap());
+    assert!(
+        !b.converted(&click.click_id, "approved", 2).unwrap(),
+        "a repeat"
+    );
+    assert!(b.converted(&click.click_id, "rejected", 3).unwrap());
+    let gone = b.forget(&Forget::ClickId(click.click_id.clone())).unwrap();
+    assert_eq!((gone.clicks, gone.visitors), (1, 2));
+    assert_eq!(a.click(&click.click_id).unwrap(), None);
+    assert!(redis.keys("fg:conv:*").is_empty());
+}
+
+fn flowgate_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}

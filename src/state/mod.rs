@@ -12,6 +12,8 @@ mod caps;
 mod cookie;
 mod index;
 mod keys;
+mod lookup;
+mod recent;
 mod shared_live;
 mod shared_store;
 mod sqlite;
@@ -32,6 +34,7 @@ use crate::metrics::Metrics;
 pub use caps::{CapCounter, Caps, Per};
 pub use cookie::{VisitorCookie, NAME as COOKIE_NAME};
 pub use keys::{Keys, Pseudonym};
+pub use lookup::{POSTBACK_DEADLINE, VISITOR_DEADLINE};
 pub use shared_store::RedisStore;
 pub use sqlite::Sqlite;
 pub use store::{CountDelta, Forget, Forgotten, SeenRow, Store, StoreError, StoredClick};
@@ -40,8 +43,13 @@ pub use visit::Visit;
 pub use worker::Click;
 
 use index::SeenIndex;
+use lookup::Readers;
+use recent::Recent;
 use shared_live::{Claim, SharedLive};
 use worker::{Message, Writer};
+
+/// Store connections kept for click lookups, beside the writer's.
+const READERS: usize = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -66,11 +74,17 @@ pub struct State {
     tx: SyncSender<Message>,
     /// The shared store's request-path client, with `state.redis`.
     shared: Option<SharedLive>,
-    /// `flowgate_state_errors_total`: a shared store's call that failed or was late counts.
-    errors: prometheus::IntCounter,
     writer: Mutex<Option<JoinHandle<()>>>,
     /// `flowgate_state_clicks_total{outcome="dropped"}`, looked up once.
     dropped: prometheus::IntCounter,
+    /// `flowgate_state_errors_total`: a lookup, or a shared store's call, that failed or
+    /// was late.
+    errors: prometheus::IntCounter,
+    /// Clicks served in the last seconds, which the writer may not have written yet.
+    recent: Recent,
+    readers: Arc<Readers>,
+    /// `privacy.query_params`, for clicks found in memory.
+    keep: Vec<String>,
     unique_window_ms: u64,
     /// `; Path=/; Max-Age=...; HttpOnly; SameSite=Lax`
     cookie_attrs: String,
@@ -141,6 +155,13 @@ impl State {
             index.len(),
             caps.stored_len()
         );
+        let mut readers: Vec<Box<dyn Store>> = Vec::new();
+        for _ in 0..READERS {
+            readers.push(match &cfg.redis {
+                Some(url) => Box::new(RedisStore::open(&url.value, retention)?),
+                None => Box::new(Sqlite::open(&cfg.path)?),
+            });
+        }
         let keys = Arc::new(keys);
         // One slot is kept for `Close`, so shutdown never waits on a full queue forever.
         let (tx, rx) = mpsc::sync_channel(cfg.queue.value + 1);
@@ -165,9 +186,12 @@ impl State {
             caps,
             tx,
             shared,
-            errors: metrics.state_errors.clone(),
             writer: Mutex::new(Some(thread)),
             dropped: metrics.state_clicks.with_label_values(&["dropped"]),
+            errors: metrics.state_errors.clone(),
+            recent: Recent::new(cfg.queue.value),
+            readers: Arc::new(Readers::new(readers)),
+            keep: query_params.to_vec(),
             unique_window_ms: cfg.unique_window.0.as_millis() as u64,
             cookie_attrs: format!("; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax"),
         }))
@@ -265,7 +289,7 @@ impl State {
                 set_cookie = self.set_cookie(&cookie);
             }
         }
-        let record = Box::new(Click {
+        let record = Arc::new(Click {
             visitor,
             ua: visitor
                 .is_none()
@@ -273,6 +297,7 @@ impl State {
             unique,
             ..click
         });
+        self.recent.insert(record.clone());
         match self.tx.try_send(Message::Click(record)) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => self.dropped.inc(),

@@ -8,6 +8,7 @@
 //! * `fg:click:{id}`: the click as JSON, expiring when its retention ends.
 //! * `fg:seen:{visitor}` (hash): scope → last click (ms), expiring a retention after the last.
 //! * `fg:ipk:{ip_key}` (set): `c:{click id}` and `v:{visitor}`, what `forget --ip` erases.
+//! * `fg:conv:{click id}` (set): the conversion statuses recorded for the click.
 //! * `fg:cap:{cap}@{window}`: a cap's count in one window.
 
 use std::time::Duration;
@@ -25,6 +26,10 @@ pub fn click_key(id: &str) -> String {
 
 pub fn seen_key(visitor: &str) -> String {
     format!("fg:seen:{visitor}")
+}
+
+fn conv_key(id: &str) -> String {
+    format!("fg:conv:{id}")
 }
 
 fn ip_key(ip_key: &str) -> String {
@@ -215,6 +220,32 @@ impl Store for RedisStore {
         Ok(out)
     }
 
+    fn click(&mut self, id: &str) -> Result<Option<StoredClick>, StoreError> {
+        let json: Option<String> = self.with(|c| c.get(click_key(id)))?;
+        let Some(json) = json else { return Ok(None) };
+        let click: StoredClick = serde_json::from_str(&json)
+            .map_err(|e| StoreError(format!("redis: {}: {e}", click_key(id))))?;
+        // As every store answers: scopes are written, never read back.
+        Ok(Some(StoredClick {
+            scopes: Vec::new(),
+            ..click
+        }))
+    }
+
+    /// SADD answers 1 to exactly one of two nodes adding the same status.
+    fn converted(&mut self, click_id: &str, status: &str, _ts_ms: u64) -> Result<bool, StoreError> {
+        let key = conv_key(click_id);
+        let keep = self.retention_ms() as i64;
+        let (added, _): (u32, bool) = self.with(|c| {
+            redis::pipe()
+                .atomic()
+                .sadd(&key, status)
+                .pexpire(&key, keep)
+                .query(c)
+        })?;
+        Ok(added == 1)
+    }
+
     /// Redis expires what is older than the retention by itself.
     fn purge(&mut self, _before_ms: u64) -> Result<usize, StoreError> {
         Ok(0)
@@ -229,8 +260,8 @@ impl Store for RedisStore {
                     let members: Vec<String> = self.with(|c| c.smembers(&set))?;
                     for m in &members {
                         if let Some(id) = m.strip_prefix("c:") {
-                            let n: usize = self.with(|c| c.del(click_key(id)))?;
-                            gone.clicks += n;
+                            let n: usize = self.with(|c| c.del(&[click_key(id), conv_key(id)]))?;
+                            gone.clicks += usize::from(n > 0);
                         } else if let Some(v) = m.strip_prefix("v:") {
                             gone.visitors += self.forget_visitor(v)?;
                         }
@@ -242,8 +273,8 @@ impl Store for RedisStore {
                 let json: Option<String> = self.with(|c| c.get(click_key(id)))?;
                 if let Some(click) = json.and_then(|j| serde_json::from_str::<StoredClick>(&j).ok())
                 {
-                    let n: usize = self.with(|c| c.del(click_key(id)))?;
-                    gone.clicks += n;
+                    let _: usize = self.with(|c| c.del(&[click_key(id), conv_key(id)]))?;
+                    gone.clicks += 1;
                     gone.visitors += self.forget_visitor(&click.visitor)?;
                     let _: usize =
                         self.with(|c| c.srem(ip_key(&click.ip_key), format!("c:{id}")))?;

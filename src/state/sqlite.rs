@@ -20,6 +20,7 @@ CREATE TABLE IF NOT EXISTS clicks (
     route TEXT NOT NULL,
     source TEXT,
     query TEXT NOT NULL,
+    source_params TEXT NOT NULL DEFAULT '{}',
     visitor TEXT NOT NULL,
     ip_key TEXT NOT NULL,
     is_unique INTEGER
@@ -43,7 +44,17 @@ CREATE TABLE IF NOT EXISTS caps (
     updated INTEGER NOT NULL,
     PRIMARY KEY (cap, window)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS conversions (
+    click_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    PRIMARY KEY (click_id, status)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS conversions_ts ON conversions (ts);
 ";
+
+/// Columns added after the first release of the store, for databases made before them.
+const ADDED: &[(&str, &str, &str)] = &[("clicks", "source_params", "TEXT NOT NULL DEFAULT '{}'")];
 
 pub struct Sqlite {
     db: Connection,
@@ -78,6 +89,26 @@ impl Sqlite {
         db.execute_batch("PRAGMA synchronous = NORMAL;")
             .map_err(at)?;
         db.execute_batch(SCHEMA).map_err(at)?;
+        for (table, column, kind) in ADDED {
+            let has: bool = db
+                .query_row(
+                    &format!(
+                        "SELECT count(*) > 0 FROM pragma_table_info('{table}') WHERE name = ?1"
+                    ),
+                    [column],
+                    |r| r.get(0),
+                )
+                .map_err(at)?;
+            if !has {
+                // Another process may add it first; its error is then no error.
+                let sql = format!("ALTER TABLE {table} ADD COLUMN {column} {kind}");
+                if let Err(e) = db.execute_batch(&sql) {
+                    if !e.to_string().contains("duplicate column") {
+                        return Err(at(e));
+                    }
+                }
+            }
+        }
         Ok(Sqlite { db })
     }
 }
@@ -98,7 +129,8 @@ impl Store for Sqlite {
             let mut click = tx
                 .prepare_cached(
                     "INSERT OR IGNORE INTO clicks (click_id, ts, campaign, flow, route, source, \
-                     query, visitor, ip_key, is_unique) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                     query, visitor, ip_key, is_unique, source_params) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )
                 .map_err(err)?;
             let mut seen = tx
@@ -119,7 +151,8 @@ impl Store for Sqlite {
                         c.query,
                         c.visitor,
                         c.ip_key,
-                        c.unique
+                        c.unique,
+                        c.source_params
                     ])
                     .map_err(err)?;
                 for s in &c.scopes {
@@ -201,6 +234,8 @@ impl Store for Sqlite {
             .map_err(err)?;
         tx.execute("DELETE FROM caps WHERE updated < ?1", [before])
             .map_err(err)?;
+        tx.execute("DELETE FROM conversions WHERE ts < ?1", [before])
+            .map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(clicks)
     }
@@ -231,6 +266,8 @@ impl Store for Sqlite {
                 gone.clicks += tx
                     .execute("DELETE FROM clicks WHERE click_id = ?1", [id])
                     .map_err(err)?;
+                tx.execute("DELETE FROM conversions WHERE click_id = ?1", [id])
+                    .map_err(err)?;
                 if let Some(v) = visitor {
                     gone.visitors += tx
                         .execute("DELETE FROM seen WHERE visitor = ?1", [v])
@@ -240,6 +277,47 @@ impl Store for Sqlite {
         }
         tx.commit().map_err(err)?;
         Ok(gone)
+    }
+
+    fn click(&mut self, id: &str) -> Result<Option<StoredClick>, StoreError> {
+        let mut q = self
+            .db
+            .prepare_cached(
+                "SELECT ts, campaign, flow, route, source, query, source_params, visitor, \
+                 ip_key, is_unique FROM clicks WHERE click_id = ?1",
+            )
+            .map_err(err)?;
+        q.query_row([id], |r| {
+            Ok(StoredClick {
+                click_id: id.to_string(),
+                ts_ms: r.get::<_, i64>(0)?.max(0) as u64,
+                campaign: r.get(1)?,
+                flow: r.get(2)?,
+                route: r.get(3)?,
+                source: r.get(4)?,
+                query: r.get(5)?,
+                source_params: r.get(6)?,
+                visitor: r.get(7)?,
+                ip_key: r.get(8)?,
+                unique: r.get(9)?,
+                scopes: Vec::new(),
+            })
+        })
+        .optional()
+        .map_err(err)
+    }
+
+    fn converted(&mut self, click_id: &str, status: &str, ts_ms: u64) -> Result<bool, StoreError> {
+        let mut q = self
+            .db
+            .prepare_cached(
+                "INSERT OR IGNORE INTO conversions (click_id, status, ts) VALUES (?1, ?2, ?3)",
+            )
+            .map_err(err)?;
+        let added = q
+            .execute(params![click_id, status, ts_ms as i64])
+            .map_err(err)?;
+        Ok(added == 1)
     }
 }
 
@@ -256,6 +334,7 @@ mod tests {
             route: "offer".into(),
             source: None,
             query: "{}".into(),
+            source_params: "{}".into(),
             visitor: super::super::keys::hex(&[ip_key.as_bytes()[1]; 16]),
             ip_key: ip_key.into(),
             unique: Some(true),
@@ -307,5 +386,63 @@ mod tests {
         s.write(&[click("c", 500, "k3"), click("d", 5000, "k3")], &[])
             .unwrap();
         assert_eq!(s.purge(1000).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_click_is_found_by_id_on_a_reader_and_a_conversion_counts_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let mut writer = Sqlite::open(&path).unwrap();
+        let mut reader = Sqlite::open(&path).unwrap();
+        assert_eq!(reader.click("a").unwrap(), None);
+        let mut a = click("a", 1000, "k1");
+        a.query = r#"{"sub1":"x"}"#.into();
+        writer.write(&[a.clone()], &[]).unwrap();
+        let found = reader.click("a").unwrap().unwrap();
+        assert_eq!(
+            found,
+            StoredClick {
+                scopes: vec![],
+                ..a
+            }
+        );
+        // A reader mid-transaction does not hold the writer up (WAL).
+        let tx = reader.db.transaction().unwrap();
+        let n: i64 = tx
+            .query_row("SELECT count(*) FROM clicks", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
+        writer.write(&[click("b", 2000, "k2")], &[]).unwrap();
+        drop(tx);
+        assert!(reader.click("b").unwrap().is_some());
+        assert!(reader.converted("a", "approved", 1000).unwrap());
+        assert!(
+            !writer.converted("a", "approved", 1001).unwrap(),
+            "a repeat"
+        );
+        assert!(reader.converted("a", "", 1002).unwrap(), "another status");
+        writer.forget(&Forget::ClickId("a".into())).unwrap();
+        assert_eq!(reader.click("a").unwrap(), None);
+        assert!(reader.converted("a", "approved", 1003).unwrap());
+    }
+
+    #[test]
+    fn a_store_made_before_source_params_gains_the_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(&SCHEMA.replace("source_params TEXT NOT NULL DEFAULT '{}',", ""))
+            .unwrap();
+        old.execute(
+            "INSERT INTO clicks (click_id, ts, route, query, visitor, ip_key) \
+             VALUES ('old', 1, 'r', '{}', 'v', 'k')",
+            [],
+        )
+        .unwrap();
+        drop(old);
+        let mut s = Sqlite::open(&path).unwrap();
+        assert_eq!(s.click("old").unwrap().unwrap().source_params, "{}");
+        s.write(&[click("new", 2, "k2")], &[]).unwrap();
+        assert!(Sqlite::open(&path).unwrap().click("new").unwrap().is_some());
     }
 }

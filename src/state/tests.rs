@@ -132,3 +132,48 @@ fn a_full_queue_drops_and_counts_without_waiting() {
     assert!(count("dropped") > 0);
     assert_eq!(count("dropped") + count("written"), 2000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_click_is_found_at_once_from_memory_and_after_a_restart_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = open(dir.path());
+    let ip: IpAddr = "203.0.113.7".parse().unwrap();
+    let visit = state.visit(ip, Some("ua"), &HeaderMap::new());
+    let c = click([scope("c", None), 0]);
+    let id = c.click_id.hyphenated().to_string();
+    state.clicked(&visit, c);
+    // Before the writer's batch: memory answers, with only the kept parameters.
+    let found = state.click(&id, VISITOR_DEADLINE).await.unwrap();
+    assert_eq!(
+        (
+            found.campaign.as_deref(),
+            found.flow.as_deref(),
+            &*found.route
+        ),
+        (Some("c"), Some("f"), "offer")
+    );
+    assert_eq!(found.query, r#"{"utm_source":"push"}"#);
+    assert_eq!(found.source_params, "{}");
+    let unknown = uuid::Uuid::now_v7().to_string();
+    assert_eq!(state.click(&unknown, VISITOR_DEADLINE).await, None);
+    assert_eq!(state.click("not a click id", VISITOR_DEADLINE).await, None);
+    assert_eq!(
+        state.converted(&id, "approved", POSTBACK_DEADLINE).await,
+        Some(true)
+    );
+    assert_eq!(
+        state.converted(&id, "approved", POSTBACK_DEADLINE).await,
+        Some(false)
+    );
+    state.close();
+    // Another process (or this one restarted) finds it in the store, the same click.
+    let again = open(dir.path());
+    let stored = again.click(&id, POSTBACK_DEADLINE).await.unwrap();
+    assert_eq!(stored, found);
+    assert_eq!(
+        again.converted(&id, "approved", POSTBACK_DEADLINE).await,
+        Some(false),
+        "a repeat after a restart still counts once"
+    );
+    again.close();
+}

@@ -16,6 +16,7 @@ use crate::metrics::Metrics;
 use crate::url::{percent_decode, query_pairs};
 
 /// What a request hands over about its click.
+#[derive(Clone)]
 pub struct Click {
     pub click_id: uuid::Uuid,
     pub ts_ms: u64,
@@ -36,7 +37,8 @@ pub struct Click {
 }
 
 pub(super) enum Message {
-    Click(Box<Click>),
+    /// Shared with the recent clicks' map, which answers lookups until the batch is written.
+    Click(Arc<Click>),
     /// Write out what is queued, then stop.
     Close,
 }
@@ -101,13 +103,9 @@ impl Writer {
         }
     }
 
+    /// The click's row; a visitor whose pseudonym the request did not need is marked in
+    /// the index now.
     fn row(&self, c: &Click) -> StoredClick {
-        let query: BTreeMap<&str, String> = (c.query.as_deref())
-            .into_iter()
-            .flat_map(query_pairs)
-            .filter(|(k, _)| keeps(&self.keep, k))
-            .map(|(k, v)| (k, percent_decode(v).into_owned()))
-            .collect();
         let visitor = match c.visitor {
             Some(v) => v,
             None => {
@@ -119,20 +117,7 @@ impl Writer {
                 v
             }
         };
-        let mut id = [0u8; 36];
-        StoredClick {
-            click_id: c.click_id.hyphenated().encode_lower(&mut id).to_string(),
-            ts_ms: c.ts_ms,
-            campaign: c.campaign.as_deref().map(String::from),
-            flow: c.flow.as_deref().map(String::from),
-            route: c.route.to_string(),
-            source: None,
-            query: serde_json::to_string(&query).unwrap_or_else(|_| "{}".into()),
-            visitor: hex(&visitor),
-            ip_key: self.keys.ip_key(c.ip),
-            unique: c.unique,
-            scopes: c.scopes.iter().copied().filter(|s| *s != 0).collect(),
-        }
+        stored(c, &visitor, &self.keys, &self.keep)
     }
 
     /// Writes the pending clicks and what the caps counted since the last write; the caps
@@ -191,6 +176,32 @@ impl Writer {
                 log::error!("state: cannot purge old clicks: {e}");
             }
         }
+    }
+}
+
+/// The click as the store keeps it: `keep` (`privacy.query_params`) names the query
+/// parameters kept.
+pub(super) fn stored(c: &Click, visitor: &Pseudonym, keys: &Keys, keep: &[String]) -> StoredClick {
+    let query: BTreeMap<&str, String> = (c.query.as_deref())
+        .into_iter()
+        .flat_map(query_pairs)
+        .filter(|(k, _)| keeps(keep, k))
+        .map(|(k, v)| (k, percent_decode(v).into_owned()))
+        .collect();
+    let mut id = [0u8; 36];
+    StoredClick {
+        click_id: c.click_id.hyphenated().encode_lower(&mut id).to_string(),
+        ts_ms: c.ts_ms,
+        campaign: c.campaign.as_deref().map(String::from),
+        flow: c.flow.as_deref().map(String::from),
+        route: c.route.to_string(),
+        source: None,
+        query: serde_json::to_string(&query).unwrap_or_else(|_| "{}".into()),
+        source_params: "{}".into(),
+        visitor: hex(visitor),
+        ip_key: keys.ip_key(c.ip),
+        unique: c.unique,
+        scopes: c.scopes.iter().copied().filter(|s| *s != 0).collect(),
     }
 }
 
