@@ -207,7 +207,8 @@ pub async fn handle(
     // no click is stored (SQLite and the keyed hashes measured 100k instructions a click).
     let remembers = snap.rules.remembers || snap.shadow.as_ref().is_some_and(|s| s.remembers);
     let mut visit = remembers.then(|| gw.state.visit(ip, facts.user_agent(), &parts.headers));
-    if let Some(visit) = &mut visit {
+    let asks_unique = snap.rules.asks_unique || snap.shadow.as_ref().is_some_and(|s| s.asks_unique);
+    if let Some(visit) = visit.as_mut().filter(|_| asks_unique) {
         gw.state.recall(visit).await;
     }
     let answer = match &visit {

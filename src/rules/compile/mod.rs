@@ -134,6 +134,7 @@ impl Compiler<'_> {
             upstreams,
             routes,
             remembers: Rules::asks_state(&campaigns),
+            asks_unique: Rules::asks_unique(&campaigns),
             campaigns,
             fallback,
         }
