@@ -274,3 +274,48 @@ fn flowgate_now_ms() -> u64 {
         .unwrap()
         .as_millis() as u64
 }
+
+#[test]
+fn a_bad_redis_url_or_deadline_is_named_with_its_line_and_a_redis_that_is_down_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_setup_with_state(
+        dir.path(),
+        "",
+        UNIQUE,
+        "state:\n  redis: \"http://127.0.0.1:6379\"\n  deadline: 5s\n",
+    );
+    let run = |sub: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_flowgate"))
+            .args([sub, "-c"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
+    };
+    let (code, text) = run("check");
+    assert_eq!(code, Some(1), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    let said = |field: &str| lines.iter().find(|l| l.contains(field)).copied();
+    let redis = said("state.redis").unwrap_or_else(|| panic!("state.redis in {text}"));
+    let deadline = said("state.deadline").unwrap_or_else(|| panic!("state.deadline in {text}"));
+    assert!(redis.contains("flowgate.yaml:"), "{redis}");
+    assert!(
+        deadline.contains("flowgate.yaml:") && deadline.contains("1s"),
+        "{deadline}"
+    );
+    // A well-formed address where no Redis listens: flowgate does not start (it could not
+    // share the cookie and visitor keys), and says why.
+    let port = free_port();
+    let config = write_setup_with_state(
+        dir.path(),
+        "",
+        UNIQUE,
+        &format!("state: {{ redis: \"redis://127.0.0.1:{port}/0\" }}\n"),
+    );
+    let _ = config;
+    let (code, text) = run("run");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("state") && text.contains("redis"), "{text}");
+}

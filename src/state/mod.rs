@@ -123,8 +123,9 @@ impl State {
         let retention = cfg.retention.0;
         let (keys, mut store, shared): (Keys, Box<dyn Store>, _) = match &cfg.redis {
             Some(url) => {
-                let mut store = RedisStore::open(&url.value, retention)?;
-                let keys = store.keys()?;
+                let redis = |e: StoreError| StateError::Redis(e.0);
+                let mut store = RedisStore::open(&url.value, retention).map_err(redis)?;
+                let keys = store.keys().map_err(redis)?;
                 let live = SharedLive::connect(&url.value, cfg.deadline.0, retention)
                     .map_err(StateError::Redis)?;
                 (keys, Box::new(store), Some(live))

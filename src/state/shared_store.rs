@@ -62,7 +62,8 @@ impl RedisStore {
             conn: None,
             retention,
         };
-        s.conn()?;
+        s.conn()
+            .map_err(|e| StoreError(format!("cannot connect: {e}")))?;
         Ok(s)
     }
 
