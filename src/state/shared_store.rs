@@ -7,7 +7,8 @@
 //!   HSETNX, so nodes racing at start agree on one.
 //! * `fg:click:{id}`: the click as JSON, expiring when its retention ends.
 //! * `fg:seen:{visitor}` (hash): scope → last click (ms), expiring a retention after the last.
-//! * `fg:ipk:{ip_key}` (set): `c:{click id}` and `v:{visitor}`, what `forget --ip` erases.
+//! * `fg:ipk:{ip_key}` (sorted set, by time): `c:{click id}` and `v:{visitor}`, what
+//!   `forget --ip` erases.
 //! * `fg:conv:{click id}` (set): the conversion statuses recorded for the click.
 //! * `fg:cap:{cap}@{window}`: a cap's count in one window.
 
@@ -172,9 +173,12 @@ impl Store for RedisStore {
                 p.hset(&seen, s.to_string(), c.ts_ms).ignore();
             }
             p.pexpire(&seen, keep as i64).ignore();
+            // Scored by time, so what is past the retention leaves a busy address's set.
             let ipk = ip_key(&c.ip_key);
-            p.sadd(&ipk, format!("c:{}", c.click_id)).ignore();
-            p.sadd(&ipk, format!("v:{}", c.visitor)).ignore();
+            p.zadd(&ipk, format!("c:{}", c.click_id), c.ts_ms).ignore();
+            p.zadd(&ipk, format!("v:{}", c.visitor), c.ts_ms).ignore();
+            p.zrembyscore(&ipk, "-inf", now.saturating_sub(keep))
+                .ignore();
             p.pexpire(&ipk, keep as i64).ignore();
         }
         for d in counts {
@@ -258,7 +262,7 @@ impl Store for RedisStore {
             Forget::IpKeys(keys) => {
                 for k in keys {
                     let set = ip_key(k);
-                    let members: Vec<String> = self.with(|c| c.smembers(&set))?;
+                    let members: Vec<String> = self.with(|c| c.zrange(&set, 0, -1))?;
                     for m in &members {
                         if let Some(id) = m.strip_prefix("c:") {
                             let n: usize = self.with(|c| c.del(&[click_key(id), conv_key(id)]))?;
@@ -278,7 +282,7 @@ impl Store for RedisStore {
                     gone.clicks += 1;
                     gone.visitors += self.forget_visitor(&click.visitor)?;
                     let _: usize =
-                        self.with(|c| c.srem(ip_key(&click.ip_key), format!("c:{id}")))?;
+                        self.with(|c| c.zrem(ip_key(&click.ip_key), format!("c:{id}")))?;
                 }
             }
         }
