@@ -184,6 +184,12 @@ fn forget_erases_the_visitor_from_redis() {
     wait_for("3 clicks in Redis", Duration::from_secs(20), || {
         redis.keys("fg:click:*").len() == 3
     });
+    // Read before forget, which erases the visitor's events too.
+    let ev = fg.events(3);
+    let id = ev.iter().find(|e| e["ip"] == "198.51.100.2").unwrap()["click_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let forget = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_flowgate"))
             .args(["events", "forget", "-c"])
@@ -202,11 +208,6 @@ fn forget_erases_the_visitor_from_redis() {
     );
     assert_eq!(redis.keys("fg:click:*").len(), 1);
     assert_eq!(redis.keys("fg:seen:*").len(), 1);
-    let ev = fg.events(3);
-    let id = ev.iter().find(|e| e["ip"] == "198.51.100.2").unwrap()["click_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     let said = forget(&["--click-id", &id]);
     assert!(
         said.contains("removed 1 clicks and 2 visitor records"),
