@@ -9,7 +9,7 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, Criterion};
 use flowgate::config::StateConfig;
 use flowgate::metrics::Metrics;
-use flowgate::state::{scope, Click, Per, State};
+use flowgate::state::{scope, Click, Per, State, VISITOR_DEADLINE};
 use http::{HeaderMap, HeaderValue};
 
 const UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
@@ -118,6 +118,35 @@ fn bench(c: &mut Criterion) {
         .counter("spring/capped/clicks/day+180", Per::Day, 180);
     c.bench_function("state: a cap's click taken", |b| {
         b.iter(|| black_box(counter.take(u32::MAX, black_box(1_800_000_000_000))))
+    });
+
+    // A lander's click-through: its click found among those served in the last seconds.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let lander = Click {
+        click_id: uuid::Uuid::now_v7(),
+        ..click(ip, scopes)
+    };
+    let id = lander.click_id;
+    state.clicked(&state.visit(ip, Some(UA), &none), lander);
+    let id_text = id.hyphenated().to_string();
+    c.bench_function("state: a recent click found by id (in memory)", |b| {
+        b.iter(|| {
+            let found = rt.block_on(state.click(black_box(&id_text), VISITOR_DEADLINE));
+            black_box(found.expect("in memory"))
+        })
+    });
+    let set = state.click_cookie(id).unwrap();
+    let mut with_click = HeaderMap::new();
+    let pair = set.to_str().unwrap().split(';').next().unwrap().to_string();
+    with_click.insert(http::header::COOKIE, HeaderValue::from_str(&pair).unwrap());
+    c.bench_function("state parts: click cookie made", |b| {
+        b.iter(|| black_box(state.click_cookie(black_box(id))))
+    });
+    c.bench_function("state parts: click cookie checked", |b| {
+        b.iter(|| black_box(state.cookie_click(black_box(&with_click))))
     });
     state.close();
     let count = |o: &str| metrics.state_clicks.with_label_values(&[o]).get();

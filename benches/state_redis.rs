@@ -12,7 +12,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion};
 use flowgate::config::StateConfig;
 use flowgate::metrics::Metrics;
-use flowgate::state::{scope, Per, State, View};
+use flowgate::state::{scope, Counted, Per, State, View};
 use flowgate::yaml::At;
 use http::HeaderMap;
 
@@ -94,7 +94,11 @@ fn bench(c: &mut Criterion) {
         |b| {
             b.iter(|| {
                 let visit = state.visit(ip, Some(UA), &none);
-                black_box(View::Live(&visit).cap(&counter, u32::MAX).is_ok());
+                black_box(
+                    View::Live(&visit)
+                        .cap(&counter, u32::MAX, Counted::Clicks)
+                        .is_ok(),
+                );
                 black_box(rt.block_on(state.confirm(&visit)))
             })
         },

@@ -101,6 +101,7 @@ proptest! {
                 campaign: "c",
                 flow: "f",
                 route: "r",
+                            params: None,
             };
             for keep in [false, true] {
                 let out = t.render(&vars, &facts, keep);

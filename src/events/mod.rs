@@ -34,6 +34,8 @@ pub use switch::{start, LiveEvents, StartError};
 pub enum Event {
     Click(ClickEvent),
     Conversion(ConversionEvent),
+    #[serde(rename = "lp_click")]
+    LpClick(LpClickEvent),
 }
 
 /// One routing decision, as the collector receives it.
@@ -73,7 +75,7 @@ pub struct ClickEvent {
 }
 
 /// A conversion reported to the postback path, tied to its click by `click_id`.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
 pub struct ConversionEvent {
     pub ts: String,
     pub click_id: String,
@@ -81,6 +83,35 @@ pub struct ConversionEvent {
     pub currency: Option<String>,
     /// The tracker's word for it (`approved`, `pending`, ...); not the HTTP status of clicks.
     pub conversion_status: Option<String>,
+    /// The click's, once the click store found it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The click store knows no click by this id (or did not answer in time): recorded,
+    /// never dropped, never forwarded (only written when true).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unattributed: bool,
+}
+
+/// A lander's click-through (`click_path`): the click it continues and where `then` sent it.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
+pub struct LpClickEvent {
+    pub ts: String,
+    /// The lander's click; empty when the click was unknown or expired.
+    pub click_id: String,
+    pub campaign: Option<String>,
+    pub flow: Option<String>,
+    pub route: String,
+    pub action: String,
+    pub status: u16,
+    /// No click was found: the rules' fallback answered (only written when true).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unknown_click: bool,
 }
 
 /// What requests hand to the queue; the worker turns it into an `Event`.
@@ -90,6 +121,7 @@ pub enum Record {
     /// Boxed where it is captured, so the request path moves a pointer, not the record.
     Click(Box<ClickRecord>),
     Conversion(ConversionEvent),
+    LpClick(LpClickEvent),
 }
 
 impl Record {
@@ -97,10 +129,13 @@ impl Record {
         match self {
             Record::Click(c) => Event::Click(c.to_event(policy)),
             Record::Conversion(c) => Event::Conversion(c),
+            Record::LpClick(c) => Event::LpClick(c),
         }
     }
 }
 
+// `Close` is sent once; every other message is a record anyway.
+#[allow(clippy::large_enum_variant)]
 enum Message {
     Record(Record),
     /// Deliver what is queued, then stop: sent once at shutdown.
@@ -321,9 +356,7 @@ mod tests {
         Record::Conversion(ConversionEvent {
             ts: String::new(),
             click_id: i.to_string(),
-            payout: None,
-            currency: None,
-            conversion_status: None,
+            ..ConversionEvent::default()
         })
     }
 

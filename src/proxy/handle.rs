@@ -16,7 +16,7 @@ use super::conn::ConnState;
 use super::forward::{self, Leg};
 use super::headers::Forwarding;
 use super::upstream::Pooled;
-use super::{postback, respond, Gateway};
+use super::{click_through, postback, respond, Gateway};
 use crate::events::{self, ClickRecord, Outcome, Record};
 use crate::identity::client_ip;
 use crate::lifecycle::InFlight;
@@ -164,7 +164,7 @@ pub async fn handle(
     {
         let answer = match postback::conversion(pb, parts.uri.query()) {
             Ok(event) => {
-                gw.events.send(Record::Conversion(event));
+                postback::record(&gw, event).await;
                 respond::text(200, "ok\n")
             }
             Err((status, msg)) => respond::text(status, msg),
@@ -205,14 +205,30 @@ pub async fn handle(
     // What the visitor's cookie says, and its pseudonym when `unique` asks: never a read of
     // the store. Rules that ask for no state pay nothing for it: no cookie is read or set,
     // no click is stored (SQLite and the keyed hashes measured 100k instructions a click).
-    let remembers = snap.rules.remembers || snap.shadow.as_ref().is_some_and(|s| s.remembers);
+    // A lander's click-through continues its click: no new click, no pass through the flows.
+    let through = snap.rules.click_through(&facts);
+    let lander = match through {
+        Some(ci) => {
+            let campaign = &snap.rules.campaigns[ci].id;
+            click_through::find(&gw.state, &parts.headers, facts.query, campaign).await
+        }
+        None => None,
+    };
+    let first_params = lander.as_ref().map(click_through::params);
+    let remembers = through.is_none()
+        && (snap.rules.remembers || snap.shadow.as_ref().is_some_and(|s| s.remembers));
     let mut visit = remembers.then(|| gw.state.visit(ip, facts.user_agent(), &parts.headers));
     let asks_unique = snap.rules.asks_unique || snap.shadow.as_ref().is_some_and(|s| s.asks_unique);
     if let Some(visit) = visit.as_mut().filter(|_| asks_unique) {
         gw.state.recall(visit).await;
     }
-    let answer = match &visit {
-        Some(visit) => {
+    let answer = match (through, &visit) {
+        (Some(ci), _) => {
+            let lander = lander.as_ref();
+            let params = first_params.as_ref();
+            snap.answer_click_through(ip, &facts, ci, lander, params, click_id_str)
+        }
+        (None, Some(visit)) => {
             facts.state.set(View::Live(visit));
             // A cap a shared store refused is full: the rules decide again.
             loop {
@@ -223,13 +239,20 @@ pub async fn handle(
                 facts.rate_limited.set(false);
             }
         }
-        None => snap.answer(ip, &facts, click_id_str),
+        (None, None) => snap.answer(ip, &facts, click_id_str),
     };
     let clicked = visit.as_ref().map(|visit| {
         let click = stored_click(&snap, &answer.decision, &facts, ip, click_id, visit.now_ms);
         gw.state.clicked(visit, click)
     });
     let (unique, set_cookie) = clicked.map_or((None, None), |c| (c.unique, c.set_cookie));
+    // The lander's click, for its click-through to find.
+    let click_cookie = (visit.is_some() && snap.rules.leads_to_click_through(&answer.decision))
+        .then(|| gw.state.click_cookie(click_id))
+        .flatten();
+    let served_id = lander
+        .as_ref()
+        .map_or(&*click_id_str, |c| c.click_id.as_str());
     let (campaign, route) = (answer.campaign, answer.route);
     let (meters, decision) = (&snap.meters, answer.decision);
     let visitor_kind = crate::snapshot::visitor_kind(&answer.visitor);
@@ -269,7 +292,7 @@ pub async fn handle(
                         crate::identity::ClientIpHeader::Single(name) => Some(name.clone()),
                         crate::identity::ClientIpHeader::XForwardedFor => None,
                     },
-                    ..Forwarding::new(&parts.headers, peer, peer_trusted, ip, click_id_str)
+                    ..Forwarding::new(&parts.headers, peer, peer_trusted, ip, served_id)
                 };
                 Plan::Proxy {
                     up,
@@ -282,7 +305,7 @@ pub async fn handle(
     };
     // Captured now, while the request's headers are still the visitor's: a proxied request
     // hands its header map on to the upstream.
-    let record = gw.events.is_enabled().then(|| {
+    let record = (through.is_none() && gw.events.is_enabled()).then(|| {
         let pending = Outcome {
             ts_ms: 0,
             click_id,
@@ -332,10 +355,14 @@ pub async fn handle(
     };
 
     let mut response = response;
-    if let Some(cookie) = set_cookie {
+    for cookie in [set_cookie, click_cookie].into_iter().flatten() {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     let status = response.status().as_u16();
+    if through.is_some() && gw.events.is_enabled() {
+        let event = click_through::event(&snap, &decision, lander.as_ref(), status);
+        gw.events.send(Record::LpClick(event));
+    }
     let now = Instant::now();
     let duration = now.duration_since(start);
     if let Some((sent, latency)) = upstream_sent {

@@ -6,6 +6,7 @@
 pub mod admission;
 pub mod body;
 pub mod click;
+mod click_through;
 mod conn;
 mod forward;
 mod h2;

@@ -1,8 +1,53 @@
 //! Conversions reported by a tracker: `GET <postback.path>?click_id=…&payout=…&status=…`.
+//! Each is attributed to its click through the click store, recorded once per click and
+//! status, counted by its flow's conversion cap, and handed on to its traffic source.
 
-use crate::events::ConversionEvent;
+use super::Gateway;
+use crate::events::{ConversionEvent, Record};
 use crate::snapshot::Postback;
+use crate::state::{StoredClick, POSTBACK_DEADLINE};
 use crate::url::{percent_decode, query_pairs};
+
+/// Attributes the conversion to its click and records it: a click the store does not know
+/// (or did not find in time) is recorded as unattributed, never dropped. The same click and
+/// status again is a repeat: no second event, count or forward.
+pub async fn record(gw: &Gateway, mut event: ConversionEvent) {
+    let click = gw.state.click(&event.click_id, POSTBACK_DEADLINE).await;
+    match &click {
+        Some(c) => {
+            event.campaign = c.campaign.clone();
+            event.flow = c.flow.clone();
+            event.route = Some(c.route.clone());
+            event.source = c.source.clone();
+        }
+        None => event.unattributed = true,
+    }
+    let status = event.conversion_status.as_deref().unwrap_or("");
+    // A store that cannot say whether it is a repeat: recorded (at least once).
+    let first = (gw.state)
+        .converted(&event.click_id, status, POSTBACK_DEADLINE)
+        .await;
+    if first == Some(false) {
+        log::debug!("postback: a repeated conversion, counted once");
+        return;
+    }
+    if let Some(c) = &click {
+        if let (Some(campaign), Some(flow)) = (&c.campaign, &c.flow) {
+            let rules = &gw.live.current().rules;
+            rules.count_conversion(campaign, flow, crate::time::now_ms());
+        }
+        forward(c, &event);
+    }
+    gw.events.send(Record::Conversion(event));
+}
+
+/// Sends an attributed conversion on to its click's traffic source (`sources[].postback`).
+/// Called once per click and status, before the conversion's event is sent; must not wait
+/// (queue the delivery). The forwarder is built with sources; until then there is nowhere
+/// to send it.
+pub fn forward(click: &StoredClick, conversion: &ConversionEvent) {
+    let _ = (click, conversion);
+}
 
 /// A conversion from `?click_id=...&payout=...&currency=...&status=...&token=...`, or the
 /// status and message the tracker gets instead.
@@ -51,6 +96,7 @@ pub fn conversion(
         payout,
         currency: short(currency),
         conversion_status: short(status),
+        ..ConversionEvent::default()
     })
 }
 

@@ -55,17 +55,18 @@ impl Rules {
             };
             if let (true, Some(cap)) = (matched, &flow.cap) {
                 let state = r.state.get();
-                let open = state.peek_cap(&cap.counter, cap.limit);
+                let open = state.peek_cap(&cap.counter, cap.limit, cap.counts);
                 let count = open.map_or_else(|n| n, |n| n - 1);
                 let c = &cap.counter;
                 let seen = format!(
-                    "{}{count} of {} clicks per {}{}",
+                    "{}{count} of {} {} per {}{}",
                     if state.assumed().is_some() {
                         "assumed "
                     } else {
                         ""
                     },
                     cap.limit,
+                    cap.counts.as_str(),
                     c.per.as_str(),
                     match (c.per, c.offset_min) {
                         (crate::state::Per::Total, _) | (_, 0) => String::new(),

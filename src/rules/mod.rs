@@ -57,10 +57,12 @@ impl Rules {
             .any(|f| f.condition.as_ref().is_some_and(Condition::asks_state))
     }
 
-    /// Whether any flow has a cap or a `unique` condition.
+    /// Whether any flow has a cap or a `unique` condition, or any campaign a `click_path`
+    /// (its click-through finds the lander's click in the store).
     pub fn asks_state(campaigns: &[Campaign]) -> bool {
-        (campaigns.iter().flat_map(|c| &c.flows))
-            .any(|f| f.cap.is_some() || f.condition.as_ref().is_some_and(Condition::asks_state))
+        campaigns.iter().any(|c| c.click_path.is_some())
+            || (campaigns.iter().flat_map(|c| &c.flows))
+                .any(|f| f.cap.is_some() || f.condition.as_ref().is_some_and(Condition::asks_state))
     }
 }
 
@@ -123,6 +125,8 @@ pub struct Campaign {
     pub scope: u64,
     pub hosts: Vec<HostPattern>,
     pub path_prefix: String,
+    /// The lander's click-through path on the campaign's hosts.
+    pub click_path: Option<String>,
     pub flows: Vec<Flow>,
 }
 
@@ -160,11 +164,15 @@ pub struct Flow {
     /// Checked once the condition holds: a flow whose cap is reached is skipped.
     pub cap: Option<Cap>,
     pub target: Target,
+    /// Where the lander's click-through goes (`then`); `None`: the rules' fallback.
+    pub then: Option<Target>,
 }
 
-/// `cap: { clicks: N, per, tz }`: the flow serves at most `limit` clicks per window.
+/// `cap: { clicks | conversions: N, per, tz }`: the flow serves at most `limit` clicks, or
+/// serves until `limit` conversions were attributed to it, per window.
 pub struct Cap {
     pub limit: u32,
+    pub counts: crate::state::Counted,
     /// The process's counter for this campaign, flow and window: it outlives the snapshot.
     pub counter: std::sync::Arc<crate::state::CapCounter>,
 }
@@ -172,7 +180,9 @@ pub struct Cap {
 impl Cap {
     /// Whether the flow may serve this request; serving takes one click of the cap.
     fn open(&self, req: &RequestFacts) -> bool {
-        req.state.get().cap(&self.counter, self.limit).is_ok()
+        (req.state.get())
+            .cap(&self.counter, self.limit, self.counts)
+            .is_ok()
     }
 }
 
@@ -216,6 +226,62 @@ impl Rules {
         }
     }
 
+    /// Whether the decided flow has a `then`: its route is a lander, whose click the
+    /// click-through will look for.
+    pub fn leads_to_click_through(&self, d: &Decision) -> bool {
+        d.campaign.zip(d.flow).is_some_and(|(c, f)| {
+            let campaign = &self.campaigns[c];
+            campaign.click_path.is_some() && campaign.flows[f].then.is_some()
+        })
+    }
+
+    /// The campaign whose `click_path` this request is, on one of its hosts (the most
+    /// specific host wins).
+    pub fn click_through(&self, req: &RequestFacts) -> Option<usize> {
+        let host = req.hostname();
+        let mut best: Option<(usize, usize)> = None;
+        for (i, c) in self.campaigns.iter().enumerate() {
+            if c.click_path.as_deref() != Some(req.path) {
+                continue;
+            }
+            let Some(score) = c.hosts.iter().filter_map(|h| h.score(host)).max() else {
+                continue;
+            };
+            if best.is_none_or(|(_, s)| score > s) {
+                best = Some((i, score));
+            }
+        }
+        best.map(|(i, _)| i)
+    }
+
+    /// The click-through of campaign `ci` for `click` (the lander's, as the store found
+    /// it): the `then` of the flow that served it decides. An unknown click, one of another
+    /// campaign or of a flow that is gone or has no `then`: the fallback, never the flows.
+    pub fn continue_click(
+        &self,
+        ci: usize,
+        click: Option<(&str, &str)>,
+        visitor: &Visitor,
+        req: &RequestFacts,
+    ) -> Decision {
+        let campaign = &self.campaigns[ci];
+        let flow = click
+            .filter(|(c, _)| *c == campaign.id)
+            .and_then(|(_, f)| campaign.flows.iter().position(|x| x.name == f));
+        match flow.and_then(|fi| Some((fi, campaign.flows[fi].then.as_ref()?))) {
+            Some((fi, then)) => Decision {
+                campaign: Some(ci),
+                flow: Some(fi),
+                route: then.pick(visitor, req),
+            },
+            None => Decision {
+                campaign: Some(ci),
+                flow: None,
+                route: self.fallback,
+            },
+        }
+    }
+
     /// The matching campaign with the longest path prefix; ties go to the most specific host.
     fn campaign_for(&self, req: &RequestFacts) -> Option<usize> {
         let host = req.hostname();
@@ -241,6 +307,18 @@ impl Rules {
 
     pub fn campaign_id(&self, d: &Decision) -> Option<&str> {
         d.campaign.map(|c| self.campaigns[c].id.as_str())
+    }
+
+    /// A conversion attributed to the flow `flow` of campaign `campaign`: counted by the
+    /// flow's conversion cap, if it has one.
+    pub fn count_conversion(&self, campaign: &str, flow: &str, ms: u64) {
+        let cap = (self.campaigns.iter().find(|c| c.id == campaign))
+            .and_then(|c| c.flows.iter().find(|f| f.name == flow))
+            .and_then(|f| f.cap.as_ref())
+            .filter(|cap| cap.counts == crate::state::Counted::Conversions);
+        if let Some(cap) = cap {
+            cap.counter.add(ms);
+        }
     }
 
     pub fn flow_name(&self, d: &Decision) -> Option<&str> {

@@ -102,6 +102,10 @@ pub struct CampaignSpec {
     pub id: At<String>,
     #[serde(rename = "match", default)]
     pub matcher: MatchSpec,
+    /// Where the landing page's call to action points (an absolute path on the campaign's
+    /// host): the visitor's click continues, and the `then` of its flow decides.
+    #[serde(default)]
+    pub click_path: Option<At<String>>,
     pub flows: Vec<FlowSpec>,
 }
 
@@ -141,6 +145,9 @@ pub struct FlowSpec {
     #[serde(default)]
     pub cap: Option<At<CapSpec>>,
     pub to: At<TargetSpec>,
+    /// On the lander's click-through (the campaign's `click_path`): same syntax as `to`.
+    #[serde(default)]
+    pub then: Option<At<TargetSpec>>,
 }
 
 /// `{ clicks: 1000, per: day, tz: "+03:00" }`.

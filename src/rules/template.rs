@@ -30,6 +30,9 @@ pub struct Vars<'a> {
     pub campaign: &'a str,
     pub flow: &'a str,
     pub route: &'a str,
+    /// On a lander's click-through, the first click's kept parameters: `{param:NAME}` takes
+    /// them rather than the click-through request's own.
+    pub params: Option<&'a std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -119,11 +122,18 @@ impl Template {
                 Part::Flow => percent_encode_into(&mut out, vars.flow),
                 Part::Route => percent_encode_into(&mut out, vars.route),
                 Part::Query => percent_encode_into(&mut out, req.query.unwrap_or("")),
-                Part::Param(name) => {
-                    if let Some(v) = req.param(name) {
-                        percent_encode_into(&mut out, &v);
+                Part::Param(name) => match vars.params {
+                    Some(first) => {
+                        if let Some(v) = first.get(name) {
+                            percent_encode_into(&mut out, v);
+                        }
                     }
-                }
+                    None => {
+                        if let Some(v) = req.param(name) {
+                            percent_encode_into(&mut out, &v);
+                        }
+                    }
+                },
             }
         }
         match req.query.filter(|q| keep_query && !q.is_empty()) {
@@ -190,6 +200,7 @@ mod tests {
         campaign: "spring sale",
         flow: "target",
         route: "shop",
+        params: None,
     };
 
     #[test]

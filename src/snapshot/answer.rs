@@ -3,6 +3,7 @@
 //! and the decision bench read the same value, so none of them rebuilds identity → rules →
 //! action on its own.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use bytes::Bytes;
@@ -95,21 +96,63 @@ impl Snapshot {
             facts.rate_limited.set(limited);
             shadow.route(d.route).name.as_str()
         });
-        self.carry_out(visitor, decision, shadow, facts, click_id)
+        self.carry_out(visitor, decision, shadow, facts, click_id, None)
+    }
+
+    /// The answer to a lander's click-through in campaign `ci`: `click` is the lander's
+    /// click as the store found it (`None`: unknown or expired), whose id and kept
+    /// parameters the redirect's macros see. `fresh_id` is the request's own, for the
+    /// fallback of an unknown click.
+    pub fn answer_click_through<'s, 'r>(
+        &'s self,
+        ip: IpAddr,
+        facts: &RequestFacts<'r>,
+        ci: usize,
+        click: Option<&crate::state::StoredClick>,
+        params: Option<&BTreeMap<String, String>>,
+        fresh_id: &str,
+    ) -> Answer<'s, 'r> {
+        let visitor = self.visitor(ip, facts);
+        let names = click.map(|c| {
+            let campaign = c.campaign.as_deref().unwrap_or("");
+            (campaign, c.flow.as_deref().unwrap_or(""))
+        });
+        let decision = self.rules.continue_click(ci, names, &visitor, facts);
+        let id = click.map_or(fresh_id, |c| c.click_id.as_str());
+        self.carry_out(visitor, decision, None, facts, id, params)
     }
 
     /// The same answer without counting anything, and the steps the rules took to it: what
-    /// `explain` and rule tests show.
+    /// `explain` and rule tests show. A click-through finds `click` (assumed; `None`: an
+    /// unknown click), never the live store.
     pub fn answer_traced<'s, 'r>(
         &'s self,
         ip: IpAddr,
         facts: &RequestFacts<'r>,
         click_id: &str,
+        click: Option<&crate::state::AssumedClick>,
     ) -> (Answer<'s, 'r>, Vec<Step>) {
         let visitor = self.visitor(ip, facts);
+        if let Some(ci) = self.rules.click_through(facts) {
+            let campaign = self.rules.campaigns[ci].id.as_str();
+            let names = click.map(|c| (campaign, c.flow.as_str()));
+            let decision = self.rules.continue_click(ci, names, &visitor, facts);
+            let step = Step {
+                flow: click.map(|c| c.flow.clone()),
+                condition: "click_through".into(),
+                value: match click {
+                    Some(c) => format!("assumed the lander's click of flow {:?}", c.flow),
+                    None => "assumed an unknown click".into(),
+                },
+                result: decision.flow.is_some(),
+            };
+            let params = click.map(|c| &c.params);
+            let answer = self.carry_out(visitor, decision, None, facts, click_id, params);
+            return (answer, vec![step]);
+        }
         let (decision, trace) = self.rules.explain(&self.intel, &visitor, facts);
         (
-            self.carry_out(visitor, decision, None, facts, click_id),
+            self.carry_out(visitor, decision, None, facts, click_id, None),
             trace,
         )
     }
@@ -126,6 +169,7 @@ impl Snapshot {
         shadow: Option<&'s str>,
         facts: &RequestFacts<'r>,
         click_id: &str,
+        params: Option<&BTreeMap<String, String>>,
     ) -> Answer<'s, 'r> {
         let route = self.rules.route(decision.route);
         let campaign = self.rules.campaign_id(&decision).unwrap_or("");
@@ -152,6 +196,7 @@ impl Snapshot {
                     campaign,
                     flow,
                     route: &route.name,
+                    params,
                 };
                 Todo::Redirect {
                     status: *status,

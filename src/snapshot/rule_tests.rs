@@ -17,7 +17,7 @@ struct RuleTest {
     /// What the state answers for this request (`unique`, what caps counted); a test never
     /// reads or changes the live state.
     #[serde(default)]
-    state: crate::state::Assumed,
+    state: crate::state::TestState,
     expect: Expect,
 }
 
@@ -64,7 +64,7 @@ pub fn run(snapshot: &Snapshot, rules_dir: &Path, problems: &mut Problems) -> us
                 problems.push(&file, t.span, field, "expect needs campaign, flow or route");
                 continue;
             }
-            let got = match snapshot.explain_assuming(&t.request, t.state) {
+            let got = match snapshot.explain_assuming(&t.request, &t.state) {
                 Ok(x) => x.decision,
                 Err(e) => {
                     problems.push(&file, t.span, field, e.to_string());

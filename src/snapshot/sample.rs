@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Snapshot;
 use crate::rules::{RequestFacts, Step};
-use crate::state::{Assumed, View};
+use crate::state::{TestState, View};
 
 /// The click id a sample request's redirect is rendered with.
 const SAMPLE_CLICK_ID: &str = "00000000-0000-7000-8000-000000000000";
@@ -168,14 +168,14 @@ impl Snapshot {
     /// The answer for a sample request, taking the state to answer as a new visitor with
     /// nothing counted: explain never reads the live state.
     pub fn explain(&self, req: &SampleRequest) -> Result<Explanation, SampleError> {
-        self.explain_assuming(req, Assumed::default())
+        self.explain_assuming(req, &TestState::default())
     }
 
     /// The same, with the state answering what `assumed` says (a rule test's `state:`).
     pub fn explain_assuming(
         &self,
         req: &SampleRequest,
-        assumed: Assumed,
+        assumed: &TestState,
     ) -> Result<Explanation, SampleError> {
         let p = req.parse()?;
         let at = match &req.at {
@@ -192,10 +192,11 @@ impl Snapshot {
             headers: &p.headers,
             at,
             rate_limited: Default::default(),
-            state: std::cell::Cell::new(View::Assumed(assumed)),
+            state: std::cell::Cell::new(View::Assumed(assumed.assumed())),
         };
         let ip = req.ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-        let (answer, trace) = self.answer_traced(ip, &facts, SAMPLE_CLICK_ID);
+        let click = assumed.click.as_ref();
+        let (answer, trace) = self.answer_traced(ip, &facts, SAMPLE_CLICK_ID, click);
         let v = answer.visitor;
         Ok(Explanation {
             decision: DecisionView {

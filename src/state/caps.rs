@@ -46,6 +46,25 @@ impl Per {
     }
 }
 
+/// What a cap counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// Served clicks, taken as the flow decides.
+    Clicks,
+    /// Conversions attributed to the flow through the click store, counted as postbacks
+    /// come in.
+    Conversions,
+}
+
+impl Counted {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Counted::Clicks => "clicks",
+            Counted::Conversions => "conversions",
+        }
+    }
+}
+
 fn pack(window: u32, count: u32) -> u64 {
     u64::from(window) << 32 | u64::from(count)
 }
@@ -93,6 +112,22 @@ impl CapCounter {
             })
             .map(|_| seen + 1)
             .map_err(|_| seen)
+    }
+
+    /// Counts one at `ms` whatever the limit (a conversion happened; the cap only decides
+    /// what the flow serves next).
+    pub fn add(&self, ms: u64) {
+        let w = self.per.window(ms, self.offset_min);
+        let _ = self
+            .now
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                let (vw, vc) = unpack(v);
+                Some(if vw == w {
+                    pack(w, vc.saturating_add(1))
+                } else {
+                    pack(w, 1)
+                })
+            });
     }
 
     /// Clicks counted in the window `ms` falls in, without counting one.
@@ -232,6 +267,11 @@ mod tests {
                 .count(next),
             1
         );
+        // Conversions count past any limit, and from 1 in a new window.
+        c.add(next);
+        assert_eq!(c.take(2, next), Err(2));
+        c.add(at("2026-11-24T21:00:00Z"));
+        assert_eq!(c.count(at("2026-11-24T21:00:00Z")), 1);
     }
 
     #[test]

@@ -9,6 +9,11 @@ use http::HeaderMap;
 use sha2::Sha256;
 
 pub const NAME: &str = "fg_uv";
+/// The lander's click, for its click-through: a cookie of its own, set only by flows with a
+/// `then`. `fg_uv` is resent only when it learns something; this one changes every click.
+pub const CLICK_NAME: &str = "fg_click";
+/// The click cookie's first byte, so that neither cookie's value passes for the other.
+const CLICK_VERSION: u8 = 2;
 /// Campaigns and flows one cookie remembers; the oldest is forgotten for a new one.
 const MAX_ENTRIES: usize = 16;
 const VERSION: u8 = 1;
@@ -96,8 +101,39 @@ impl VisitorCookie {
     }
 }
 
+/// The click cookie's signed value: `[version][click id, 16 bytes][16-byte tag]`.
+pub fn encode_click(id: u128, key: &Hmac<Sha256>) -> String {
+    let mut raw = [0u8; 1 + 16 + TAG];
+    raw[0] = CLICK_VERSION;
+    raw[1..17].copy_from_slice(&id.to_be_bytes());
+    let mut mac = key.clone();
+    mac.update(&raw[..17]);
+    raw[17..].copy_from_slice(&mac.finalize().into_bytes()[..TAG]);
+    base64url(&raw)
+}
+
+/// The click id a click cookie holds, if `key` signed it.
+pub fn decode_click(value: &str, key: &Hmac<Sha256>) -> Option<u128> {
+    let mut raw = [0u8; 1 + 16 + TAG];
+    let len = unbase64url(value.as_bytes(), &mut raw)?;
+    if len != raw.len() || raw[0] != CLICK_VERSION {
+        return None;
+    }
+    let mut mac = key.clone();
+    mac.update(&raw[..17]);
+    mac.verify_truncated_left(&raw[17..]).ok()?;
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&raw[1..17]);
+    Some(u128::from_be_bytes(id))
+}
+
 /// The value of the visitor cookie among the request's `Cookie` headers.
 pub fn find(headers: &HeaderMap) -> Option<&str> {
+    find_named(headers, NAME)
+}
+
+/// The value of the cookie `name` among the request's `Cookie` headers.
+pub fn find_named<'h>(headers: &'h HeaderMap, wanted: &str) -> Option<&'h str> {
     headers
         .get_all(http::header::COOKIE)
         .iter()
@@ -105,7 +141,7 @@ pub fn find(headers: &HeaderMap) -> Option<&str> {
         .flat_map(|v| v.split(';'))
         .find_map(|pair| {
             let (name, value) = pair.split_once('=')?;
-            (name.trim() == NAME).then(|| value.trim())
+            (name.trim() == wanted).then(|| value.trim())
         })
 }
 
@@ -210,6 +246,28 @@ mod tests {
             (c.seen(1), c.seen(99), c.seen(2)),
             (None, Some(5000), Some(1002))
         );
+    }
+
+    #[test]
+    fn a_click_cookie_round_trips_and_nothing_else_passes_for_one() {
+        let k = key(b"0123456789abcdef0123456789abcdef");
+        let id = uuid::Uuid::now_v7().as_u128();
+        let v = encode_click(id, &k);
+        assert_eq!(decode_click(&v, &k), Some(id));
+        assert_eq!(decode_click(&v, &key(b"another key")), None);
+        let mut flipped = v.clone().into_bytes();
+        flipped[3] = if flipped[3] == b'A' { b'B' } else { b'A' };
+        assert_eq!(
+            decode_click(std::str::from_utf8(&flipped).unwrap(), &k),
+            None
+        );
+        let mut uv = VisitorCookie::default();
+        uv.mark(1, 2);
+        assert_eq!(decode_click(&uv.encode(&k), &k), None);
+        assert_eq!(VisitorCookie::decode(&v, &k), None);
+        for junk in ["", "AAAA", &"A".repeat(44)] {
+            assert_eq!(decode_click(junk, &k), None);
+        }
     }
 
     #[test]

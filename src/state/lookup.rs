@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::store::{Store, StoreError, StoredClick};
-use super::{worker, State};
+use super::{cookie, worker, State};
 
 /// How long a visitor's request waits for the store to find a click.
 pub const VISITOR_DEADLINE: Duration = Duration::from_millis(5);
@@ -40,6 +40,19 @@ impl Readers {
 }
 
 impl State {
+    /// `Set-Cookie: fg_click=...` naming this click, for a lander's click-through.
+    pub fn click_cookie(&self, id: uuid::Uuid) -> Option<http::HeaderValue> {
+        let value = cookie::encode_click(id.as_u128(), self.keys.cookie());
+        let header = format!("{}={value}{}", cookie::CLICK_NAME, self.cookie_attrs);
+        http::HeaderValue::from_str(&header).ok()
+    }
+
+    /// The click the request's click cookie names, if flowgate signed it.
+    pub fn cookie_click(&self, headers: &http::HeaderMap) -> Option<uuid::Uuid> {
+        let value = cookie::find_named(headers, cookie::CLICK_NAME)?;
+        cookie::decode_click(value, self.keys.cookie()).map(uuid::Uuid::from_u128)
+    }
+
     /// The click `id` names: from memory when this process served it in the last seconds,
     /// else from the store within `deadline`. `None`: not a click id, no such click (or
     /// past retention, or forgotten), or the store did not answer in time (counted in

@@ -31,14 +31,14 @@ use http::{HeaderMap, HeaderValue};
 
 use crate::config::StateConfig;
 use crate::metrics::Metrics;
-pub use caps::{CapCounter, Caps, Per};
+pub use caps::{CapCounter, Caps, Counted, Per};
 pub use cookie::{VisitorCookie, NAME as COOKIE_NAME};
 pub use keys::{Keys, Pseudonym};
 pub use lookup::{POSTBACK_DEADLINE, VISITOR_DEADLINE};
 pub use shared_store::RedisStore;
 pub use sqlite::Sqlite;
 pub use store::{CountDelta, Forget, Forgotten, SeenRow, Store, StoreError, StoredClick};
-pub use view::{Assumed, View};
+pub use view::{Assumed, AssumedClick, TestState, View};
 pub use visit::Visit;
 pub use worker::Click;
 

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{ClickEvent, ConversionEvent, Event};
+use super::{ClickEvent, ConversionEvent, Event, LpClickEvent};
 use crate::config::ClickHouseConfig;
 pub use erase::{erase, Erased, Server, Whom};
 pub use schema::{schema, Schema};
@@ -79,6 +79,24 @@ struct ConversionRow<'a> {
     payout: f64,
     currency: &'a str,
     conversion_status: &'a str,
+    campaign: &'a str,
+    flow: &'a str,
+    route: &'a str,
+}
+
+/// A click-through, in the click columns it shares.
+#[derive(Serialize)]
+struct LpClickRow<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    ts: &'a str,
+    version: u64,
+    click_id: &'a str,
+    campaign: &'a str,
+    flow: &'a str,
+    route: &'a str,
+    action: &'a str,
+    status: u16,
 }
 
 impl RowEncoder {
@@ -91,6 +109,10 @@ impl RowEncoder {
             }
             Event::Conversion(c) => {
                 let row = self.conversion(c);
+                serde_json::to_writer(out, &row)
+            }
+            Event::LpClick(c) => {
+                let row = self.lp_click(c);
                 serde_json::to_writer(out, &row)
             }
         }
@@ -149,6 +171,23 @@ impl RowEncoder {
             payout: c.payout.unwrap_or(0.0),
             currency: c.currency.as_deref().unwrap_or(""),
             conversion_status: c.conversion_status.as_deref().unwrap_or(""),
+            campaign: c.campaign.as_deref().unwrap_or(""),
+            flow: c.flow.as_deref().unwrap_or(""),
+            route: c.route.as_deref().unwrap_or(""),
+        }
+    }
+
+    fn lp_click<'a>(&mut self, c: &'a LpClickEvent) -> LpClickRow<'a> {
+        LpClickRow {
+            kind: "lp_click",
+            ts: &c.ts,
+            version: self.version(&c.ts),
+            click_id: &c.click_id,
+            campaign: c.campaign.as_deref().unwrap_or(""),
+            flow: c.flow.as_deref().unwrap_or(""),
+            route: &c.route,
+            action: &c.action,
+            status: c.status,
         }
     }
 }
@@ -184,8 +223,8 @@ mod tests {
             ts: ts.into(),
             click_id: "c1".into(),
             payout: Some(12.5),
-            currency: None,
             conversion_status: Some(status.into()),
+            ..ConversionEvent::default()
         })
     }
 

@@ -116,6 +116,12 @@ impl Compiler<'_> {
             let f = format!("{field}.match.path_prefix");
             self.problem(file, prefix.span, f, e.to_string());
         }
+        if let Some(path) = &spec.click_path {
+            if let Err(e) = check_path_prefix(path) {
+                let f = format!("{field}.click_path");
+                self.problem(file, path.span, f, e.to_string());
+            }
+        }
         if spec.flows.is_empty() {
             self.problem(
                 file,
@@ -137,6 +143,7 @@ impl Compiler<'_> {
             id: spec.id.value.clone(),
             hosts,
             path_prefix: prefix.value.clone(),
+            click_path: spec.click_path.as_ref().map(|p| p.value.clone()),
             flows,
         })
     }
@@ -182,6 +189,20 @@ impl Compiler<'_> {
             .map(|c| self.cap(file, &ffield, &campaign.id, &f.name, c));
         let salt = split_salt(&campaign.id, &f.name);
         let target = self.target(file, &format!("{ffield}.to"), &f.to, routes, salt);
+        let then = f.then.as_ref().map(|then| {
+            let tfield = format!("{ffield}.then");
+            if campaign.click_path.is_none() {
+                let msg = "needs the campaign's click_path: the lander's click-through is where `then` decides";
+                self.problem(file, then.span, tfield.clone(), msg);
+            }
+            let salt = split_salt(&campaign.id, &format!("{}\x1fthen", f.name.value));
+            self.target(file, &tfield, then, routes, salt)
+        });
+        let then = match then {
+            Some(None) => return None,
+            Some(Some(t)) => Some(t),
+            None => None,
+        };
         // A condition that failed to compile must not leave the flow matching everyone.
         let condition = match condition {
             Some(None) => return None,
@@ -199,6 +220,7 @@ impl Compiler<'_> {
             condition,
             cap,
             target: target?,
+            then,
         })
     }
 

@@ -1,5 +1,6 @@
-//! A flow's `cap`: how many clicks it may serve per hour, per day (from midnight in a fixed
-//! offset) or in total, counted in the process's counter for that campaign, flow and window.
+//! A flow's `cap`: how many clicks it may serve, or how many conversions may be attributed
+//! to it, per hour, per day (from midnight in a fixed offset) or in total, counted in the
+//! process's counter for that campaign, flow, what and window.
 
 use std::path::Path;
 
@@ -7,17 +8,17 @@ use super::schedule::offset;
 use super::Compiler;
 use crate::rules::model::CapSpec;
 use crate::rules::Cap;
-use crate::state::{Caps, Per};
+use crate::state::{Caps, Counted, Per};
 use crate::yaml::At;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CapError {
-    #[error("needs clicks: N")]
+    #[error("needs clicks: N or conversions: N")]
     Nothing,
-    #[error("conversion caps are not built yet; cap clicks for now")]
-    Conversions,
-    #[error("clicks must be at least 1 (to stop the flow, remove it)")]
-    Zero,
+    #[error("caps clicks or conversions, not both (two flows can cap one each)")]
+    Both,
+    #[error("{0} must be at least 1 (to stop the flow, remove it)")]
+    Zero(&'static str),
     #[error("per {0:?}: use hour, day or total")]
     Per(String),
     #[error("tz {0:?} is not UTC or an offset like +03:00 (zone names are not supported)")]
@@ -26,14 +27,17 @@ pub enum CapError {
     TzTotal,
 }
 
-/// `(limit, per, offset east of UTC in minutes)`.
-pub fn check(spec: &CapSpec) -> Result<(u32, Per, i32), CapError> {
-    let limit = match (spec.clicks, spec.conversions) {
-        (_, Some(_)) => return Err(CapError::Conversions),
+/// `(what, limit, per, offset east of UTC in minutes)`.
+pub fn check(spec: &CapSpec) -> Result<(Counted, u32, Per, i32), CapError> {
+    let (what, limit) = match (spec.clicks, spec.conversions) {
+        (Some(_), Some(_)) => return Err(CapError::Both),
         (None, None) => return Err(CapError::Nothing),
-        (Some(0), _) => return Err(CapError::Zero),
-        (Some(n), None) => n,
+        (Some(n), None) => (Counted::Clicks, n),
+        (None, Some(n)) => (Counted::Conversions, n),
     };
+    if limit == 0 {
+        return Err(CapError::Zero(what.as_str()));
+    }
     let per = match spec.per.as_deref() {
         None => Per::Day,
         Some(p) => Per::parse(p.trim()).ok_or_else(|| CapError::Per(p.to_string()))?,
@@ -43,7 +47,7 @@ pub fn check(spec: &CapSpec) -> Result<(u32, Per, i32), CapError> {
         Some(_) if per == Per::Total => return Err(CapError::TzTotal),
         Some(tz) => offset(tz).ok_or_else(|| CapError::Tz(tz.to_string()))?,
     };
-    Ok((limit, per, offset_min))
+    Ok((what, limit, per, offset_min))
 }
 
 impl Compiler<'_> {
@@ -56,10 +60,11 @@ impl Compiler<'_> {
         spec: &At<CapSpec>,
     ) -> Option<Cap> {
         match check(spec) {
-            Ok((limit, per, offset_min)) => {
-                let key = Caps::key(campaign, flow, "clicks", per, offset_min);
+            Ok((counts, limit, per, offset_min)) => {
+                let key = Caps::key(campaign, flow, counts.as_str(), per, offset_min);
                 Some(Cap {
                     limit,
+                    counts,
                     counter: self.caps.counter(&key, per, offset_min),
                 })
             }
@@ -86,18 +91,22 @@ mod tests {
 
     #[test]
     fn a_cap_is_clicks_per_window_in_an_offset() {
-        assert_eq!(check(&spec(Some(10), None, None)), Ok((10, Per::Day, 0)));
+        let clicks = Counted::Clicks;
+        assert_eq!(
+            check(&spec(Some(10), None, None)),
+            Ok((clicks, 10, Per::Day, 0))
+        );
         assert_eq!(
             check(&spec(Some(5), Some("hour"), Some("+05:30"))),
-            Ok((5, Per::Hour, 330))
+            Ok((clicks, 5, Per::Hour, 330))
         );
         assert_eq!(
             check(&spec(Some(5), Some("total"), None)),
-            Ok((5, Per::Total, 0))
+            Ok((clicks, 5, Per::Total, 0))
         );
         let err = |s| check(&s).unwrap_err();
         assert_eq!(err(spec(None, None, None)), CapError::Nothing);
-        assert_eq!(err(spec(Some(0), None, None)), CapError::Zero);
+        assert_eq!(err(spec(Some(0), None, None)), CapError::Zero("clicks"));
         assert_eq!(
             err(spec(Some(1), Some("week"), None)),
             CapError::Per("week".into())
@@ -110,10 +119,15 @@ mod tests {
             err(spec(Some(1), Some("total"), Some("+03:00"))),
             CapError::TzTotal
         );
-        let conv = CapSpec {
-            conversions: Some(50),
-            ..spec(None, None, None)
+        let conv = |clicks, n| CapSpec {
+            conversions: Some(n),
+            ..spec(clicks, None, Some("+03:00"))
         };
-        assert_eq!(err(conv), CapError::Conversions);
+        assert_eq!(
+            check(&conv(None, 50)),
+            Ok((Counted::Conversions, 50, Per::Day, 180))
+        );
+        assert_eq!(err(conv(Some(5), 50)), CapError::Both);
+        assert_eq!(err(conv(None, 0)), CapError::Zero("conversions"));
     }
 }

@@ -38,6 +38,7 @@ fn assume(unique: bool, clicks: u32) -> View<'static> {
     View::Assumed(Assumed {
         unique: Some(unique),
         clicks: Some(clicks),
+        conversions: None,
     })
 }
 
@@ -174,9 +175,9 @@ campaigns:
             "zone names are not supported",
         ),
         (
-            "{ name: f, cap: { conversions: 5 }, to: a }",
+            "{ name: f, cap: { conversions: 5, clicks: 5 }, to: a }",
             "campaigns[c].flows[f].cap",
-            "conversion caps are not built yet",
+            "clicks or conversions, not both",
         ),
         (
             "{ name: f, cap: { clicks: 0 }, to: a }",
@@ -219,4 +220,47 @@ campaigns:
     assert_eq!(scope(0), rules.campaigns[0].flows[0].scope);
     assert_eq!(scope(1), rules.campaigns[0].scope);
     assert_ne!(scope(0), scope(1));
+}
+
+#[test]
+fn a_conversion_cap_is_read_never_taken_by_serving_and_explain_shows_it() {
+    let rules = rules(
+        "routes: { a: { respond: { body: a } }, b: { respond: { body: b } } }
+campaigns:
+  - id: c
+    flows:
+      - { name: capped, cap: { conversions: 2, per: hour }, to: a }
+      - { name: rest, to: b }
+",
+    );
+    let cap = rules.campaigns[0].flows[0].cap.as_ref().unwrap();
+    let req = Req::get("promo.example.com", "/").ua(CHROME);
+    let facts = req.facts();
+    let v = visitor(IP, facts.user_agent());
+    let assumed = |n| {
+        facts.state.set(View::Assumed(Assumed {
+            conversions: Some(n),
+            ..Assumed::default()
+        }));
+        let (d, trace) = rules.explain(intel(), &v, &facts);
+        let step = trace.iter().find(|s| s.condition == "cap").unwrap();
+        (rules.flow_name(&d).map(String::from), step.value.clone())
+    };
+    assert_eq!(
+        assumed(1),
+        (
+            Some("capped".into()),
+            "assumed 1 of 2 conversions per hour".into()
+        )
+    );
+    assert_eq!(assumed(2).0.as_deref(), Some("rest"));
+    // Conversions count, whatever serving does; two of them close the flow.
+    let now = crate::time::now_ms();
+    rules.count_conversion("c", "capped", now);
+    assert_eq!(cap.counter.count(now), 1);
+    rules.count_conversion("c", "rest", now);
+    rules.count_conversion("other", "capped", now);
+    assert_eq!(cap.counter.count(now), 1);
+    rules.count_conversion("c", "capped", now);
+    assert_eq!(cap.counter.count(now), 2);
 }

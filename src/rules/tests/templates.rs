@@ -26,6 +26,7 @@ campaigns:
         campaign: rules.campaign_id(&d).unwrap_or(""),
         flow: rules.flow_name(&d).unwrap_or(""),
         route: &route.name,
+        params: None,
     };
     to.render(&vars, &facts, *keep_query)
 }
