@@ -176,7 +176,10 @@ fn forget(path: &Path, ip: Option<std::net::IpAddr>, click_id: Option<String>) -
         ),
         Some(Ok(None)) | None => {}
         Some(Err(e)) => {
-            eprintln!("forget: {}: {e}", config.state.path.display());
+            match &config.state.redis {
+                Some(_) => eprintln!("forget: {e}"),
+                None => eprintln!("forget: {}: {e}", config.state.path.display()),
+            }
             ok = false;
         }
     };
@@ -255,8 +258,17 @@ fn forget_in_store(
     config: &Config,
     who: StoreForget,
 ) -> Result<Option<crate::state::Forgotten>, String> {
-    use crate::state::{Forget, Keys, Sqlite, Store};
+    use crate::state::{Forget, Keys, RedisStore, Sqlite, Store};
     let state = &config.state;
+    if let Some(url) = &state.redis {
+        let redis_err = |e: crate::state::StoreError| format!("state.redis: {e}");
+        let mut store = RedisStore::open(&url.value, state.retention.0).map_err(redis_err)?;
+        let who = match who {
+            StoreForget::Ip(ip) => Forget::IpKeys(store.keys().map_err(redis_err)?.ip_keys(ip)),
+            StoreForget::ClickId(id) => Forget::ClickId(id),
+        };
+        return store.forget(&who).map(Some).map_err(redis_err);
+    }
     if !state.path.is_file() {
         return Ok(None);
     }

@@ -28,9 +28,14 @@ pub struct StateConfig {
     /// Clicks waiting for the store's writer; when full, new ones are dropped and counted.
     #[serde(default = "default_queue")]
     pub queue: At<usize>,
-    /// A shared store for several nodes; not built yet, refused with a clear message.
+    /// A shared store for several nodes (`redis://host:port/db`): clicks, last-seen times,
+    /// caps and the state's keys in Redis (or Valkey) instead of the embedded database.
     #[serde(default)]
     pub redis: Option<At<String>>,
+    /// How long a request waits for the shared store before it answers from what this
+    /// process knows.
+    #[serde(default = "default_deadline")]
+    pub deadline: At<Timeout>,
 }
 
 impl Default for StateConfig {
@@ -42,6 +47,7 @@ impl Default for StateConfig {
             visitors: default_visitors(),
             queue: default_queue(),
             redis: None,
+            deadline: default_deadline(),
         }
     }
 }
@@ -57,6 +63,9 @@ fn default_unique_window() -> At<Timeout> {
 }
 fn default_visitors() -> At<usize> {
     At::new(1 << 20)
+}
+fn default_deadline() -> At<Timeout> {
+    At::new(Timeout(std::time::Duration::from_millis(5)))
 }
 fn default_queue() -> At<usize> {
     At::new(65_536)
@@ -87,8 +96,15 @@ impl StateConfig {
             problems.push(file, self.queue.span, "state.queue", "must be at least 1");
         }
         if let Some(r) = &self.redis {
-            let msg = "a shared Redis store is not built yet; remove it to use the embedded store";
-            problems.push(file, r.span, "state.redis", msg);
+            // Checked here, so a bad URL is named with its line before anything starts.
+            if let Err(e) = redis::Client::open(r.value.as_str()) {
+                problems.push(file, r.span, "state.redis", format!("{e}"));
+            }
+        }
+        let d = self.deadline.0;
+        if d.is_zero() || d > std::time::Duration::from_secs(1) {
+            let msg = "must be between 1ms and 1s (requests wait this long for a shared store)";
+            problems.push(file, self.deadline.span, "state.deadline", msg);
         }
         if self.path.file_name().is_none() || self.path.is_dir() {
             let msg = format!("{} must name a database file", self.path.display());

@@ -223,17 +223,29 @@ pub async fn handle(
     // no click is stored (SQLite and the keyed hashes measured 100k instructions a click).
     let remembers = through.is_none()
         && (snap.rules.remembers || snap.shadow.as_ref().is_some_and(|s| s.remembers));
-    let visit = remembers.then(|| gw.state.visit(ip, facts.user_agent(), &parts.headers));
-    if let Some(visit) = &visit {
-        facts.state.set(View::Live(visit));
+    let mut visit = remembers.then(|| gw.state.visit(ip, facts.user_agent(), &parts.headers));
+    let asks_unique = snap.rules.asks_unique || snap.shadow.as_ref().is_some_and(|s| s.asks_unique);
+    if let Some(visit) = visit.as_mut().filter(|_| asks_unique) {
+        gw.state.recall(visit).await;
     }
-    let answer = match through {
-        Some(ci) => {
+    let answer = match (through, &visit) {
+        (Some(ci), _) => {
             let lander = lander.as_ref();
             let params = first_params.as_ref();
             snap.answer_click_through(ip, &facts, ci, lander, params, click_id_str)
         }
-        None => snap.answer(ip, &facts, click_id_str),
+        (None, Some(visit)) => {
+            facts.state.set(View::Live(visit));
+            // A cap a shared store refused is full: the rules decide again.
+            loop {
+                let answer = snap.answer(ip, &facts, click_id_str);
+                if gw.state.confirm(visit).await {
+                    break answer;
+                }
+                facts.rate_limited.set(false);
+            }
+        }
+        (None, None) => snap.answer(ip, &facts, click_id_str),
     };
     let source = super::click::source(&snap, &answer.visitor, &facts);
     let clicked = visit.as_ref().map(|visit| {

@@ -49,9 +49,18 @@ pub struct Rules {
     /// Some flow asks for state (`unique`, `cap`). Only then does a request pay for it: the
     /// visitor cookie, the pseudonym, the click written to the store.
     pub remembers: bool,
+    /// Some flow asks `unique`: with a shared store, a visitor without a cookie is looked up
+    /// there before the rules run (caps alone need no lookup).
+    pub asks_unique: bool,
 }
 
 impl Rules {
+    /// Whether any flow has a `unique` condition.
+    pub fn asks_unique(campaigns: &[Campaign]) -> bool {
+        (campaigns.iter().flat_map(|c| &c.flows))
+            .any(|f| f.condition.as_ref().is_some_and(Condition::asks_state))
+    }
+
     /// Whether any flow has a cap or a `unique` condition, or any campaign a `click_path`
     /// (its click-through finds the lander's click in the store).
     pub fn asks_state(campaigns: &[Campaign]) -> bool {

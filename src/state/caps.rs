@@ -162,6 +162,17 @@ impl CapCounter {
     }
 }
 
+impl CapCounter {
+    /// A shared store holds `total` for `window` (this process's confirmed clicks and every
+    /// other node's): the count here moves up to it. Packed `(window, count)` only grows, so
+    /// answers arriving out of order never move it back.
+    pub(crate) fn confirmed(&self, window: u32, total: u32) {
+        let v = pack(window, total);
+        self.now.fetch_max(v, Ordering::AcqRel);
+        self.stored.fetch_max(v, Ordering::AcqRel);
+    }
+}
+
 /// Every cap counter of the process, by key: rules compiled again after a reload get the
 /// counters they had, so a reload never resets a cap.
 #[derive(Debug, Default)]
@@ -293,5 +304,25 @@ mod tests {
         assert_eq!(c.count(t), 10);
         assert_eq!(c.unsynced(), None);
         assert_eq!(c.take(10, t), Err(10));
+    }
+
+    #[test]
+    fn a_shared_stores_totals_only_move_a_count_up_and_a_new_window_replaces_the_old() {
+        let caps = Caps::default();
+        let c = caps.counter("k", Per::Hour, 0);
+        let t = at("2026-11-23T10:00:00Z");
+        let w = Per::Hour.window(t, 0);
+        c.confirmed(w, 5);
+        assert_eq!((c.count(t), c.unsynced()), (5, None));
+        // An older answer arriving late moves nothing back.
+        c.confirmed(w, 3);
+        assert_eq!(c.count(t), 5);
+        // A click this process took alone (the store did not answer) is the store's to add.
+        c.take(10, t).unwrap();
+        assert_eq!(c.unsynced(), Some((w, 6, 1)));
+        // The next hour's first total replaces the last hour's count.
+        let next = at("2026-11-23T11:00:00Z");
+        c.confirmed(w + 1, 1);
+        assert_eq!((c.count(next), c.count(t)), (1, 0));
     }
 }

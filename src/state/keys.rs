@@ -52,6 +52,15 @@ impl Keys {
         Ok(Keys { cookie, visitor })
     }
 
+    /// Keys kept somewhere else (a shared store): the cookie key, and the visitor keys newest
+    /// first.
+    pub fn from_bytes(cookie: &[u8; 32], visitor: &[[u8; 32]]) -> Keys {
+        Keys {
+            cookie: mac(cookie),
+            visitor: visitor.iter().map(mac).collect(),
+        }
+    }
+
     pub fn cookie(&self) -> &Mac256 {
         &self.cookie
     }

@@ -14,14 +14,16 @@ mod index;
 mod keys;
 mod lookup;
 mod recent;
+mod shared_live;
+mod shared_store;
 mod sqlite;
 mod store;
 mod view;
+mod visit;
 mod worker;
 
 use std::net::IpAddr;
 use std::sync::mpsc::{self, SyncSender, TrySendError};
-use std::sync::OnceLock;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -33,14 +35,17 @@ pub use caps::{CapCounter, Caps, Counted, Per};
 pub use cookie::{VisitorCookie, NAME as COOKIE_NAME};
 pub use keys::{Keys, Pseudonym};
 pub use lookup::{POSTBACK_DEADLINE, VISITOR_DEADLINE};
+pub use shared_store::RedisStore;
 pub use sqlite::Sqlite;
 pub use store::{CountDelta, Forget, Forgotten, SeenRow, Store, StoreError, StoredClick};
 pub use view::{Assumed, AssumedClick, TestState, View};
+pub use visit::Visit;
 pub use worker::Click;
 
 use index::SeenIndex;
 use lookup::Readers;
 use recent::Recent;
+use shared_live::{Claim, SharedLive};
 use worker::{Message, Writer};
 
 /// Store connections kept for click lookups, beside the writer's.
@@ -57,6 +62,8 @@ pub enum StateError {
     Store(#[from] StoreError),
     #[error("state: cannot start the writer: {0}")]
     Thread(std::io::Error),
+    #[error("state.redis: {0}")]
+    Redis(String),
 }
 
 /// The process's state: keys, the visitor index, cap counters, and the writer's queue.
@@ -65,10 +72,13 @@ pub struct State {
     index: Arc<SeenIndex>,
     caps: Arc<Caps>,
     tx: SyncSender<Message>,
+    /// The shared store's request-path client, with `state.redis`.
+    shared: Option<SharedLive>,
     writer: Mutex<Option<JoinHandle<()>>>,
     /// `flowgate_state_clicks_total{outcome="dropped"}`, looked up once.
     dropped: prometheus::IntCounter,
-    /// `flowgate_state_errors_total`.
+    /// `flowgate_state_errors_total`: a lookup, or a shared store's call, that failed or
+    /// was late.
     errors: prometheus::IntCounter,
     /// Clicks served in the last seconds, which the writer may not have written yet.
     recent: Recent,
@@ -111,11 +121,23 @@ impl State {
         metrics: Arc<Metrics>,
     ) -> Result<Arc<State>, StateError> {
         let retention = cfg.retention.0;
-        let keys = Keys::open(cfg.dir(), retention).map_err(|source| StateError::Keys {
-            dir: cfg.dir().to_path_buf(),
-            source,
-        })?;
-        let mut store = Sqlite::open(&cfg.path)?;
+        let (keys, mut store, shared): (Keys, Box<dyn Store>, _) = match &cfg.redis {
+            Some(url) => {
+                let redis = |e: StoreError| StateError::Redis(e.0);
+                let mut store = RedisStore::open(&url.value, retention).map_err(redis)?;
+                let keys = store.keys().map_err(redis)?;
+                let live = SharedLive::connect(&url.value, cfg.deadline.0, retention)
+                    .map_err(StateError::Redis)?;
+                (keys, Box::new(store), Some(live))
+            }
+            None => {
+                let keys = Keys::open(cfg.dir(), retention).map_err(|source| StateError::Keys {
+                    dir: cfg.dir().to_path_buf(),
+                    source,
+                })?;
+                (keys, Box::new(Sqlite::open(&cfg.path)?), None)
+            }
+        };
         let caps = Arc::new(Caps::default());
         caps.preload(store.caps()?);
         let index = Arc::new(SeenIndex::new(cfg.visitors.value));
@@ -124,21 +146,28 @@ impl State {
             let secs = u32::try_from(row.seen_ms / 1000).unwrap_or(u32::MAX);
             index.mark(index::key(&row.visitor, row.scope), secs);
         }
+        let at = match &cfg.redis {
+            // The address only: a URL may carry a password.
+            Some(_) => "redis".to_string(),
+            None => cfg.path.display().to_string(),
+        };
         log::info!(
-            "state: {} ({} visitors known, {} caps)",
-            cfg.path.display(),
+            "state: {at} ({} visitors known, {} caps)",
             index.len(),
             caps.stored_len()
         );
         let mut readers: Vec<Box<dyn Store>> = Vec::new();
         for _ in 0..READERS {
-            readers.push(Box::new(Sqlite::open(&cfg.path)?));
+            readers.push(match &cfg.redis {
+                Some(url) => Box::new(RedisStore::open(&url.value, retention)?),
+                None => Box::new(Sqlite::open(&cfg.path)?),
+            });
         }
         let keys = Arc::new(keys);
         // One slot is kept for `Close`, so shutdown never waits on a full queue forever.
         let (tx, rx) = mpsc::sync_channel(cfg.queue.value + 1);
         let writer = Writer {
-            store: Box::new(store),
+            store,
             keys: keys.clone(),
             index: index.clone(),
             caps: caps.clone(),
@@ -157,6 +186,7 @@ impl State {
             index,
             caps,
             tx,
+            shared,
             writer: Mutex::new(Some(thread)),
             dropped: metrics.state_clicks.with_label_values(&["dropped"]),
             errors: metrics.state_errors.clone(),
@@ -178,14 +208,60 @@ impl State {
     pub fn visit<'a>(&'a self, ip: IpAddr, ua: Option<&'a str>, headers: &HeaderMap) -> Visit<'a> {
         let cookie =
             cookie::find(headers).and_then(|v| VisitorCookie::decode(v, self.keys.cookie()));
-        Visit {
-            state: self,
-            ip,
-            ua: ua.unwrap_or(""),
-            cookie,
-            visitor: OnceLock::new(),
-            now_ms: crate::time::now_ms(),
+        Visit::new(self, ip, ua.unwrap_or(""), cookie)
+    }
+
+    /// With a shared store, what it knows of a visitor without a cookie (by pseudonym), asked
+    /// before the rules run; a browser with a cookie needs nothing (the cookie answers).
+    pub async fn recall(&self, visit: &mut Visit<'_>) {
+        let Some(shared) = &self.shared else { return };
+        if visit.has_cookie() {
+            return;
         }
+        let visitor = keys::hex(visit.visitor());
+        match shared.seen(&visitor).await {
+            Some(seen) => visit.set_shared_seen(seen),
+            None => self.errors.inc(),
+        }
+    }
+
+    /// Whether the rules' decision stands. With a shared store, the cap it counts on is
+    /// taken in the store, atomically with every other node; if it is full there, it is
+    /// full here too and the rules must decide again (`false`). A store that does not answer
+    /// in time leaves the cap to this process's own count.
+    pub async fn confirm(&self, visit: &Visit<'_>) -> bool {
+        let Some(shared) = &self.shared else {
+            return true;
+        };
+        let Some((counter, limit)) = visit.take_claim() else {
+            return true;
+        };
+        // Each refusal fills one cap for this process, so the rules soon run out of caps to
+        // try; past a few, every cap is taken as full.
+        if visit.retried() >= 8 {
+            visit.close_caps();
+            return false;
+        }
+        let window = counter.per.window(visit.now_ms, counter.offset_min);
+        match shared.claim(&counter.key, window, limit).await {
+            Some(Claim::Taken(total)) => {
+                counter.confirmed(window, total);
+                true
+            }
+            Some(Claim::Full(total)) => {
+                counter.confirmed(window, total.max(limit));
+                false
+            }
+            None => {
+                self.errors.inc();
+                counter.take(limit, visit.now_ms).is_ok()
+            }
+        }
+    }
+
+    /// Whether caps are counted in a shared store (then the rules only peek at them).
+    pub(crate) fn is_shared(&self) -> bool {
+        self.shared.is_some()
     }
 
     /// A click was decided: the visitor is now seen in its campaign and flow (cookie and
@@ -199,7 +275,7 @@ impl State {
         let scopes = click.scopes;
         let unique = (scopes[0] != 0).then(|| visit.unique(scopes[0], self.unique_window_ms));
         let secs = visit.secs();
-        let visitor = visit.visitor.get().copied();
+        let visitor = visit.pseudonym();
         let mut set_cookie = None;
         if scopes[0] != 0 {
             let mut cookie = visit.cookie.unwrap_or_default();
@@ -260,40 +336,6 @@ pub struct Clicked {
     pub unique: Option<bool>,
     /// The visitor cookie to send, when it changed.
     pub set_cookie: Option<HeaderValue>,
-}
-
-/// What one request knows of its visitor's past clicks.
-pub struct Visit<'a> {
-    state: &'a State,
-    ip: IpAddr,
-    ua: &'a str,
-    cookie: Option<VisitorCookie>,
-    visitor: OnceLock<Pseudonym>,
-    pub now_ms: u64,
-}
-
-impl Visit<'_> {
-    /// No click of this visitor in `scope` within `window_ms`: the cookie answers when the
-    /// browser sent one flowgate signed, else the index does, by pseudonym.
-    pub fn unique(&self, scope: u64, window_ms: u64) -> bool {
-        let last = match &self.cookie {
-            Some(c) => c.seen(scope as u32),
-            None => (self.state.index).seen(index::key(self.visitor(), scope)),
-        };
-        last.is_none_or(|t| u64::from(self.secs().saturating_sub(t)) * 1000 >= window_ms)
-    }
-
-    pub fn has_cookie(&self) -> bool {
-        self.cookie.is_some()
-    }
-
-    fn secs(&self) -> u32 {
-        u32::try_from(self.now_ms / 1000).unwrap_or(u32::MAX)
-    }
-
-    fn visitor(&self) -> &Pseudonym {
-        (self.visitor).get_or_init(|| self.state.keys.pseudonym(self.ip, self.ua))
-    }
 }
 
 #[cfg(test)]

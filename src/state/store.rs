@@ -7,7 +7,7 @@
 use super::keys::Pseudonym;
 
 /// One click as the store keeps it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StoredClick {
     pub click_id: String,
     pub ts_ms: u64,

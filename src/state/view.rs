@@ -4,6 +4,8 @@
 
 use serde::Deserialize;
 
+use std::sync::Arc;
+
 use super::{CapCounter, Counted, Visit};
 
 /// What a rule test (`state: { unique: true, clicks: 999 }`) or `explain` takes the store to
@@ -118,11 +120,12 @@ impl<'a> View<'a> {
     }
 
     /// Whether the cap still has room: `Ok(count with this click)` or `Err(count)`. Live, a
-    /// click cap's click is taken (it counts toward the cap, exactly, as its flow decides);
-    /// a conversion cap is only read (its postbacks count).
-    pub fn cap(&self, counter: &CapCounter, limit: u32, what: Counted) -> Result<u32, u32> {
+    /// click cap's click is taken (it counts toward the cap, exactly, as its flow decides;
+    /// with a shared store, once the store confirmed it); a conversion cap is only read (its
+    /// postbacks count).
+    pub fn cap(&self, counter: &Arc<CapCounter>, limit: u32, what: Counted) -> Result<u32, u32> {
         match (self, what) {
-            (View::Live(v), Counted::Clicks) => counter.take(limit, v.now_ms),
+            (View::Live(v), Counted::Clicks) => v.take_cap(counter, limit),
             _ => self.peek_cap(counter, limit, what),
         }
     }

@@ -213,8 +213,13 @@ pub struct Flowgate {
 impl Flowgate {
     /// `config_extra` is appended to a config with listeners, admin, rules and events set.
     pub fn start(config_extra: &str, rules: &str) -> Flowgate {
+        Flowgate::start_with_state(config_extra, rules, STATE)
+    }
+
+    /// The same with the harness's `state:` line replaced by `state`.
+    pub fn start_with_state(config_extra: &str, rules: &str, state: &str) -> Flowgate {
         let dir = tempfile::tempdir().unwrap();
-        let config = write_setup(dir.path(), config_extra, rules);
+        let config = write_setup_with_state(dir.path(), config_extra, rules, state);
         let process = Process::start(command(&config, false), "warn");
         Flowgate {
             addr: process.addr(),
@@ -272,11 +277,15 @@ const STATE: &str = "state: { path: state/state.db }\n";
 
 /// Writes `flowgate.yaml` and `rules/main.yaml`; returns the config path.
 pub fn write_setup(dir: &Path, config_extra: &str, rules: &str) -> PathBuf {
+    write_setup_with_state(dir, config_extra, rules, STATE)
+}
+
+pub fn write_setup_with_state(dir: &Path, config_extra: &str, rules: &str, state: &str) -> PathBuf {
     std::fs::create_dir_all(dir.join("rules")).unwrap();
     std::fs::write(dir.join("rules/main.yaml"), rules).unwrap();
     let config = format!(
         "{LISTEN}\nadmin: 127.0.0.1:0\nrules: rules\nthreads: 2\nshutdown_timeout: 2s\n\
-         events: {{ sink: file, file: {{ dir: events }}, batch: {{ max_wait: 100ms }} }}\n{config_extra}\n{STATE}"
+         events: {{ sink: file, file: {{ dir: events }}, batch: {{ max_wait: 100ms }} }}\n{config_extra}\n{state}"
     );
     let path = dir.join("flowgate.yaml");
     std::fs::write(&path, config).unwrap();

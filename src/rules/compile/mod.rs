@@ -138,6 +138,7 @@ impl Compiler<'_> {
             // A source that forwards conversions needs its clicks found again.
             remembers: Rules::asks_state(&campaigns)
                 || sources.iter().any(|s| s.postback.is_some()),
+            asks_unique: Rules::asks_unique(&campaigns),
             sources,
             campaigns,
             fallback,
