@@ -70,6 +70,12 @@ pub struct ClickEvent {
     /// (absent without a campaign, and when no rule asks for state).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unique: Option<bool>,
+    /// The search-engine crawler the user agent claims (`intel.crawlers` names), and whether
+    /// the address is in its published ranges; both absent when it claims none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crawler: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crawler_verified: Option<bool>,
 }
 
 /// A conversion reported to the postback path, tied to its click by `click_id`.

@@ -233,6 +233,11 @@ impl ClickRecord {
             duration_ms: self.outcome.duration.as_secs_f64() * 1000.0,
             rate_limited: self.rate_limited,
             unique: self.unique,
+            crawler: v.crawler.name().map(String::from),
+            crawler_verified: v
+                .crawler
+                .name()
+                .map(|_| matches!(v.crawler, crate::identity::CrawlerVerdict::Verified(_))),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod explain;
 pub mod model;
 pub mod rate;
 pub mod request;
+pub mod signals;
 pub mod template;
 #[cfg(test)]
 mod tests;
