@@ -84,6 +84,16 @@ impl CrawlerVerdict {
     }
 }
 
+/// `verified googlebot`, `claimed googlebot` or `none`: what `explain` shows.
+impl std::fmt::Display for CrawlerVerdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.name() {
+            Some(name) => write!(f, "{} {name}", self.as_str()),
+            None => f.write_str("none"),
+        }
+    }
+}
+
 /// The claim table compiled, and the ranges loaded for each crawler.
 #[derive(Debug, Clone)]
 pub struct Crawlers {

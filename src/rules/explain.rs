@@ -189,13 +189,7 @@ impl Tracer<'_, '_> {
                 )
             }
             Condition::Bot(_) => (v.bot.to_string(), c.eval(v, r)),
-            Condition::Crawler(_) => {
-                let seen = match v.crawler.name() {
-                    Some(name) => format!("{} {name}", v.crawler.as_str()),
-                    None => "none".to_string(),
-                };
-                (seen, c.eval(v, r))
-            }
+            Condition::Crawler(_) => (v.crawler.to_string(), c.eval(v, r)),
             Condition::Signal(mask) => {
                 let found = super::signals::first(*mask, v, r);
                 (

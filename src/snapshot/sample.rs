@@ -64,6 +64,8 @@ pub struct VisitorView {
     pub device: &'static str,
     pub os: &'static str,
     pub browser: &'static str,
+    /// `verified googlebot`, `claimed googlebot` or `none`.
+    pub crawler: String,
 }
 
 /// Why a sample request cannot be judged, in the words `explain` and rule tests print.
@@ -221,6 +223,7 @@ impl Snapshot {
                 device: v.device.as_str(),
                 os: v.os.as_str(),
                 browser: v.browser.as_str(),
+                crawler: v.crawler.to_string(),
             },
             trace,
         })
