@@ -147,15 +147,18 @@ fn hints_mismatch<'a>(v: &Visitor, r: &RequestFacts<'a>) -> Option<Finding<'a>> 
         .header_named(&SEC_CH_UA_PLATFORM)?
         .trim()
         .trim_matches('"');
-    let hint_os = match hinted.to_ascii_lowercase().as_str() {
-        "windows" => Os::Windows,
-        "macos" => Os::Macos,
-        "ios" => Os::Ios,
-        "android" => Os::Android,
-        "linux" => Os::Linux,
-        "chrome os" | "chromeos" => Os::Chromeos,
-        _ => return None,
-    };
+    let platforms = [
+        ("windows", Os::Windows),
+        ("macos", Os::Macos),
+        ("ios", Os::Ios),
+        ("android", Os::Android),
+        ("linux", Os::Linux),
+        ("chrome os", Os::Chromeos),
+        ("chromeos", Os::Chromeos),
+    ];
+    let (_, hint_os) = *platforms
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(hinted))?;
     let ua_os = ua_platform(ua)?;
     // Android's and ChromeOS's "desktop site" sends a Linux user agent.
     let desktop_mode = ua_os == Os::Linux && matches!(hint_os, Os::Android | Os::Chromeos);
@@ -177,10 +180,8 @@ fn brands_of(header: &str) -> impl Iterator<Item = (&str, &str)> {
         rest = &after[close + 1..];
         let item_end = rest.find(',').unwrap_or(rest.len());
         let params = &rest[..item_end];
-        let version = params
-            .find("v=\"")
-            .and_then(|i| params[i + 3..].split('"').next())
-            .unwrap_or("");
+        // `;v="124"`: the one parameter Chromium sends, its value the next quoted string.
+        let version = params.split('"').nth(1).unwrap_or("");
         rest = &rest[item_end..];
         Some((brand, version))
     })
@@ -210,25 +211,27 @@ fn chrome_major(ua: &str) -> Option<u32> {
 }
 
 /// The platform the user agent's own tokens name, read here rather than from the visitor,
-/// whose OS the client hints already refined.
+/// whose OS the client hints already refined. Only the first parenthesis is read
+/// (`(Windows NT 10.0; Win64; x64)`): where every browser writes its platform, and short.
 fn ua_platform(ua: &str) -> Option<Os> {
-    Some(
-        if ua.contains("iPhone") || ua.contains("iPad") || ua.contains("iPod") {
-            Os::Ios
-        } else if ua.contains("Android") {
-            Os::Android
-        } else if ua.contains("Windows") {
-            Os::Windows
-        } else if ua.contains("CrOS") {
-            Os::Chromeos
-        } else if ua.contains("Macintosh") || ua.contains("Mac OS X") {
-            Os::Macos
-        } else if ua.contains("Linux") || ua.contains("X11") {
-            Os::Linux
-        } else {
-            return None;
-        },
-    )
+    let inside = ua.split_once('(')?.1;
+    let comment = inside.split_once(')').map_or(inside, |(c, _)| c).as_bytes();
+    let has = |token: &str| comment.windows(token.len()).any(|w| w == token.as_bytes());
+    Some(if has("iPhone") || has("iPad") || has("iPod") {
+        Os::Ios
+    } else if has("Android") {
+        Os::Android
+    } else if has("Windows") {
+        Os::Windows
+    } else if has("CrOS") {
+        Os::Chromeos
+    } else if has("Macintosh") || has("Mac OS X") {
+        Os::Macos
+    } else if has("Linux") || has("X11") {
+        Os::Linux
+    } else {
+        return None;
+    })
 }
 
 #[cfg(test)]
@@ -251,5 +254,23 @@ mod tests {
         assert_eq!(brands_of(r#""unclosed"#).count(), 0);
         assert_eq!(chrome_major("x HeadlessChrome/120.0.1 y"), Some(120));
         assert_eq!(chrome_major("Chrome/"), None);
+        let platform = |ua| ua_platform(ua).map(Os::as_str);
+        assert_eq!(
+            platform("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit"),
+            Some("ios")
+        );
+        assert_eq!(
+            platform("Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit"),
+            Some("android")
+        );
+        assert_eq!(
+            platform("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) Windows"),
+            Some("macos")
+        );
+        assert_eq!(
+            platform("Mozilla/5.0 (X11; CrOS x86_64 14541.0.0)"),
+            Some("chromeos")
+        );
+        assert_eq!(platform("curl/8.5.0"), None);
     }
 }
