@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use aho_corasick::AhoCorasick;
+use regex::Regex;
 use serde::Deserialize;
 
 use super::{Cidr, CidrSet};
@@ -105,25 +105,28 @@ impl std::fmt::Display for CrawlerVerdict {
 /// The claim table compiled, and the ranges loaded for each crawler.
 #[derive(Debug, Clone)]
 pub struct Crawlers {
-    /// Every token of `CLAIMS`, in one automaton; pattern i is `tokens[i]`'s crawler.
-    claims: AhoCorasick,
-    tokens: Vec<u8>,
+    /// Every token of `CLAIMS` as one alternation of literals, which the regex engine runs as
+    /// a literal search (no automaton walks the user agent).
+    claims: Regex,
+    /// `(token, index into CLAIMS)`: which crawler the matched text claims.
+    tokens: Vec<(&'static str, u8)>,
     /// By index into `CLAIMS`; `None` when `intel.crawlers` names no file for it.
     ranges: Vec<Option<CidrSet>>,
 }
 
 impl Default for Crawlers {
     fn default() -> Self {
-        let (tokens, crawler): (Vec<&str>, Vec<u8>) = (CLAIMS.iter().enumerate())
+        let tokens: Vec<(&str, u8)> = (CLAIMS.iter().enumerate())
             .flat_map(|(i, (_, tokens))| tokens.iter().map(move |t| (*t, i as u8)))
-            .unzip();
-        let claims = AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .build(tokens)
+            .collect();
+        let alternation: Vec<String> = tokens.iter().map(|(t, _)| regex::escape(t)).collect();
+        let claims = regex::RegexBuilder::new(&alternation.join("|"))
+            .case_insensitive(true)
+            .build()
             .expect("built-in crawler tokens compile");
         Crawlers {
             claims,
-            tokens: crawler,
+            tokens,
             ranges: vec![None; CLAIMS.len()],
         }
     }
@@ -147,14 +150,17 @@ impl Crawlers {
         (CLAIMS.iter().zip(&self.ranges)).filter_map(|((n, _), r)| r.as_ref().map(|r| (*n, r)))
     }
 
-    /// The verdict on a user agent from `ip`. One pass of a literal automaton over the user
-    /// agent; its caller asks only for user agents the classifier took for bots.
+    /// The verdict on a user agent from `ip`: one literal search over the user agent. Its
+    /// caller asks only for user agents the classifier took for bots.
     pub fn judge(&self, ua: &str, ip: std::net::IpAddr) -> CrawlerVerdict {
         let Some(m) = self.claims.find(ua) else {
             return CrawlerVerdict::None;
         };
-        // CLAIMS has fewer than 256 entries.
-        let index = self.tokens[m.pattern().as_usize()];
+        let found = m.as_str();
+        let Some(&(_, index)) = (self.tokens.iter()).find(|(t, _)| t.eq_ignore_ascii_case(found))
+        else {
+            return CrawlerVerdict::None;
+        };
         match &self.ranges[usize::from(index)] {
             Some(set) if set.contains(ip) => CrawlerVerdict::Verified(index),
             _ => CrawlerVerdict::Claimed(index),
