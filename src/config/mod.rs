@@ -212,6 +212,7 @@ impl Config {
             abs(&mut s.value.file);
         }
         i.lists.values_mut().for_each(|s| abs(&mut s.value.file));
+        i.crawlers.values_mut().for_each(|s| abs(&mut s.value.file));
         abs(&mut self.events.file.dir);
         abs(&mut self.privacy.salt_dir);
         abs(&mut self.state.path);

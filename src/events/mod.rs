@@ -83,6 +83,12 @@ pub struct ClickEvent {
     /// The TLS client's JA4 fingerprint (absent on a plain listener).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ja4: Option<String>,
+    /// The search-engine crawler the user agent claims (`intel.crawlers` names), and whether
+    /// the address is in its published ranges; both absent when it claims none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crawler: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crawler_verified: Option<bool>,
 }
 
 /// A conversion reported to the postback path, tied to its click by `click_id`.

@@ -258,6 +258,11 @@ impl ClickRecord {
                 .map(|(k, v)| (k.to_string(), v.clone()))
                 .collect(),
             ja4: self.text(JA4).map(String::from),
+            crawler: v.crawler.name().map(String::from),
+            crawler_verified: v
+                .crawler
+                .name()
+                .map(|_| matches!(v.crawler, crate::identity::CrawlerVerdict::Verified(_))),
         }
     }
 }

@@ -20,6 +20,9 @@ pub struct IntelConfig {
     /// Named CIDR list files, referenced by `ip_list` conditions.
     #[serde(default)]
     pub lists: BTreeMap<String, At<DataSource>>,
+    /// Published ranges of search-engine crawlers, by the names of `crawlers::CLAIMS`.
+    #[serde(default)]
+    pub crawlers: BTreeMap<String, At<DataSource>>,
     #[serde(default)]
     pub bots: BotsConfig,
     /// User agents whose classification is remembered; 0 turns the cache off.
@@ -42,6 +45,7 @@ impl Default for IntelConfig {
             asn: None,
             anonymous: None,
             lists: BTreeMap::new(),
+            crawlers: BTreeMap::new(),
             bots: BotsConfig::default(),
             ua_cache: default_ua_cache(),
             ua: None,
@@ -80,6 +84,11 @@ impl IntelConfig {
             self.lists
                 .iter()
                 .map(|(k, s)| (format!("intel.lists.{k}"), s)),
+        )
+        .chain(
+            self.crawlers
+                .iter()
+                .map(|(k, s)| (format!("intel.crawlers.{k}"), s)),
         )
     }
 }
@@ -160,10 +169,22 @@ impl IntelConfig {
             let msg = format!("at most {MAX_LISTS} lists");
             problems.push(file, Span::default(), "intel.lists", msg);
         }
+        for (name, src) in &self.crawlers {
+            if super::crawlers::Crawlers::index(name).is_none() {
+                let hint = match crate::suggest::did_you_mean(name, &crawler_names()) {
+                    h if h.is_empty() => format!("; known: {}", super::crawlers::names()),
+                    h => h,
+                };
+                let msg = format!(
+                    "unknown crawler {name:?} (flowgate knows search engines' user agents){hint}"
+                );
+                problems.push(file, src.span, format!("intel.crawlers.{name}"), msg);
+            }
+        }
         for (key, src) in self.sources() {
             let is_list = key.starts_with("intel.lists.");
             if !is_list && (src.anonymous.is_some() || src.skip_bad_lines) {
-                let msg = "anonymous and skip_bad_lines are for lists, not databases";
+                let msg = "anonymous and skip_bad_lines are for lists, not databases or crawlers";
                 problems.push(file, src.span, key.clone(), msg);
             }
             if let Some(kind) = src
@@ -223,6 +244,10 @@ impl BotsConfig {
         }
         None
     }
+}
+
+fn crawler_names() -> Vec<&'static str> {
+    super::crawlers::CLAIMS.iter().map(|(n, _)| *n).collect()
 }
 
 fn default_ua_cache() -> usize {

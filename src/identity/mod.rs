@@ -5,6 +5,7 @@ pub mod cidr;
 pub mod client_ip;
 pub mod config;
 pub mod countries;
+pub mod crawlers;
 pub mod geo;
 pub mod ja4;
 mod mmdb_check;
@@ -19,6 +20,7 @@ use crate::yaml::At;
 pub use cidr::{BadCidr, Cidr, CidrSet};
 pub use client_ip::{client_ip, ClientIpHeader};
 pub use config::{BotsConfig, DataSource, IntelConfig};
+pub use crawlers::{CrawlerVerdict, Crawlers};
 pub use geo::{Anonymous, CountryCode, Mmdb, MmdbError};
 pub use ja4::Ja4;
 pub use ua::{Browser, ClientHints, Device, Os, UaCache, UaClass, UaClassifier};
@@ -68,6 +70,8 @@ pub struct Visitor {
     pub device: Device,
     pub os: Os,
     pub browser: Browser,
+    /// Asked only of user agents taken for bots: search-engine crawlers are bots.
+    pub crawler: CrawlerVerdict,
 }
 
 /// A named list of networks from `intel.lists`.
@@ -92,6 +96,7 @@ pub struct Intel {
     pub lists: Vec<IpList>,
     pub ua: UaClassifier,
     ua_cache: Option<UaCache>,
+    pub crawlers: Crawlers,
 }
 
 impl Intel {
@@ -149,6 +154,24 @@ impl Intel {
             })
             .collect();
         let ua = cfg.classifier(problems);
+        let mut crawlers = Crawlers::default();
+        for (name, src) in &cfg.crawlers {
+            // An unknown name is the config's problem, reported by its validation.
+            let Some(index) = Crawlers::index(name) else {
+                continue;
+            };
+            if let Err(e) = std::fs::metadata(&src.file) {
+                let reason = crate::problem::io_reason(&e);
+                let msg = format!(
+                    "cannot read {}: {reason}{}",
+                    src.file.display(),
+                    fetch_hint(src)
+                );
+                cfg.push(problems, &format!("intel.crawlers.{name}"), src, msg);
+            } else if let Some(set) = crawlers::load_ranges(&src.file, problems) {
+                crawlers.set_ranges(index, set);
+            }
+        }
         Intel {
             country: open("intel.country", &cfg.country, problems),
             city: open("intel.city", &cfg.city, problems),
@@ -157,6 +180,7 @@ impl Intel {
             lists,
             ua,
             ua_cache: (cfg.ua_cache > 0).then(|| UaCache::new(cfg.ua_cache)),
+            crawlers,
         }
     }
 
@@ -210,7 +234,11 @@ impl Intel {
                 anonymous.0 |= l.anonymous.0;
             }
         }
-        let ua = self.classify_ua(ua).with_hints(hints);
+        let class = self.classify_ua(ua).with_hints(hints);
+        let crawler = match ua {
+            Some(ua) if class.bot => self.crawlers.judge(ua, ip),
+            _ => CrawlerVerdict::None,
+        };
         Visitor {
             ip,
             country,
@@ -220,10 +248,11 @@ impl Intel {
             as_org,
             ip_lists,
             anonymous,
-            bot: ua.bot,
-            device: ua.device,
-            os: ua.os,
-            browser: ua.browser,
+            bot: class.bot,
+            device: class.device,
+            os: class.os,
+            browser: class.browser,
+            crawler,
         }
     }
 }

@@ -54,6 +54,15 @@ pub enum UpdateError {
     },
 }
 
+/// What a source holds, so a download is checked by the loader that will read it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    List,
+    Database,
+    /// A crawler's ranges: published JSON or a CIDR list.
+    Crawler,
+}
+
 /// Updates every source with a url, one after another; the others go on when one fails.
 pub fn update_all(cfg: &IntelConfig) -> Vec<Updated> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -65,8 +74,14 @@ pub fn update_all(cfg: &IntelConfig) -> Vec<Updated> {
     cfg.sources()
         .filter_map(|(key, src)| src.url.as_ref().map(|url| (key, src, url)))
         .map(|(key, src, url)| {
-            let is_list = key.starts_with("intel.lists.");
-            let result = update_one(&agent, &src.value, url, is_list);
+            let kind = if key.starts_with("intel.lists.") {
+                Kind::List
+            } else if key.starts_with("intel.crawlers.") {
+                Kind::Crawler
+            } else {
+                Kind::Database
+            };
+            let result = update_one(&agent, &src.value, url, kind);
             Updated {
                 key,
                 file: src.file.clone(),
@@ -80,7 +95,7 @@ fn update_one(
     agent: &ureq::Agent,
     src: &DataSource,
     url: &str,
-    is_list: bool,
+    kind: Kind,
 ) -> Result<u64, UpdateError> {
     let url = expand_env(url)?;
     let resp = agent.get(&url).call().map_err(UpdateError::Download)?;
@@ -93,7 +108,7 @@ fn update_one(
         .into_reader()
         .read_to_end(&mut body)
         .map_err(UpdateError::BrokeOff)?;
-    let data = unpack(body, is_list)?;
+    let data = unpack(body, kind != Kind::Database)?;
 
     let dir = src.file.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|source| UpdateError::CreateDir {
@@ -106,7 +121,7 @@ fn update_one(
         .and_then(|n| n.to_str())
         .unwrap_or("intel");
     let tmp = dir.join(format!(".{name}.download.{}", std::process::id()));
-    let outcome = write_validate_rename(&tmp, &src.file, &data, src.skip_bad_lines, is_list);
+    let outcome = write_validate_rename(&tmp, &src.file, &data, src.skip_bad_lines, kind);
     if outcome.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -118,7 +133,7 @@ fn write_validate_rename(
     dest: &Path,
     data: &[u8],
     skip_bad: bool,
-    is_list: bool,
+    kind: Kind,
 ) -> Result<(), UpdateError> {
     let cannot_write = |source| UpdateError::Write {
         file: tmp.to_path_buf(),
@@ -129,10 +144,12 @@ fn write_validate_rename(
         .and_then(|()| f.sync_all())
         .map_err(cannot_write)?;
     let mut problems = Problems::new();
-    let valid = if is_list {
-        CidrSet::load_with(tmp, skip_bad, &mut problems).is_some_and(|(set, _)| !set.is_empty())
-    } else {
-        Mmdb::open(tmp, &mut problems).is_some()
+    let valid = match kind {
+        Kind::List => {
+            CidrSet::load_with(tmp, skip_bad, &mut problems).is_some_and(|(set, _)| !set.is_empty())
+        }
+        Kind::Crawler => super::crawlers::load_ranges(tmp, &mut problems).is_some(),
+        Kind::Database => Mmdb::open(tmp, &mut problems).is_some(),
     };
     if !valid {
         return Err(if problems.is_empty() {

@@ -7,8 +7,9 @@ use prometheus::IntCounter;
 
 use super::Metrics;
 
-/// The `visitor` label. `verified_crawler` needs crawler verification (address in the
-/// crawler's published ranges), which flowgate does not do yet: its series stay at 0.
+/// The `visitor` label. `verified_crawler`: a search-engine crawler's user agent from an
+/// address in that crawler's published ranges (`intel.crawlers`); a claim from elsewhere is
+/// a `bot`.
 pub const VISITORS: [&str; 3] = ["human", "bot", "verified_crawler"];
 
 /// The `status_class` label, by the first digit of the status.

@@ -55,6 +55,10 @@ pub enum Condition {
     Device(u16),
     Os(u16),
     Browser(u16),
+    /// Bits of `CrawlerVerdict::bit`.
+    Crawler(u8),
+    /// Bits of `signals::NAMES`; true when any of them fires.
+    Signal(u8),
     Ua(Regex),
     /// `None`: no referer (or an empty one).
     Referer(Option<Regex>),
@@ -134,6 +138,8 @@ impl Condition {
             Condition::Device(mask) => v.device.bit() & mask != 0,
             Condition::Os(mask) => v.os.bit() & mask != 0,
             Condition::Browser(mask) => v.browser.bit() & mask != 0,
+            Condition::Crawler(mask) => v.crawler.bit() & mask != 0,
+            Condition::Signal(mask) => super::signals::first(*mask, v, r).is_some(),
             Condition::Ua(re) => re.is_match(r.user_agent().unwrap_or("")),
             Condition::Referer(None) => r.referer().is_none_or(|s| s.trim().is_empty()),
             Condition::Referer(Some(re)) => r.referer().is_some_and(|s| re.is_match(s)),

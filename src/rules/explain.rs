@@ -190,6 +190,14 @@ impl Tracer<'_, '_> {
                 )
             }
             Condition::Bot(_) => (v.bot.to_string(), c.eval(v, r)),
+            Condition::Crawler(_) => (v.crawler.to_string(), c.eval(v, r)),
+            Condition::Signal(mask) => {
+                let found = super::signals::first(*mask, v, r);
+                (
+                    found.map_or("none".into(), |f| f.to_string()),
+                    found.is_some(),
+                )
+            }
             Condition::Device(_) => (v.device.as_str().to_string(), c.eval(v, r)),
             Condition::Ua(_) => (r.user_agent().unwrap_or("").to_string(), c.eval(v, r)),
             Condition::Referer(_) => (r.referer().unwrap_or("(none)").to_string(), c.eval(v, r)),
@@ -288,6 +296,8 @@ impl Condition {
             Condition::Ip(_) => "ip",
             Condition::IpList(_) => "ip_list",
             Condition::Bot(_) => "bot",
+            Condition::Crawler(_) => "crawler",
+            Condition::Signal(_) => "signal",
             Condition::Device(_) => "device",
             Condition::Ua(_) => "ua",
             Condition::Referer(_) => "referer",

@@ -8,6 +8,7 @@ pub mod ja4;
 pub mod model;
 pub mod rate;
 pub mod request;
+pub mod signals;
 pub mod sources;
 pub mod template;
 #[cfg(test)]

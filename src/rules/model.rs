@@ -227,6 +227,11 @@ pub struct ConditionSpec {
     pub device: Option<OneOrMany<String>>,
     pub os: Option<OneOrMany<String>>,
     pub browser: Option<OneOrMany<String>>,
+    /// `verified`, `claimed` or `none`: a search-engine crawler's claim checked against its
+    /// published ranges.
+    pub crawler: Option<OneOrMany<String>>,
+    /// Consistency signals (`rules::signals::NAMES`): true when any named one fires.
+    pub signal: Option<OneOrMany<String>>,
     pub ua: Option<String>,
     pub referer: Option<String>,
     pub param: Option<BTreeMap<String, String>>,

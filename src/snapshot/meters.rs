@@ -32,8 +32,10 @@ struct CampaignMeters {
 
 /// What kind of visitor `flowgate_requests_total` counts it as.
 pub fn visitor_kind(v: &Visitor) -> VisitorKind {
-    // Crawler verification does not exist yet: a claimed crawler is a bot.
-    if v.bot {
+    // A crawler only claimed, not verified from its published ranges, is any other bot.
+    if let crate::identity::CrawlerVerdict::Verified(_) = v.crawler {
+        VisitorKind::VerifiedCrawler
+    } else if v.bot {
         VisitorKind::Bot
     } else {
         VisitorKind::Human

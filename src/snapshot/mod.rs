@@ -193,9 +193,16 @@ impl Snapshot {
                 built: Some(db.built()),
             })
         });
+        let crawlers = self.intel.crawlers.loaded().map(|(name, set)| SourceCount {
+            source: format!("crawlers.{name}"),
+            kind: SourceKind::List,
+            entries: set.entries() as u64,
+            skipped: Some(0),
+            built: None,
+        });
         Report {
             generation: self.generation,
-            intel: lists.chain(dbs).collect(),
+            intel: lists.chain(crawlers).chain(dbs).collect(),
         }
     }
 }

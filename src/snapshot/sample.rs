@@ -69,6 +69,8 @@ pub struct VisitorView {
     pub os: &'static str,
     pub browser: &'static str,
     pub ja4: Option<String>,
+    /// `verified googlebot`, `claimed googlebot` or `none`.
+    pub crawler: String,
 }
 
 /// Why a sample request cannot be judged, in the words `explain` and rule tests print.
@@ -229,6 +231,7 @@ impl Snapshot {
                 os: v.os.as_str(),
                 browser: v.browser.as_str(),
                 ja4: req.ja4.clone(),
+                crawler: v.crawler.to_string(),
             },
             trace,
         })

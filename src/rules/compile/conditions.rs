@@ -8,6 +8,7 @@ use http::{HeaderName, Method};
 use regex::Regex;
 
 use super::campaigns::{check_path_prefix, PathPrefixError};
+use super::claims;
 use super::schedule::{schedule, ScheduleError};
 use super::{known_or_nearest, Compiler};
 use crate::identity::countries;
@@ -77,7 +78,7 @@ fn flag_hint(flag: &str) -> String {
 }
 
 /// A problem in one key of a condition; `sub` narrows the field (`param.utm_source`).
-struct Bad {
+pub(super) struct Bad {
     sub: Option<String>,
     error: ConditionError,
 }
@@ -89,7 +90,7 @@ impl From<ConditionError> for Bad {
 }
 
 /// One key of a condition, compiled, or every problem in it.
-type Checked = Result<Condition, Vec<Bad>>;
+pub(super) type Checked = Result<Condition, Vec<Bad>>;
 
 impl Compiler<'_> {
     /// `None` when anything in the condition is wrong (and each thing is a problem).
@@ -123,6 +124,8 @@ impl Compiler<'_> {
             ("device", c.device.as_ref().map(|v| check_device(&v.0))),
             ("os", c.os.as_ref().map(|v| check_os(&v.0))),
             ("browser", c.browser.as_ref().map(|v| check_browser(&v.0))),
+            ("crawler", c.crawler.as_ref().map(|v| claims::crawler(&v.0))),
+            ("signal", c.signal.as_ref().map(|v| claims::signal(&v.0))),
             (
                 "anonymous",
                 c.anonymous.as_ref().map(|v| check_anonymous(&v.0)),
@@ -234,7 +237,7 @@ fn one(e: impl Into<ConditionError>) -> Vec<Bad> {
 
 /// Every value through `check`, each bad one reported. An empty list is refused: it would
 /// never match, and nothing would say why.
-fn each<T, U>(
+pub(super) fn each<T, U>(
     values: &[T],
     check: impl Fn(&T) -> Result<U, ConditionError>,
 ) -> Result<Vec<U>, Vec<Bad>> {

@@ -7,6 +7,7 @@
 
 mod campaigns;
 mod caps;
+mod claims;
 mod conditions;
 mod files;
 mod routes;

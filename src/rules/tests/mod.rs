@@ -2,6 +2,7 @@
 //! compiler, evaluated for visitors built by the real identity code. No files, no sockets.
 
 mod campaigns;
+mod claims;
 mod click_through;
 mod conditions;
 mod errors;
