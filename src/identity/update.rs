@@ -47,6 +47,8 @@ pub enum UpdateError {
     EmptyList,
     #[error("downloaded data refused, old file kept: {0}")]
     Refused(Problems),
+    #[error("downloaded bot list refused, old file kept: {0}")]
+    BadBotList(String),
     #[error("cannot replace {}: {source}", file.display())]
     Replace {
         file: PathBuf,
@@ -65,8 +67,14 @@ pub fn update_all(cfg: &IntelConfig) -> Vec<Updated> {
     cfg.sources()
         .filter_map(|(key, src)| src.url.as_ref().map(|url| (key, src, url)))
         .map(|(key, src, url)| {
-            let is_list = key.starts_with("intel.lists.");
-            let result = update_one(&agent, &src.value, url, is_list);
+            let kind = if key == "intel.bots.list" {
+                Kind::BotList
+            } else if key.starts_with("intel.lists.") {
+                Kind::IpList
+            } else {
+                Kind::Database
+            };
+            let result = update_one(&agent, &src.value, url, kind);
             Updated {
                 key,
                 file: src.file.clone(),
@@ -76,11 +84,19 @@ pub fn update_all(cfg: &IntelConfig) -> Vec<Updated> {
         .collect()
 }
 
+/// What a source holds, which says how a download is checked before it replaces the file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Database,
+    IpList,
+    BotList,
+}
+
 fn update_one(
     agent: &ureq::Agent,
     src: &DataSource,
     url: &str,
-    is_list: bool,
+    kind: Kind,
 ) -> Result<u64, UpdateError> {
     let url = expand_env(url)?;
     let resp = agent.get(&url).call().map_err(UpdateError::Download)?;
@@ -93,7 +109,7 @@ fn update_one(
         .into_reader()
         .read_to_end(&mut body)
         .map_err(UpdateError::BrokeOff)?;
-    let data = unpack(body, is_list)?;
+    let data = unpack(body, kind)?;
 
     let dir = src.file.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|source| UpdateError::CreateDir {
@@ -106,7 +122,7 @@ fn update_one(
         .and_then(|n| n.to_str())
         .unwrap_or("intel");
     let tmp = dir.join(format!(".{name}.download.{}", std::process::id()));
-    let outcome = write_validate_rename(&tmp, &src.file, &data, src.skip_bad_lines, is_list);
+    let outcome = write_validate_rename(&tmp, &src.file, &data, src.skip_bad_lines, kind);
     if outcome.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -118,7 +134,7 @@ fn write_validate_rename(
     dest: &Path,
     data: &[u8],
     skip_bad: bool,
-    is_list: bool,
+    kind: Kind,
 ) -> Result<(), UpdateError> {
     let cannot_write = |source| UpdateError::Write {
         file: tmp.to_path_buf(),
@@ -129,10 +145,16 @@ fn write_validate_rename(
         .and_then(|()| f.sync_all())
         .map_err(cannot_write)?;
     let mut problems = Problems::new();
-    let valid = if is_list {
-        CidrSet::load_with(tmp, skip_bad, &mut problems).is_some_and(|(set, _)| !set.is_empty())
-    } else {
-        Mmdb::open(tmp, &mut problems).is_some()
+    let valid = match kind {
+        Kind::IpList => CidrSet::load_with(tmp, skip_bad, &mut problems)
+            .is_some_and(|(set, _)| !set.is_empty()),
+        Kind::Database => Mmdb::open(tmp, &mut problems).is_some(),
+        Kind::BotList => {
+            return match super::ua::list::checked(&String::from_utf8_lossy(data)) {
+                Ok(_) => rename(tmp, dest),
+                Err(e) => Err(UpdateError::BadBotList(e)),
+            }
+        }
     };
     if !valid {
         return Err(if problems.is_empty() {
@@ -141,6 +163,10 @@ fn write_validate_rename(
             UpdateError::Refused(problems)
         });
     }
+    rename(tmp, dest)
+}
+
+fn rename(tmp: &Path, dest: &Path) -> Result<(), UpdateError> {
     std::fs::rename(tmp, dest).map_err(|source| UpdateError::Replace {
         file: dest.to_path_buf(),
         source,
@@ -148,7 +174,7 @@ fn write_validate_rename(
 }
 
 /// gzip and tar.gz (MaxMind's downloads) by their content, whatever the URL says.
-fn unpack(body: Vec<u8>, is_list: bool) -> Result<Vec<u8>, UpdateError> {
+fn unpack(body: Vec<u8>, kind: Kind) -> Result<Vec<u8>, UpdateError> {
     let body = if body.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         flate2::read::MultiGzDecoder::new(&body[..])
@@ -162,10 +188,10 @@ fn unpack(body: Vec<u8>, is_list: bool) -> Result<Vec<u8>, UpdateError> {
     if !is_tar {
         return Ok(body);
     }
-    let wanted = if is_list {
-        [".txt", ".csv", ".list"].as_slice()
-    } else {
-        [".mmdb"].as_slice()
+    let wanted = match kind {
+        Kind::IpList => [".txt", ".csv", ".list"].as_slice(),
+        Kind::BotList => [".json", ".txt"].as_slice(),
+        Kind::Database => [".mmdb"].as_slice(),
     };
     tar_member(&body, wanted).ok_or_else(|| UpdateError::NoMember(wanted.join("/")))
 }
