@@ -81,7 +81,12 @@ impl IntelConfig {
                 .iter()
                 .map(|(k, s)| (format!("intel.lists.{k}"), s)),
         )
-        .chain(self.bots.list.iter().map(|s| ("intel.bots.list".to_string(), s)))
+        .chain(
+            self.bots
+                .list
+                .iter()
+                .map(|s| ("intel.bots.list".to_string(), s)),
+        )
     }
 }
 
@@ -210,7 +215,9 @@ impl IntelConfig {
             // a bad one is this snapshot's problem and the serving one stays.
             let list = super::ua::list::load(&src.file).and_then(|p| super::ua::list::compile(&p));
             return match list {
-                Ok(list) => self.bots.compile_with(list, Path::new("intel.bots"), problems),
+                Ok(list) => self
+                    .bots
+                    .compile_with(list, Path::new("intel.bots"), problems),
                 Err(e) => {
                     self.push(problems, "intel.bots.list", src, e);
                     None

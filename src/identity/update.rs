@@ -146,8 +146,9 @@ fn write_validate_rename(
         .map_err(cannot_write)?;
     let mut problems = Problems::new();
     let valid = match kind {
-        Kind::IpList => CidrSet::load_with(tmp, skip_bad, &mut problems)
-            .is_some_and(|(set, _)| !set.is_empty()),
+        Kind::IpList => {
+            CidrSet::load_with(tmp, skip_bad, &mut problems).is_some_and(|(set, _)| !set.is_empty())
+        }
         Kind::Database => Mmdb::open(tmp, &mut problems).is_some(),
         Kind::BotList => {
             return match super::ua::list::checked(&String::from_utf8_lossy(data)) {

@@ -7,6 +7,7 @@
 pub mod analytics;
 pub mod clickhouse;
 mod client;
+mod files;
 mod process;
 mod prometheus_server;
 mod upstream;
@@ -16,6 +17,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
 pub use client::*;
+pub use files::*;
 pub use process::*;
 pub use prometheus_server::*;
 pub use upstream::*;

@@ -36,7 +36,10 @@ pub fn parse(text: &str) -> Result<Vec<Pattern>, String> {
                     _ => None,
                 };
                 let regex = regex.ok_or_else(|| {
-                    format!("entry {}: neither a string nor an object with a \"pattern\" string", i + 1)
+                    format!(
+                        "entry {}: neither a string nor an object with a \"pattern\" string",
+                        i + 1
+                    )
                 })?;
                 Ok(Pattern {
                     at: format!("entry {}", i + 1),
@@ -122,12 +125,22 @@ mod tests {
         assert_eq!(got, ["Googlebot\\/", "bingbot"]);
         let text = "# AI crawlers\nGPTBot\n\n  ClaudeBot  \n";
         let got = parse(text).unwrap();
-        assert_eq!((got[1].at.as_str(), got[1].regex.as_str()), ("line 4", "ClaudeBot"));
-        assert!(parse("[{\"url\": 1}]").unwrap_err().starts_with("entry 1: "));
+        assert_eq!(
+            (got[1].at.as_str(), got[1].regex.as_str()),
+            ("line 4", "ClaudeBot")
+        );
+        assert!(parse("[{\"url\": 1}]")
+            .unwrap_err()
+            .starts_with("entry 1: "));
         let bad = parse("ok\n(unclosed\n").unwrap();
-        assert!(compile(&bad).unwrap_err().starts_with("line 2: bad regex \"(unclosed\""));
+        assert!(compile(&bad)
+            .unwrap_err()
+            .starts_with("line 2: bad regex \"(unclosed\""));
         let built_in = built_in();
         assert!(built_in.len() > 1000, "{}", built_in.len());
-        assert!(compile(&built_in).unwrap().unwrap().is_match("Mozilla/5.0 (compatible; GPTBot/1.2)"));
+        assert!(compile(&built_in)
+            .unwrap()
+            .unwrap()
+            .is_match("Mozilla/5.0 (compatible; GPTBot/1.2)"));
     }
 }

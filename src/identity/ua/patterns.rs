@@ -69,8 +69,7 @@ pub const NOT_BOT: &str = r"(?x)
 ";
 pub const TV: &str = r"smart-?tv|hbbtv|\bappletv|googletv|android\ ?tv|\broku|\baft[a-z]{1,3}\b|bravia|\btizen.*\btv\b|web0s|webos.*tv|netcast|\bcrkey|\bvizio|philipstv";
 pub const CONSOLE: &str = r"playstation|\bxbox|nintendo|\bwii\b";
-pub const TABLET: &str =
-    r"ipad|tablet|kindle|\bsilk/|playbook|\bsm-t\d|\bsm-x\d|nexus (7|9|10)\b|\bxoom\b|\btab\b|\bpad\b|[a-z]pad[-_ ]|\bmid\d|dslide|\bslate\b|pocketbook";
+pub const TABLET: &str = r"ipad|tablet|kindle|\bsilk/|playbook|\bsm-t\d|\bsm-x\d|nexus (7|9|10)\b|\bxoom\b|\btab\b|\bpad\b|[a-z]pad[-_ ]|\bmid\d|dslide|\bslate\b|pocketbook";
 pub const ANDROID: &str = r"android";
 /// Android apps' own HTTP stacks (Dalvik) and Android before 3.0 leave `Mobile` out on
 /// phones too: without it they are phones, most likely, where a browser would be a tablet.

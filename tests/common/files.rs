@@ -1,0 +1,45 @@
+//! A static file server for downloads (`flowgate intel update`).
+
+/// A static HTTP server: path -> bytes, 404 for anything else.
+pub fn serve_files(files: Vec<(&'static str, Vec<u8>)>) -> std::net::SocketAddr {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let files = std::sync::Arc::new(files);
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let files = files.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(conn.try_clone().unwrap());
+                let mut w = conn;
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                let target = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                loop {
+                    let mut h = String::new();
+                    if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                        break;
+                    }
+                }
+                let path = target.split('?').next().unwrap_or("");
+                match files.iter().find(|(p, _)| *p == path) {
+                    Some((_, body)) => {
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                            body.len()
+                        );
+                        let _ = w
+                            .write_all(head.as_bytes())
+                            .and_then(|()| w.write_all(body));
+                    }
+                    None => {
+                        let _ = w.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
