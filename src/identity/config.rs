@@ -213,11 +213,10 @@ impl IntelConfig {
         if let Some(src) = self.bots.list.as_ref().filter(|s| s.file.exists()) {
             // Read at every snapshot build, so an updated list serves after the reload;
             // a bad one is this snapshot's problem and the serving one stays.
-            let list = super::ua::list::load(&src.file).and_then(|p| super::ua::list::compile(&p));
-            return match list {
+            return match super::ua::list::load(&src.file) {
                 Ok(list) => self
                     .bots
-                    .compile_with(list, Path::new("intel.bots"), problems),
+                    .compile_with(Some(list), Path::new("intel.bots"), problems),
                 Err(e) => {
                     self.push(problems, "intel.bots.list", src, e);
                     None

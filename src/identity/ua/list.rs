@@ -64,8 +64,8 @@ pub fn built_in() -> Vec<Pattern> {
     parse(BUILT_IN).unwrap_or_default()
 }
 
-/// Reads and parses a list file; the error names the file and the place in it.
-pub fn load(file: &Path) -> Result<Vec<Pattern>, String> {
+/// Reads and compiles a list file; the error names the file and the place in it.
+pub fn load(file: &Path) -> Result<Regex, String> {
     let text = std::fs::read_to_string(file).map_err(|e| {
         format!(
             "cannot read {}: {}",
@@ -76,14 +76,9 @@ pub fn load(file: &Path) -> Result<Vec<Pattern>, String> {
     checked(&text).map_err(|e| format!("{}: {e}", file.display()))
 }
 
-/// The patterns of a list's text, refused when there is none or one does not compile.
-pub fn checked(text: &str) -> Result<Vec<Pattern>, String> {
-    let patterns = parse(text)?;
-    if patterns.is_empty() {
-        return Err("the list holds no pattern".to_string());
-    }
-    compile(&patterns)?;
-    Ok(patterns)
+/// A list's text compiled, refused when it holds no pattern or one does not compile.
+pub fn checked(text: &str) -> Result<Regex, String> {
+    compile(&parse(text)?)?.ok_or_else(|| "the list holds no pattern".to_string())
 }
 
 /// All patterns as one alternation (one pass over the user agent, stopping at the first

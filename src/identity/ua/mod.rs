@@ -1,6 +1,7 @@
 //! What the user agent says: bot or human, device class, OS and browser family. One
-//! compiled pattern set and one pass over the string; a bounded cache in front, since the
-//! same few thousand user agents make most of the traffic.
+//! compiled pattern set and one pass over the string; then, only when its tokens found no
+//! bot, the bot list (`list`), and for Android the model table (`devices`). A bounded cache
+//! in front, since the same few thousand user agents make most of the traffic.
 
 mod cache;
 mod devices;
