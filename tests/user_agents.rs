@@ -45,13 +45,19 @@ fn corpus(name: &str, label: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// One classifier for every test (compiling it is the slow part of a debug build).
+fn classifier() -> &'static UaClassifier {
+    static C: std::sync::LazyLock<UaClassifier> = std::sync::LazyLock::new(UaClassifier::default);
+    &C
+}
+
 fn show() -> bool {
     std::env::var_os("FLOWGATE_UA_MISSES").is_some()
 }
 
 /// The share of `rows` whose bot verdict is `want`, printed with what went the other way.
 fn bot_share(what: &str, name: &str, rows: &[(String, String)], want: bool) -> f64 {
-    let c = UaClassifier::default();
+    let c = classifier();
     let wrong: Vec<&String> = rows
         .iter()
         .map(|(_, ua)| ua)
@@ -92,7 +98,7 @@ fn flagged(name: &str) -> f64 {
 
 /// Agreement with Matomo on the user agents it files as desktop, mobile or tablet.
 fn devices(name: &str) -> f64 {
-    let c = UaClassifier::default();
+    let c = classifier();
     let mut total = 0usize;
     let mut confusion: BTreeMap<(String, &str), usize> = BTreeMap::new();
     for (label, ua) in corpus(name, "") {
@@ -156,7 +162,7 @@ fn devices_agree_with_matomo() {
 
 #[test]
 fn in_app_browsers_in_the_corpus_are_humans() {
-    let c = UaClassifier::default();
+    let c = classifier();
     let marks = [
         "FBAN/",
         "FBAV/",
