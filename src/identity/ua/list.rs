@@ -96,7 +96,12 @@ pub fn compile(patterns: &[Pattern]) -> Result<Option<Regex>, String> {
         all.push_str(&p.regex);
         all.push(')');
     }
-    let build = |rx: &str| RegexBuilder::new(rx).size_limit(SIZE_LIMIT).build();
+    let build = |rx: &str| {
+        RegexBuilder::new(rx)
+            .size_limit(SIZE_LIMIT)
+            .dfa_size_limit(super::DFA_CACHE)
+            .build()
+    };
     build(&all).map(Some).map_err(|whole| {
         patterns
             .iter()

@@ -117,6 +117,9 @@ const BUILT_IN: usize = I_BROWSER + patterns::BROWSERS.len();
 
 /// Room for a few hundred operator patterns beside the built-in ones.
 const SET_SIZE_LIMIT: usize = 32 << 20;
+/// The lazy DFA's cache per thread: with the default 2 MiB, a stream of never-seen user agents
+/// fills it, clears it and falls back to the slow engine (hundreds of µs a user agent).
+pub(crate) const DFA_CACHE: usize = 32 << 20;
 
 impl Default for UaClassifier {
     fn default() -> Self {
@@ -162,6 +165,7 @@ impl UaClassifier {
         let set = regex::RegexSetBuilder::new(all)
             .case_insensitive(true)
             .size_limit(SET_SIZE_LIMIT)
+            .dfa_size_limit(DFA_CACHE)
             .build()
             .map_err(|e| blame(extra, allow, e))?;
         Ok(UaClassifier {
