@@ -141,7 +141,54 @@ fn bench(c: &mut Criterion) {
             black_box(cache.classify(&classifier, Some(&uas[k])))
         })
     });
+    // A client rotating user agents: every one never seen before, so every request pays the
+    // classifier in full, and the cache in front of it only churns (it stays bounded).
+    let fresh = never_seen(200_000);
+    let mut f = 0;
+    g.bench_function("ua_never_seen", |b| {
+        b.iter(|| {
+            f = (f + 1) % fresh.len();
+            black_box(classifier.classify(Some(&fresh[f])))
+        })
+    });
+    let small = UaCache::new(4096);
+    g.bench_function("ua_never_seen_through_cache", |b| {
+        b.iter(|| {
+            f = (f + 1) % fresh.len();
+            black_box(small.classify(&classifier, Some(&fresh[f])))
+        })
+    });
     g.finish();
+}
+
+/// Real user agents of the corpora, each made new by a different build number, interleaved
+/// with Android phones and tablets of made-up models.
+fn never_seen(n: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(data("user-agents/matomo-measure.tsv")).unwrap();
+    let real: Vec<&str> = text.lines().filter_map(|l| l.split('\t').nth(1)).collect();
+    let mut x = 0x2545_f491u32;
+    (0..n)
+        .map(|i| {
+            let r = xorshift(&mut x);
+            if i % 2 == 0 {
+                let ua = real[r as usize % real.len()];
+                match ua.find("Chrome/") {
+                    Some(at) => format!("{}Chrome/{}.{}{}", &ua[..at], r % 140, i, &ua[at + 7..]),
+                    None => format!("{ua} {}", i),
+                }
+            } else {
+                format!(
+                    "Mozilla/5.0 (Linux; Android {}; {}-{:X}) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{}.0.{}.0 {}Safari/537.36",
+                    8 + r % 7,
+                    ["SM", "TB", "RMX", "CPH", "M2012"][(r >> 8) as usize % 5],
+                    r >> 12,
+                    100 + r % 30,
+                    i,
+                    if r & 1 == 0 { "Mobile " } else { "" }
+                )
+            }
+        })
+        .collect()
 }
 
 criterion_group!(benches, bench);

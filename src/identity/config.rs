@@ -90,6 +90,12 @@ impl IntelConfig {
                 .iter()
                 .map(|(k, s)| (format!("intel.crawlers.{k}"), s)),
         )
+        .chain(
+            self.bots
+                .list
+                .iter()
+                .map(|s| ("intel.bots.list".to_string(), s)),
+        )
     }
 }
 
@@ -103,6 +109,10 @@ pub struct BotsConfig {
     /// Clients to treat as human whatever else matches (your own monitoring, say).
     #[serde(default)]
     pub allow: Vec<String>,
+    /// A bot pattern list (JSON or text) in place of the built-in one; until its file exists
+    /// (before the first `flowgate intel update`), the built-in list serves.
+    #[serde(default)]
+    pub list: Option<At<DataSource>>,
 }
 
 /// A data file: a path, or `{ file, url, anonymous, skip_bad_lines }`.
@@ -183,7 +193,10 @@ impl IntelConfig {
         }
         for (key, src) in self.sources() {
             let is_list = key.starts_with("intel.lists.");
-            if !is_list && (src.anonymous.is_some() || src.skip_bad_lines) {
+            if key == "intel.bots.list" && (src.anonymous.is_some() || src.skip_bad_lines) {
+                let msg = "anonymous and skip_bad_lines are for IP lists, not bot lists";
+                problems.push(file, src.span, key.clone(), msg);
+            } else if !is_list && (src.anonymous.is_some() || src.skip_bad_lines) {
                 let msg = "anonymous and skip_bad_lines are for lists, not databases or crawlers";
                 problems.push(file, src.span, key.clone(), msg);
             }
@@ -218,6 +231,20 @@ impl IntelConfig {
     /// config that never went through `validate` (a test's default) has it compiled here,
     /// its problems reported as for a config file named `intel.bots`.
     pub fn classifier(&self, problems: &mut Problems) -> UaClassifier {
+        if let Some(src) = self.bots.list.as_ref().filter(|s| s.file.exists()) {
+            // Read at every snapshot build, so an updated list serves after the reload;
+            // a bad one is this snapshot's problem and the serving one stays.
+            return match super::ua::list::load(&src.file) {
+                Ok(list) => self
+                    .bots
+                    .compile_with(Some(list), Path::new("intel.bots"), problems),
+                Err(e) => {
+                    self.push(problems, "intel.bots.list", src, e);
+                    None
+                }
+            }
+            .unwrap_or_default();
+        }
         match &self.ua {
             Some(ua) => ua.clone(),
             None => self
@@ -231,7 +258,16 @@ impl IntelConfig {
 impl BotsConfig {
     /// The built-in patterns plus these; each one that does not compile is a problem.
     fn compile(&self, file: &Path, problems: &mut Problems) -> Option<UaClassifier> {
-        let errors = match UaClassifier::new(&self.add, &self.allow) {
+        self.compile_with(super::ua::built_in_list(), file, problems)
+    }
+
+    fn compile_with(
+        &self,
+        list: Option<regex::Regex>,
+        file: &Path,
+        problems: &mut Problems,
+    ) -> Option<UaClassifier> {
+        let errors = match UaClassifier::with_list(&self.add, &self.allow, list) {
             Ok(ua) => return Some(ua),
             Err(errors) => errors,
         };

@@ -47,20 +47,13 @@ pub enum UpdateError {
     EmptyList,
     #[error("downloaded data refused, old file kept: {0}")]
     Refused(Problems),
+    #[error("downloaded bot list refused, old file kept: {0}")]
+    BadBotList(String),
     #[error("cannot replace {}: {source}", file.display())]
     Replace {
         file: PathBuf,
         source: std::io::Error,
     },
-}
-
-/// What a source holds, so a download is checked by the loader that will read it.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    List,
-    Database,
-    /// A crawler's ranges: published JSON or a CIDR list.
-    Crawler,
 }
 
 /// Updates every source with a url, one after another; the others go on when one fails.
@@ -74,8 +67,10 @@ pub fn update_all(cfg: &IntelConfig) -> Vec<Updated> {
     cfg.sources()
         .filter_map(|(key, src)| src.url.as_ref().map(|url| (key, src, url)))
         .map(|(key, src, url)| {
-            let kind = if key.starts_with("intel.lists.") {
-                Kind::List
+            let kind = if key == "intel.bots.list" {
+                Kind::BotList
+            } else if key.starts_with("intel.lists.") {
+                Kind::IpList
             } else if key.starts_with("intel.crawlers.") {
                 Kind::Crawler
             } else {
@@ -89,6 +84,17 @@ pub fn update_all(cfg: &IntelConfig) -> Vec<Updated> {
             }
         })
         .collect()
+}
+
+/// What a source holds, which says how a download is checked (by the loader that will read
+/// it) before it replaces the file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Database,
+    IpList,
+    BotList,
+    /// A crawler's ranges: published JSON or a CIDR list.
+    Crawler,
 }
 
 fn update_one(
@@ -108,7 +114,7 @@ fn update_one(
         .into_reader()
         .read_to_end(&mut body)
         .map_err(UpdateError::BrokeOff)?;
-    let data = unpack(body, kind != Kind::Database)?;
+    let data = unpack(body, kind)?;
 
     let dir = src.file.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|source| UpdateError::CreateDir {
@@ -145,11 +151,17 @@ fn write_validate_rename(
         .map_err(cannot_write)?;
     let mut problems = Problems::new();
     let valid = match kind {
-        Kind::List => {
+        Kind::Crawler => super::crawlers::load_ranges(tmp, &mut problems).is_some(),
+        Kind::IpList => {
             CidrSet::load_with(tmp, skip_bad, &mut problems).is_some_and(|(set, _)| !set.is_empty())
         }
-        Kind::Crawler => super::crawlers::load_ranges(tmp, &mut problems).is_some(),
         Kind::Database => Mmdb::open(tmp, &mut problems).is_some(),
+        Kind::BotList => {
+            return match super::ua::list::checked(&String::from_utf8_lossy(data)) {
+                Ok(_) => rename(tmp, dest),
+                Err(e) => Err(UpdateError::BadBotList(e)),
+            }
+        }
     };
     if !valid {
         return Err(if problems.is_empty() {
@@ -158,6 +170,10 @@ fn write_validate_rename(
             UpdateError::Refused(problems)
         });
     }
+    rename(tmp, dest)
+}
+
+fn rename(tmp: &Path, dest: &Path) -> Result<(), UpdateError> {
     std::fs::rename(tmp, dest).map_err(|source| UpdateError::Replace {
         file: dest.to_path_buf(),
         source,
@@ -165,7 +181,7 @@ fn write_validate_rename(
 }
 
 /// gzip and tar.gz (MaxMind's downloads) by their content, whatever the URL says.
-fn unpack(body: Vec<u8>, is_list: bool) -> Result<Vec<u8>, UpdateError> {
+fn unpack(body: Vec<u8>, kind: Kind) -> Result<Vec<u8>, UpdateError> {
     let body = if body.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         flate2::read::MultiGzDecoder::new(&body[..])
@@ -179,10 +195,10 @@ fn unpack(body: Vec<u8>, is_list: bool) -> Result<Vec<u8>, UpdateError> {
     if !is_tar {
         return Ok(body);
     }
-    let wanted = if is_list {
-        [".txt", ".csv", ".list"].as_slice()
-    } else {
-        [".mmdb"].as_slice()
+    let wanted = match kind {
+        Kind::IpList => [".txt", ".csv", ".list"].as_slice(),
+        Kind::BotList | Kind::Crawler => [".json", ".txt"].as_slice(),
+        Kind::Database => [".mmdb"].as_slice(),
     };
     tar_member(&body, wanted).ok_or_else(|| UpdateError::NoMember(wanted.join("/")))
 }

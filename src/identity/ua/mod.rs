@@ -1,11 +1,14 @@
 //! What the user agent says: bot or human, device class, OS and browser family. One
-//! compiled pattern set and one pass over the string; a bounded cache in front, since the
-//! same few thousand user agents make most of the traffic.
+//! compiled pattern set and one pass over the string; then, only when its tokens found no
+//! bot, the bot list (`list`), and for Android the model table (`devices`). A bounded cache
+//! in front, since the same few thousand user agents make most of the traffic.
 
 mod cache;
+mod devices;
+pub mod list;
 mod patterns;
 
-use regex::RegexSet;
+use regex::{Regex, RegexSet};
 
 use crate::identity::Error;
 
@@ -95,6 +98,8 @@ pub struct UaClassifier {
     /// Index of the first operator pattern: `[extra, allow)` add bots, `[allow, ..)` allow.
     extra: usize,
     allow: usize,
+    /// The bot list (built in, or `intel.bots.list`), one alternation.
+    list: Option<Regex>,
 }
 
 const I_BOT: usize = 0;
@@ -105,12 +110,16 @@ const I_TABLET: usize = 4;
 const I_ANDROID: usize = 5;
 const I_MOBILE: usize = 6;
 const I_DESKTOP: usize = 7;
-const I_OS: usize = 8;
+const I_ANDROID_APP: usize = 8;
+const I_OS: usize = 9;
 const I_BROWSER: usize = I_OS + patterns::OS.len();
 const BUILT_IN: usize = I_BROWSER + patterns::BROWSERS.len();
 
 /// Room for a few hundred operator patterns beside the built-in ones.
 const SET_SIZE_LIMIT: usize = 32 << 20;
+/// The lazy DFA's cache per thread: with the default 2 MiB, a stream of never-seen user agents
+/// fills it, clears it and falls back to the slow engine (hundreds of µs a user agent).
+pub(crate) const DFA_CACHE: usize = 32 << 20;
 
 impl Default for UaClassifier {
     fn default() -> Self {
@@ -118,11 +127,27 @@ impl Default for UaClassifier {
     }
 }
 
+/// The built-in bot list, compiled once per process (a test checks that it compiles).
+pub(crate) fn built_in_list() -> Option<Regex> {
+    static LIST: std::sync::LazyLock<Option<Regex>> =
+        std::sync::LazyLock::new(|| list::compile(&list::built_in()).ok().flatten());
+    LIST.clone()
+}
+
 impl UaClassifier {
     /// The built-in patterns plus the operator's: `extra` marks more clients as bots,
     /// `allow` marks clients as human whatever else matches. Compiled once, into one set;
     /// when that fails, every operator pattern to blame is named.
     pub fn new(extra: &[String], allow: &[String]) -> Result<UaClassifier, Vec<Error>> {
+        Self::with_list(extra, allow, built_in_list())
+    }
+
+    /// As `new`, with a bot list of the operator's (`list::compile`) instead of the built-in.
+    pub fn with_list(
+        extra: &[String],
+        allow: &[String],
+        list: Option<Regex>,
+    ) -> Result<UaClassifier, Vec<Error>> {
         let mut all: Vec<&str> = vec![
             patterns::BOT,
             patterns::NOT_BOT,
@@ -132,6 +157,7 @@ impl UaClassifier {
             patterns::ANDROID,
             patterns::MOBILE,
             patterns::DESKTOP,
+            patterns::ANDROID_APP,
         ];
         all.extend(patterns::OS.iter().map(|(_, p)| *p));
         all.extend(patterns::BROWSERS.iter().map(|(_, p)| *p));
@@ -139,12 +165,14 @@ impl UaClassifier {
         let set = regex::RegexSetBuilder::new(all)
             .case_insensitive(true)
             .size_limit(SET_SIZE_LIMIT)
+            .dfa_size_limit(DFA_CACHE)
             .build()
             .map_err(|e| blame(extra, allow, e))?;
         Ok(UaClassifier {
             set,
             extra: BUILT_IN,
             allow: BUILT_IN + extra.len(),
+            list,
         })
     }
 
@@ -157,7 +185,11 @@ impl UaClassifier {
         let m = self.set.matches(ua);
         let allowed = (self.allow..m.len()).any(|i| m.matched(i));
         let added = (self.extra..self.allow).any(|i| m.matched(i));
-        let bot = !allowed && (added || (m.matched(I_BOT) && !m.matched(I_NOT_BOT)));
+        // The list last: most bots are caught by the set's tokens before it has to run.
+        let bot = !allowed
+            && (added
+                || (!m.matched(I_NOT_BOT)
+                    && (m.matched(I_BOT) || self.list.as_ref().is_some_and(|l| l.is_match(ua)))));
         let os = patterns::OS
             .iter()
             .enumerate()
@@ -176,14 +208,23 @@ impl UaClassifier {
             Device::Tv
         } else if m.matched(I_CONSOLE) {
             Device::Console
-        } else if m.matched(I_TABLET) || (m.matched(I_ANDROID) && !m.matched(I_MOBILE)) {
-            Device::Tablet
-        } else if m.matched(I_MOBILE) || m.matched(I_ANDROID) {
-            Device::Mobile
-        } else if m.matched(I_DESKTOP) {
-            Device::Desktop
         } else {
-            Device::Unknown
+            let no_mobile = m.matched(I_ANDROID) && !m.matched(I_MOBILE);
+            let tokens = if m.matched(I_TABLET) || (no_mobile && !m.matched(I_ANDROID_APP)) {
+                Device::Tablet
+            } else if m.matched(I_MOBILE) || m.matched(I_ANDROID) {
+                Device::Mobile
+            } else if m.matched(I_DESKTOP) {
+                Device::Desktop
+            } else {
+                Device::Unknown
+            };
+            // A tablet's own word for itself beats the model table's guess from a prefix.
+            if m.matched(I_TABLET) {
+                tokens
+            } else {
+                devices::refine(ua, tokens, m.matched(I_ANDROID), os)
+            }
         };
         UaClass {
             bot,

@@ -13,19 +13,20 @@ pub const BOT: &str = r"(?x)
   | agent\b | agent/ | \bcron\b | proxy\b | downloader | sitesucker | httrack | \btools?/
   | verif(y|ication) | \bdcv\b | certificate | webhook | resolver | expander | lookup | onebox
   | parser | classifier | extract | daemon | integration | batch\b | recon\b | observatory
-  | inspector | transcoder | fuzz | discovery | sender\b | service\b | fetcher | (^|[^a-z])scanner
+  | inspector | transcoder | fuzz | discovery(bot|/) | sender\b | service\b | fetcher | (^|[^a-z])scanner
   | \d+\ subscribers? | lead.?gen | marketplace | advisor\b | trackable | \bhydra\b | mutant
   | \bcursor/ | \bdevin/ | \bmanus- | securityheaders | algolia | emclient | igetter | \bswcd\b
   | dmbrowser | webster | datanyze | marketgoo | morningscore | pageburst | taginspector
   | dejaclick | foregenix | hexometer | scope3 | onetrust | collapsify | browsershots | twingly
   | inoreader | nuzzel | blogtrottr | mnogosearch | marginalia | firephp | \bdaum\b
-  | cdn/ | workflow | logic-?apps
+  | cdn/ | workflow | logic-?apps | internal\ dummy\ connection | adsense | convertify
+  | proxychecker | assetnote | \btime/\d{13} | measurement | functionize | \bvisit\ [\w-]+\.[a-z]{2,}
   # headless and driven browsers
   | headless | phantomjs | slimerjs | selenium | webdriver | puppeteer | playwright | cypress
   | \bsplash\b | htmlunit | jsdom | nightmare
   # HTTP libraries and command-line tools
   | curl | wget | httpie | python | aiohttp | httpx | \(java\) | java/ | jakarta | okhttp
-  | apache-httpclient | go-http-client | \bgo/\d | libwww-perl | lwp- | lwp:: | perl | ruby
+  | apache-httpclient | go-http-client | \bgo/\d | libwww-perl | lwp- | lwp:: | \bperl\b | ruby/ | ^ruby | \bruby$
   | \bphp | guzzle | node-fetch | axios | undici | \bnode/ | node\.js | reqwest | \bhyper/
   | rest-?client | restsharp | postman | insomnia | winhttp | http.?client | httpurlconnection
   | http-kit | [-_]http/ | libcurl | mechanize | grpc- | jersey/ | cryptoapi
@@ -60,18 +61,21 @@ pub const BOT: &str = r"(?x)
 /// Humans whose user agents contain bot-like tokens: phones named like bots, and in-app
 /// browsers (a visitor tapping a link in Facebook, Instagram or TikTok is a person).
 pub const NOT_BOT: &str = r"(?x)
-    cubot | mozacfetch | yandexsearch | yabrowser | amiga-aweb | ^links\ \(
+    cubot | mozacfetch | yandexsearch(browser)?/ | yabrowser
+  | android\ [\d.]+;\ [a-z]\ bot\b | sogou(mse|mobilebrowser|search) | ^iphone\w*$ | ^amazon;aft
+  | ^smarttv_ | amiga-aweb | ^links\ \(
   | \bfban/ | \bfbav/ | fb_iab | \binstagram\ \d | musical_ly | bytedancewebview
   | \bsnapchat/ | \bline/\d | kakaotalk | \[pinterest/ | linkedinapp | twitter\ for
 ";
 pub const TV: &str = r"smart-?tv|hbbtv|\bappletv|googletv|android\ ?tv|\broku|\baft[a-z]{1,3}\b|bravia|\btizen.*\btv\b|web0s|webos.*tv|netcast|\bcrkey|\bvizio|philipstv";
 pub const CONSOLE: &str = r"playstation|\bxbox|nintendo|\bwii\b";
-pub const TABLET: &str =
-    r"ipad|tablet|kindle|\bsilk/|playbook|\bsm-t\d|\bsm-x\d|nexus (7|9|10)\b|\bxoom\b|\btab\b";
+pub const TABLET: &str = r"ipad|tablet|kindle|\bsilk/|playbook|\bsm-t\d|\bsm-x\d|nexus (7|9|10)\b|\bxoom\b|\btab\b|\bpad\b|[a-z]pad[-_ ]|\bmid\d|dslide|\bslate\b|pocketbook";
 pub const ANDROID: &str = r"android";
-pub const MOBILE: &str =
-    r"mobi|iphone|ipod|windows phone|blackberry|\bbb10\b|opera mini|iemobile|\bwebos\b|symbian";
-pub const DESKTOP: &str = r"windows nt|macintosh|mac os x|\bx11\b|linux (x86_64|i686)|\bcros\b";
+/// Android apps' own HTTP stacks (Dalvik) and Android before 3.0 leave `Mobile` out on
+/// phones too: without it they are phones, most likely, where a browser would be a tablet.
+pub const ANDROID_APP: &str = r"^dalvik/|android [12]\.";
+pub const MOBILE: &str = r"mobi|iphone|ipod|windows phone|blackberry|\bbb10\b|opera mini|iemobile|\bwebos\b|symbian|midp|cldc|up\.browser|\bbrew\b|smartphone|palmsource|netfront|\bmocor|kaios|\bobigo|\bwindows ce\b|\blumia\b|^dv\(iph|\bxiino/";
+pub const DESKTOP: &str = r"windows nt|macintosh|mac os x|\bx11\b|linux (x86_64|i686)|\bcros\b|darwin/[\d.]+ \((x86_64|i386)\)|\bmacbook|\bimac\d|\bwin(10|11|7|8|32|64|98|95)\b|windows (98|95|2000|xp|me)\b|openvms|motif";
 
 /// Operating systems, most specific first.
 pub const OS: [(&str, &str); 6] = [
