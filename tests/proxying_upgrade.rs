@@ -237,11 +237,20 @@ fn a_pooled_connection_keeps_the_read_timeout_for_each_request_it_carries() {
         }
     });
     let fg = Flowgate::start("", &proxy_rules(up.addr, "400ms"));
-    assert_eq!(fg.get("/first", &[("User-Agent", CHROME)]).status, 200);
+    // One visitor connection, so both requests are served by one thread and its pool.
+    let mut v = Visitor::connect(fg.addr);
+    let ask =
+        |path: &str| format!("GET {path} HTTP/1.1\r\nHost: a.test\r\nUser-Agent: {CHROME}\r\n\r\n");
+    v.send(ask("/first").as_bytes());
+    let h = v.head();
+    assert_eq!(h.status(), 200, "{h:?}");
+    let mut ok = [0u8; 2];
+    v.0.read_exact(&mut ok).unwrap();
     let asked = Instant::now();
-    let r = fg.get("/second", &[("User-Agent", CHROME)]);
+    v.send(ask("/second").as_bytes());
+    let h = v.head();
     let waited = asked.elapsed();
-    assert_eq!(r.status, 504, "{}", r.body);
+    assert_eq!(h.status(), 504, "{h:?}");
     assert!(
         waited >= Duration::from_millis(350) && waited < Duration::from_secs(3),
         "answered after {waited:?}"

@@ -47,13 +47,20 @@ pub struct ConnState {
     pub settings: Arc<Settings>,
     /// The JA4 fingerprint of the TLS client, on a TLS listener.
     pub ja4: Option<Ja4>,
+    /// The visitor speaks TLS to flowgate: the cookies it is given are `Secure`.
+    pub tls: bool,
     /// Set by an answer that switches protocols: what the connection becomes once hyper
     /// lets go of it.
     tunnel: std::sync::Mutex<Option<super::tunnel::Pending>>,
 }
 
 impl ConnState {
-    pub(super) fn new(peer_trusted: bool, settings: Arc<Settings>, ja4: Option<Ja4>) -> ConnState {
+    pub(super) fn new(
+        peer_trusted: bool,
+        settings: Arc<Settings>,
+        ja4: Option<Ja4>,
+        tls: bool,
+    ) -> ConnState {
         ConnState {
             reads: AtomicU64::new(0),
             writes: AtomicU64::new(0),
@@ -64,6 +71,7 @@ impl ConnState {
             peer_trusted,
             settings,
             ja4,
+            tls,
             tunnel: std::sync::Mutex::new(None),
         }
     }
@@ -237,6 +245,8 @@ pub(super) struct Start {
     /// False when the peer's forwarding headers count for nothing whoever it is.
     pub believe_forwarding: bool,
     pub ja4: Option<Ja4>,
+    /// The stream is the plaintext of a TLS connection.
+    pub tls: bool,
 }
 
 impl Default for Start {
@@ -251,6 +261,7 @@ impl Start {
             prefix,
             believe_forwarding,
             ja4: None,
+            tls: false,
         }
     }
 }
@@ -266,7 +277,7 @@ pub(super) async fn serve_io<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let trusted = start.believe_forwarding && settings.trusted_proxies.contains(peer);
-    let state = Arc::new(ConnState::new(trusted, settings, start.ja4));
+    let state = Arc::new(ConnState::new(trusted, settings, start.ja4, start.tls));
     let io = TokioIo::new(Counted {
         inner: stream,
         prefix: start.prefix,

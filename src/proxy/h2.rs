@@ -71,6 +71,7 @@ async fn handshake<S>(
     } else {
         let start = conn::Start {
             ja4,
+            tls: true,
             ..conn::Start::default()
         };
         conn::serve_io(gw, settings, tls, peer, start, shutdown).await
@@ -88,7 +89,7 @@ async fn serve_h2<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let trusted = settings.trusted_proxies.contains(peer);
-    let state = Arc::new(ConnState::new(trusted, settings, ja4));
+    let state = Arc::new(ConnState::new(trusted, settings, ja4, true));
     let io = TokioIo::new(Counted::new(io, Bytes::new(), state.clone()));
     let limits = state.settings.limits.clone();
     // The request that reaches `requests_per_connection` asks for the connection to end.

@@ -339,6 +339,8 @@ pub async fn handle(
     finish.record = record;
     // When the request went upstream, and where its latency is counted.
     let mut upstream_sent = None;
+    // The visitor reached flowgate over TLS, or a trusted proxy says it reached that proxy so.
+    let mut secure = conn.tls;
     let (response, upstream_peer) = match plan {
         Plan::Answer(r) => (r, None),
         Plan::Proxy {
@@ -347,6 +349,9 @@ pub async fn handle(
             fwd,
             latency,
         } => {
+            if set_cookie.is_some() || click_cookie.is_some() {
+                secure = secure || forwarded_https(&conn, &parts.headers);
+            }
             let headers = std::mem::take(&mut parts.headers);
             let leg = Leg {
                 gw: &gw,
@@ -368,7 +373,11 @@ pub async fn handle(
     };
 
     let mut response = response;
+    if !secure && (set_cookie.is_some() || click_cookie.is_some()) {
+        secure = forwarded_https(&conn, &parts.headers);
+    }
     for cookie in [set_cookie, click_cookie].into_iter().flatten() {
+        let cookie = if secure { secured(cookie) } else { cookie };
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     let status = response.status().as_u16();
@@ -456,4 +465,21 @@ fn finished(resp: Response<Body>, finish: Finish, close: bool) -> Response<Track
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     Response::from_parts(parts, Tracked::new(body, Some(finish)))
+}
+
+/// A trusted proxy in front says the visitor came over HTTPS.
+fn forwarded_https(conn: &ConnState, headers: &http::HeaderMap) -> bool {
+    conn.peer_trusted
+        && headers
+            .get("x-forwarded-proto")
+            .is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"https"))
+}
+
+/// The cookie with `Secure`: a browser then never sends it over plain HTTP, where anyone on
+/// the path could read or replay it.
+fn secured(cookie: HeaderValue) -> HeaderValue {
+    let mut v = Vec::with_capacity(cookie.len() + 8);
+    v.extend_from_slice(cookie.as_bytes());
+    v.extend_from_slice(b"; Secure");
+    HeaderValue::from_bytes(&v).unwrap_or(cookie)
 }
