@@ -140,11 +140,19 @@ fn forget(path: &Path, ip: Option<std::net::IpAddr>, click_id: Option<String>) -
             }
         }
     }
-    let matches = |ev: &serde_json::Value| match &click_id {
-        Some(id) => ev["click_id"].as_str() == Some(id.as_str()),
-        None => ev["ip"]
-            .as_str()
-            .is_some_and(|v| ips.iter().any(|i| i == v)),
+    // The visitor's click ids, seen in its events: what its postback jobs are found by.
+    let clicks = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    let matches = |ev: &serde_json::Value| {
+        let hit = match &click_id {
+            Some(id) => ev["click_id"].as_str() == Some(id.as_str()),
+            None => ev["ip"]
+                .as_str()
+                .is_some_and(|v| ips.iter().any(|i| i == v)),
+        };
+        if let (true, Some(id)) = (hit, ev["click_id"].as_str()) {
+            clicks.borrow_mut().insert(id.to_string());
+        }
+        hit
     };
     let mut dirs = vec![config.events.file.dir.as_path()];
     if let Some(http) = &config.events.http {
@@ -163,6 +171,25 @@ fn forget(path: &Path, ip: Option<std::net::IpAddr>, click_id: Option<String>) -
             false
         }
     };
+    // Conversions still waiting for their traffic source (and those it refused), by click.
+    if let Some(id) = &click_id {
+        clicks.borrow_mut().insert(id.clone());
+    }
+    let jobs = postback_spools(&config.state.dir().join("postbacks"));
+    let jobs: Vec<&Path> = jobs.iter().map(PathBuf::as_path).collect();
+    let of_visitor = |job: &serde_json::Value| {
+        job["click_id"]
+            .as_str()
+            .is_some_and(|c| clicks.borrow().contains(c))
+    };
+    match crate::events::forget(&jobs, &of_visitor) {
+        Ok(0) => {}
+        Ok(n) => println!("removed {n} postback jobs"),
+        Err(e) => {
+            eprintln!("forget: postback spool: {e}");
+            ok = false;
+        }
+    }
     // The state store next: it holds the visitor's clicks and last-seen times.
     let who = match (ip, &click_id) {
         (Some(ip), _) => Some(StoreForget::Ip(ip)),
@@ -384,4 +411,15 @@ fn explain_batch(snapshot: &Snapshot) -> ExitCode {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// Every folder of the postback spool: one per source, and each one's `rejected/`.
+fn postback_spools(root: &Path) -> Vec<PathBuf> {
+    let sources = std::fs::read_dir(root).into_iter().flatten().flatten();
+    sources
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .flat_map(|p| [p.join("rejected"), p])
+        .filter(|p| p.is_dir())
+        .collect()
 }

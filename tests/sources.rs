@@ -176,3 +176,47 @@ fn check_refuses_to_keep_a_hashed_parameter_in_clear() {
     assert!(text.contains("privacy.query_params"), "{text}");
     assert!(text.contains("sources.meta hashes"), "{text}");
 }
+
+#[test]
+fn forget_erases_the_visitors_conversions_waiting_for_a_source_that_is_down() {
+    let up = Upstream::start("lp");
+    let port = free_port();
+    let mut fg = Flowgate::start("postback: { path: /postback }", &rules(up.addr, port));
+    let r = fg.get(
+        "/?src=pushnet&clickid=ext7&zoneid=9&em=a%40b.example",
+        &[("User-Agent", CHROME), ("X-Forwarded-For", "203.0.113.9")],
+    );
+    let id = json(&r.body)["headers"]["x-click-id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = fg.get(&format!("/postback?click_id={id}&status=approved"), &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let retrying = r#"flowgate_postbacks_total{outcome="retrying",source="pushnet"}"#;
+    wait_for("the source is found down", START, || {
+        fg.metric(retrying) == 1.0
+    });
+    fg.events(2);
+    fg.signal("TERM");
+    assert!(fg.process.wait().success());
+    let spool = fg.dir.path().join("state/postbacks");
+    assert!(
+        tree_holds(&spool, id.as_bytes()),
+        "the job waits in the spool"
+    );
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_flowgate"))
+        .args(["events", "forget", "-c"])
+        .arg(fg.dir.path().join("flowgate.yaml"))
+        .args(["--ip", "203.0.113.9"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("removed 1 postback jobs"), "{said}");
+    assert!(!tree_holds(&spool, id.as_bytes()), "the job is gone");
+}
