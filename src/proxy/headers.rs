@@ -138,11 +138,9 @@ fn write_ip(buf: &mut [u8; 48], ip: IpAddr) -> &[u8] {
                     buf[n] = b'.';
                     n += 1;
                 }
-                // One to three bytes: a loop, where a slice copy calls memcpy each time.
-                for &d in num.format(octet).as_bytes() {
-                    buf[n] = d;
-                    n += 1;
-                }
+                let digits = num.format(octet).as_bytes();
+                buf[n..n + digits.len()].copy_from_slice(digits);
+                n += digits.len();
             }
         }
         IpAddr::V6(_) => {
