@@ -4,10 +4,8 @@
 //! or at the end of the stream: whatever was read goes to the handshake, which decides.
 
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::identity::Ja4;
 
@@ -66,76 +64,6 @@ fn wanted(buf: &[u8]) -> Want {
     }
 }
 
-/// A stream that gives back `prefix` before reading on from `inner`.
-pub struct Replay<S> {
-    prefix: Vec<u8>,
-    /// How much of `prefix` has been given back.
-    at: usize,
-    inner: S,
-}
-
-impl<S> Replay<S> {
-    pub fn new(prefix: Vec<u8>, inner: S) -> Replay<S> {
-        Replay {
-            prefix,
-            at: 0,
-            inner,
-        }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Replay<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if self.at < self.prefix.len() {
-            let n = (self.prefix.len() - self.at).min(buf.remaining());
-            let at = self.at;
-            buf.put_slice(&self.prefix[at..at + n]);
-            self.at += n;
-            if self.at == self.prefix.len() {
-                // Given back whole: the connection keeps no copy for its lifetime.
-                self.prefix = Vec::new();
-                self.at = 0;
-            }
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Replay<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,7 +85,7 @@ mod tests {
         let (buf, ja4, server) = reader.await.unwrap();
         // Not a ClientHello inside, so no fingerprint; the bytes read are kept whole.
         assert_eq!(ja4, None);
-        let mut replay = Replay::new(buf, server);
+        let mut replay = crate::proxy::replay::Replay::new(buf.into(), server);
         let mut all = Vec::new();
         replay.read_to_end(&mut all).await.unwrap();
         assert_eq!(all, [&record[..], b"after"].concat());

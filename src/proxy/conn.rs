@@ -23,6 +23,7 @@ use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::replay::Replay;
 use super::Gateway;
 use crate::identity::Ja4;
 use crate::snapshot::Settings;
@@ -278,11 +279,10 @@ pub(super) async fn serve_io<S>(
 {
     let trusted = start.believe_forwarding && settings.trusted_proxies.contains(peer);
     let state = Arc::new(ConnState::new(trusted, settings, start.ja4, start.tls));
-    let io = TokioIo::new(Counted {
-        inner: stream,
-        prefix: start.prefix,
-        state: state.clone(),
-    });
+    let io = TokioIo::new(Counted::new(
+        Replay::new(start.prefix, stream),
+        state.clone(),
+    ));
     let limits = &state.settings.limits;
     let svc_state = state.clone();
     let svc = service_fn(move |req| {
@@ -399,20 +399,15 @@ pub(super) async fn watchdog(state: &ConnState, limits: &crate::config::Limits) 
 }
 
 /// The accepted stream, counting the bytes it moves each way (for the watchdog and a
-/// tunnel's `flowgate_bytes_total`), after the bytes of `prefix`.
+/// tunnel's `flowgate_bytes_total`).
 pub(super) struct Counted<S> {
     inner: S,
-    prefix: Bytes,
     state: Arc<ConnState>,
 }
 
 impl<S> Counted<S> {
-    pub(super) fn new(inner: S, prefix: Bytes, state: Arc<ConnState>) -> Counted<S> {
-        Counted {
-            inner,
-            prefix,
-            state,
-        }
+    pub(super) fn new(inner: S, state: Arc<ConnState>) -> Counted<S> {
+        Counted { inner, state }
     }
 }
 
@@ -422,12 +417,6 @@ impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if !self.prefix.is_empty() {
-            let n = self.prefix.len().min(buf.remaining());
-            buf.put_slice(&self.prefix.split_to(n));
-            self.state.reads.fetch_add(n as u64, Relaxed);
-            return Poll::Ready(Ok(()));
-        }
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         let n = buf.filled().len() - before;

@@ -7,7 +7,6 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue, COOKIE};
 use http::Request;
 use hyper::body::Incoming;
@@ -18,8 +17,8 @@ use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::client_hello::Replay;
 use super::conn::{self, ConnState, Counted};
+use super::replay::Replay;
 use super::Gateway;
 use crate::identity::Ja4;
 use crate::snapshot::Settings;
@@ -58,7 +57,7 @@ async fn handshake<S>(
     let mut io = io;
     let handshake = async {
         let (hello, ja4) = super::client_hello::read(&mut io).await?;
-        let tls = acceptor.accept(Replay::new(hello, io)).await?;
+        let tls = acceptor.accept(Replay::new(hello.into(), io)).await?;
         Ok::<_, std::io::Error>((tls, ja4))
     };
     let (tls, ja4) = match tokio::time::timeout(limit, handshake).await {
@@ -90,7 +89,7 @@ async fn serve_h2<S>(
 {
     let trusted = settings.trusted_proxies.contains(peer);
     let state = Arc::new(ConnState::new(trusted, settings, ja4, true));
-    let io = TokioIo::new(Counted::new(io, Bytes::new(), state.clone()));
+    let io = TokioIo::new(Counted::new(io, state.clone()));
     let limits = state.settings.limits.clone();
     // The request that reaches `requests_per_connection` asks for the connection to end.
     let last = Arc::new(tokio::sync::Notify::new());

@@ -15,6 +15,7 @@ mod handle;
 pub mod headers;
 mod postback;
 pub mod proxy_protocol;
+mod replay;
 mod respond;
 mod tunnel;
 mod upstream;
