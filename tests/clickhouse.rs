@@ -8,7 +8,6 @@ mod common;
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -145,15 +144,6 @@ fn named_queries(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn flowgate(config: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_flowgate"))
-        .args(args)
-        .arg("-c")
-        .arg(config)
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn the_fallback_schema_takes_typed_inserts_answers_the_daily_queries_and_forgets() {
     if !ClickHouse::available() {
@@ -168,7 +158,7 @@ fn the_fallback_schema_takes_typed_inserts_answers_the_daily_queries_and_forgets
     );
     let config = setup_with_events(&dir.path().join("flowgate"), analytics::RULES, &events);
     // The schema as the operator gets it, loaded into the real server.
-    let ddl = flowgate(&config, &["events", "schema", "--fallback"]);
+    let ddl = flowgate_cli(&config, &["events", "schema", "--fallback"]);
     assert!(ddl.status.success(), "{ddl:?}");
     ch.load(&String::from_utf8(ddl.stdout).unwrap());
 
@@ -241,7 +231,7 @@ fn the_fallback_schema_takes_typed_inserts_answers_the_daily_queries_and_forgets
         analytics::GB_A,
         converting.gb_a
     ));
-    let out = flowgate(&config, &["events", "forget", "--ip", analytics::GB_A]);
+    let out = flowgate_cli(&config, &["events", "forget", "--ip", analytics::GB_A]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}");
     assert!(out.status.success(), "{out:?}");
@@ -258,7 +248,7 @@ fn the_fallback_schema_takes_typed_inserts_answers_the_daily_queries_and_forgets
         0.0
     );
     assert_eq!(stored("1"), total - gb_a);
-    let out = flowgate(
+    let out = flowgate_cli(
         &config,
         &["events", "forget", "--click-id", &converting.gb_b],
     );

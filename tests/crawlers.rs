@@ -161,18 +161,8 @@ fn intel_update_fetches_crawler_ranges_and_refuses_a_bad_download() {
          bingbot: {{ file: bingbot.txt, url: \"http://{server}/bingbot.json\" }}\n"
     );
     let config = write_setup(d, &extra, RULES);
-    let out = Command::new(env!("CARGO_BIN_EXE_flowgate"))
-        .args(["intel", "update", "-c"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    let said =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "bingbot's download fails: {said}"
-    );
+    let (code, said) = flowgate_said(&config, &["intel", "update"]);
+    assert_eq!(code, Some(1), "bingbot's download fails: {said}");
     assert_eq!(std::fs::read(d.join("googlebot.json")).unwrap(), published);
     assert_eq!(
         std::fs::read_to_string(d.join("bingbot.txt")).unwrap(),
