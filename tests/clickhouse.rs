@@ -7,7 +7,6 @@
 mod common;
 
 use std::collections::HashSet;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,7 +22,7 @@ fn every_click_reaches_clickhouse_exactly_once_across_an_outage() {
     }
     let dir = tempfile::tempdir().unwrap();
     let mut ch = ClickHouse::start(&dir.path().join("clickhouse"));
-    ch.load(&shipped("flowgate-18.16.sql"));
+    ch.load(&analytics::shipped("flowgate-18.16.sql"));
 
     let upstream = Upstream::start("landing");
     let rules = format!(
@@ -121,29 +120,6 @@ fn every_click_reaches_clickhouse_exactly_once_across_an_outage() {
     );
 }
 
-fn shipped(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("config/clickhouse")
-        .join(name);
-    std::fs::read_to_string(path).unwrap()
-}
-
-/// `-- name: x` sections of a queries file: (name, statement).
-fn named_queries(text: &str) -> Vec<(String, String)> {
-    text.split("-- name: ")
-        .skip(1)
-        .map(|part| {
-            let (name, body) = part.split_once('\n').unwrap();
-            let sql: Vec<&str> = body.lines().filter(|l| !l.starts_with("--")).collect();
-            let sql = sql.join("\n");
-            (
-                name.trim().to_string(),
-                sql.trim().trim_end_matches(';').to_string(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn the_fallback_schema_takes_typed_inserts_answers_the_daily_queries_and_forgets() {
     if !ClickHouse::available() {
@@ -187,7 +163,7 @@ fn the_fallback_schema_takes_typed_inserts_answers_the_daily_queries_and_forgets
         "typed ts: {ts:?}"
     );
 
-    let queries = named_queries(&shipped("queries-18.16.sql"));
+    let queries = analytics::named_queries("queries-18.16.sql");
     assert_eq!(
         queries.iter().map(|q| q.0.as_str()).collect::<Vec<_>>(),
         ["traffic", "conversions"]

@@ -66,21 +66,6 @@ fn insert_of(target: &str) -> (String, serde_json::Map<String, serde_json::Value
     (insert, settings)
 }
 
-/// `-- name: x` sections of a queries file: (name, statement).
-fn named_queries(text: &str) -> Vec<(String, String)> {
-    text.split("-- name: ")
-        .skip(1)
-        .map(|part| {
-            let (name, body) = part.split_once('\n').unwrap();
-            let sql: Vec<&str> = body.lines().filter(|l| !l.starts_with("--")).collect();
-            (
-                name.trim().to_string(),
-                sql.join("\n").trim().trim_end_matches(';').to_string(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn the_current_schema_answers_the_daily_queries_from_the_rows_flowgate_sends() {
     let receiver = Receiver::start();
@@ -128,11 +113,7 @@ fn the_current_schema_answers_the_daily_queries_from_the_rows_flowgate_sends() {
         3,
         "the TTL is events.file.retain"
     );
-    let queries_sql = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/clickhouse/queries.sql"),
-    )
-    .unwrap();
-    let queries = named_queries(&queries_sql);
+    let queries = analytics::named_queries("queries.sql");
     let mut plan = vec![serde_json::json!({ "script": ddl })];
     for (target, body) in &posts {
         let (insert, settings) = insert_of(target);

@@ -95,19 +95,7 @@ fn without_cookies_the_address_and_user_agent_answer_and_survive_a_restart() {
 fn a_cap_of_ten_clicks_serves_exactly_ten_of_thirty_visitors_and_holds_after_a_restart() {
     let mut fg = Flowgate::start("", CAPPED_RULES);
     let addr = fg.addr;
-    let threads: Vec<_> = (0..3)
-        .map(|t| {
-            std::thread::spawn(move || {
-                (0..10)
-                    .filter(|i| {
-                        let ip = format!("203.0.113.{}", t * 10 + i + 1);
-                        visit(addr, &ip, CHROME, None).body == "offer"
-                    })
-                    .count()
-            })
-        })
-        .collect();
-    let offers: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    let offers = thirty_at_once(move |_, ip| visit(addr, ip, CHROME, None).body == "offer");
     assert_eq!(offers, 10);
     let served = r#"flowgate_requests_total{campaign="spring",flow="capped",route="offer",status_class="2xx",visitor="human"}"#;
     assert_eq!(fg.metric(served), 10.0);

@@ -39,19 +39,7 @@ fn two_nodes_on_one_redis_serve_exactly_ten_offers_of_a_cap_of_ten_to_thirty_vis
     let a = node(&redis, CAPPED_RULES, "500ms");
     let b = node(&redis, CAPPED_RULES, "500ms");
     let addrs = [a.addr, b.addr];
-    let threads: Vec<_> = (0..3)
-        .map(|t| {
-            std::thread::spawn(move || {
-                (0..10)
-                    .filter(|i| {
-                        let ip = format!("203.0.113.{}", t * 10 + i + 1);
-                        visit(addrs[(t + i) % 2], &ip, None).body == "offer"
-                    })
-                    .count()
-            })
-        })
-        .collect();
-    let offers: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    let offers = thirty_at_once(move |n, ip| visit(addrs[n % 2], ip, None).body == "offer");
     assert_eq!(offers, 10, "exactly the cap, over both nodes");
     let served = |fg: &Flowgate| {
         fg.metric(r#"flowgate_requests_total{campaign="spring",flow="capped",route="offer",status_class="2xx",visitor="human"}"#)
