@@ -262,6 +262,109 @@ mod tests {
     }
 
     #[test]
+    fn each_event_gives_its_row_with_the_columns_in_their_order() {
+        use crate::events::{LpClickEvent, PostbackEvent};
+        let ts = "2026-05-01T12:00:00.123Z";
+        let click = ClickEvent {
+            ts: ts.into(),
+            click_id: "c1".into(),
+            campaign: Some("spring".into()),
+            flow: None,
+            route: "offer".into(),
+            action: "redirect".into(),
+            status: 302,
+            ip: Some("203.0.113.0".into()),
+            country: Some("GB".into()),
+            asn: Some(64500),
+            as_org: None,
+            ip_lists: vec!["datacenter".into()],
+            anonymous: vec![],
+            bot: false,
+            device: "desktop".into(),
+            ua: Some("UA".into()),
+            referer: None,
+            host: "promo.example.com".into(),
+            path: "/lp".into(),
+            query: BTreeMap::from([("utm_source".into(), "push".into())]),
+            lang: Some("en".into()),
+            upstream: None,
+            duration_ms: 1.5,
+            rate_limited: true,
+            unique: Some(true),
+            source: Some("pushnet".into()),
+            params: BTreeMap::new(),
+            ja4: None,
+            crawler: None,
+            crawler_verified: None,
+        };
+        let lp_click = LpClickEvent {
+            ts: ts.into(),
+            click_id: "c1".into(),
+            campaign: Some("spring".into()),
+            flow: Some("fresh".into()),
+            route: "offer".into(),
+            action: "redirect".into(),
+            status: 302,
+            unknown_click: false,
+        };
+        let conversion = ConversionEvent {
+            ts: ts.into(),
+            click_id: "c1".into(),
+            payout: Some(12.5),
+            currency: Some("USD".into()),
+            conversion_status: Some("approved".into()),
+            campaign: Some("spring".into()),
+            ..ConversionEvent::default()
+        };
+        let postback = PostbackEvent {
+            ts: ts.into(),
+            click_id: "c1".into(),
+            conversion_id: "v1".into(),
+            source: "pushnet".into(),
+            conversion_status: Some("approved".into()),
+            outcome: "delivered".into(),
+            error: None,
+        };
+        let mut enc = RowEncoder::default();
+        let mut line = |e: Event| {
+            let mut out = Vec::new();
+            enc.encode(&e, &mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let head = |kind: &str, n: u64| {
+            format!(
+                r#"{{"type":"{kind}","ts":"{ts}","version":177763680012300{n},"click_id":"c1","#
+            )
+        };
+        assert_eq!(
+            line(Event::Click(click)),
+            head("click", 0)
+                + r#""campaign":"spring","flow":"","route":"offer","action":"redirect","status":302,"#
+                + r#""ip":"203.0.113.0","country":"GB","asn":64500,"as_org":"","ip_lists":["datacenter"],"#
+                + r#""anonymous":[],"bot":false,"device":"desktop","ua":"UA","referer":"","#
+                + r#""host":"promo.example.com","path":"/lp","query":{"utm_source":"push"},"lang":"en","#
+                + r#""upstream":"","duration_ms":1.5,"rate_limited":true}"#
+        );
+        assert_eq!(
+            line(Event::LpClick(lp_click)),
+            head("lp_click", 1)
+                + r#""campaign":"spring","flow":"fresh","route":"offer","action":"redirect","status":302}"#
+        );
+        assert_eq!(
+            line(Event::Conversion(conversion)),
+            head("conversion", 2)
+                + r#""payout":12.5,"currency":"USD","conversion_status":"approved","#
+                + r#""campaign":"spring","flow":"","route":""}"#
+        );
+        assert_eq!(
+            line(Event::Postback(postback)),
+            head("postback", 3)
+                + r#""payout":0.0,"currency":"","conversion_status":"delivered","#
+                + r#""campaign":"","flow":"","route":""}"#
+        );
+    }
+
+    #[test]
     fn the_insert_names_the_configured_table_and_keeps_the_url_parameters() {
         let ch = ClickHouseConfig {
             database: At::new("analytics".into()),
