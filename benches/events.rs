@@ -125,6 +125,19 @@ fn bench(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    // The same batch as the ClickHouse sink's rows.
+    let mut rows = events::clickhouse::RowEncoder::default();
+    let mut out = Vec::with_capacity(1 << 20);
+    g.bench_function("clickhouse_rows_1000_events", |b| {
+        b.iter(|| {
+            out.clear();
+            for e in &events {
+                let _ = rows.encode(e, &mut out);
+                out.push(b'\n');
+            }
+            black_box(out.len())
+        })
+    });
     g.finish();
 }
 

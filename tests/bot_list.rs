@@ -12,14 +12,7 @@ use common::*;
 const NEW_CRAWLER: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 Zqxw/1.0";
 
 fn update(config: &Path) -> (Option<i32>, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_flowgate"))
-        .args(["intel", "update", "-c"])
-        .arg(config)
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.code(), text)
+    flowgate_said(config, &["intel", "update"])
 }
 
 #[test]

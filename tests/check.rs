@@ -7,14 +7,8 @@ use std::process::Command;
 use common::*;
 
 fn check(config: &std::path::Path) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_flowgate"))
-        .args(["check", "-c"])
-        .arg(config)
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.code().unwrap_or(-1), text)
+    let (code, text) = flowgate_said(config, &["check"]);
+    (code.unwrap_or(-1), text)
 }
 
 #[test]
@@ -285,9 +279,7 @@ fn flowgate(args: &[&str], config: &std::path::Path) -> (i32, String) {
         .env_remove("FLOWGATE_TEST_UNSET")
         .output()
         .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.code().unwrap_or(-1), text)
+    (out.status.code().unwrap_or(-1), said(&out))
 }
 
 #[test]

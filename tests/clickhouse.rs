@@ -7,8 +7,6 @@
 mod common;
 
 use std::collections::HashSet;
-use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,7 +22,7 @@ fn every_click_reaches_clickhouse_exactly_once_across_an_outage() {
     }
     let dir = tempfile::tempdir().unwrap();
     let mut ch = ClickHouse::start(&dir.path().join("clickhouse"));
-    ch.load(&shipped("flowgate-18.16.sql"));
+    ch.load(&analytics::shipped("flowgate-18.16.sql"));
 
     let upstream = Upstream::start("landing");
     let rules = format!(
@@ -122,38 +120,6 @@ fn every_click_reaches_clickhouse_exactly_once_across_an_outage() {
     );
 }
 
-fn shipped(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("config/clickhouse")
-        .join(name);
-    std::fs::read_to_string(path).unwrap()
-}
-
-/// `-- name: x` sections of a queries file: (name, statement).
-fn named_queries(text: &str) -> Vec<(String, String)> {
-    text.split("-- name: ")
-        .skip(1)
-        .map(|part| {
-            let (name, body) = part.split_once('\n').unwrap();
-            let sql: Vec<&str> = body.lines().filter(|l| !l.starts_with("--")).collect();
-            let sql = sql.join("\n");
-            (
-                name.trim().to_string(),
-                sql.trim().trim_end_matches(';').to_string(),
-            )
-        })
-        .collect()
-}
-
-fn flowgate(config: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_flowgate"))
-        .args(args)
-        .arg("-c")
-        .arg(config)
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn the_fallback_schema_takes_typed_inserts_answers_the_daily_queries_and_forgets() {
     if !ClickHouse::available() {
@@ -168,7 +134,7 @@ fn the_fallback_schema_takes_typed_inserts_answers_the_daily_queries_and_forgets
     );
     let config = setup_with_events(&dir.path().join("flowgate"), analytics::RULES, &events);
     // The schema as the operator gets it, loaded into the real server.
-    let ddl = flowgate(&config, &["events", "schema", "--fallback"]);
+    let ddl = flowgate_cli(&config, &["events", "schema", "--fallback"]);
     assert!(ddl.status.success(), "{ddl:?}");
     ch.load(&String::from_utf8(ddl.stdout).unwrap());
 
@@ -197,7 +163,7 @@ fn the_fallback_schema_takes_typed_inserts_answers_the_daily_queries_and_forgets
         "typed ts: {ts:?}"
     );
 
-    let queries = named_queries(&shipped("queries-18.16.sql"));
+    let queries = analytics::named_queries("queries-18.16.sql");
     assert_eq!(
         queries.iter().map(|q| q.0.as_str()).collect::<Vec<_>>(),
         ["traffic", "conversions"]
@@ -241,7 +207,7 @@ fn the_fallback_schema_takes_typed_inserts_answers_the_daily_queries_and_forgets
         analytics::GB_A,
         converting.gb_a
     ));
-    let out = flowgate(&config, &["events", "forget", "--ip", analytics::GB_A]);
+    let out = flowgate_cli(&config, &["events", "forget", "--ip", analytics::GB_A]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}");
     assert!(out.status.success(), "{out:?}");
@@ -258,7 +224,7 @@ fn the_fallback_schema_takes_typed_inserts_answers_the_daily_queries_and_forgets
         0.0
     );
     assert_eq!(stored("1"), total - gb_a);
-    let out = flowgate(
+    let out = flowgate_cli(
         &config,
         &["events", "forget", "--click-id", &converting.gb_b],
     );

@@ -7,87 +7,20 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::analytics::{self, num, Converting};
 use common::*;
 
-/// An HTTP collector that keeps each POST's request target and body.
-struct Receiver {
-    addr: SocketAddr,
-    posts: Arc<Mutex<Vec<(String, String)>>>,
-}
-
-impl Receiver {
-    fn start() -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let r = Receiver {
-            addr: listener.local_addr().unwrap(),
-            posts: Arc::default(),
-        };
-        let posts = r.posts.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let posts = posts.clone();
-                std::thread::spawn(move || {
-                    let mut r = BufReader::new(conn.try_clone().unwrap());
-                    let mut w = conn;
-                    loop {
-                        let mut line = String::new();
-                        if r.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let target = line.split_whitespace().nth(1).unwrap_or("").to_string();
-                        let mut len = 0;
-                        loop {
-                            let mut h = String::new();
-                            r.read_line(&mut h).unwrap();
-                            let h = h.trim_end().to_ascii_lowercase();
-                            if h.is_empty() {
-                                break;
-                            }
-                            if let Some(v) = h.strip_prefix("content-length:") {
-                                len = v.trim().parse().unwrap();
-                            }
-                        }
-                        let mut body = vec![0; len];
-                        r.read_exact(&mut body).unwrap();
-                        let body = String::from_utf8(body).unwrap();
-                        posts.lock().unwrap().push((target, body));
-                        if w.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        r
-    }
-
-    /// Every row received so far, as JSON.
-    fn rows(&self) -> Vec<serde_json::Value> {
-        let posts = self.posts.lock().unwrap();
-        posts
-            .iter()
-            .flat_map(|(_, body)| body.lines().map(|l| serde_json::from_str(l).unwrap()))
-            .collect()
-    }
-}
-
-fn flowgate(config: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_flowgate"))
-        .args(args)
-        .arg("-c")
-        .arg(config)
-        .output()
-        .unwrap()
+/// Every row the collector has received so far, as JSON.
+fn rows(collector: &Receiver) -> Vec<serde_json::Value> {
+    let posts = collector.received();
+    let lines = posts.iter().flat_map(|p| p.body.split(|&b| b == b'\n'));
+    let lines = lines.filter(|l| !l.is_empty());
+    lines.map(|l| serde_json::from_slice(l).unwrap()).collect()
 }
 
 /// Runs a plan on chdb (tests/chdb/run.py); `None` when chdb is not installed here.
@@ -133,21 +66,6 @@ fn insert_of(target: &str) -> (String, serde_json::Map<String, serde_json::Value
     (insert, settings)
 }
 
-/// `-- name: x` sections of a queries file: (name, statement).
-fn named_queries(text: &str) -> Vec<(String, String)> {
-    text.split("-- name: ")
-        .skip(1)
-        .map(|part| {
-            let (name, body) = part.split_once('\n').unwrap();
-            let sql: Vec<&str> = body.lines().filter(|l| !l.starts_with("--")).collect();
-            (
-                name.trim().to_string(),
-                sql.join("\n").trim().trim_end_matches(';').to_string(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn the_current_schema_answers_the_daily_queries_from_the_rows_flowgate_sends() {
     let receiver = Receiver::start();
@@ -163,29 +81,31 @@ fn the_current_schema_answers_the_daily_queries_from_the_rows_flowgate_sends() {
     wait_for(
         "the clicks at the receiver",
         Duration::from_secs(10),
-        || receiver.rows().len() >= clicks,
+        || rows(&receiver).len() >= clicks,
     );
-    let converting = Converting::pick(&receiver.rows());
+    let converting = Converting::pick(&rows(&receiver));
     let conversions = converting.report(fg.addr());
     wait_for(
         "the conversions at the receiver",
         Duration::from_secs(10),
-        || receiver.rows().len() >= clicks + conversions,
+        || rows(&receiver).len() >= clicks + conversions,
     );
-    let posts = receiver.posts.lock().unwrap().clone();
+    let posts: Vec<(String, String)> = (receiver.received().into_iter())
+        .map(|p| (p.target, String::from_utf8(p.body).unwrap()))
+        .collect();
     for (target, _) in &posts {
         assert_eq!(
             target,
             "/?query=INSERT%20INTO%20flowgate.events%20FORMAT%20JSONEachRow&date_time_input_format=best_effort&input_format_skip_unknown_fields=1"
         );
     }
-    let rows = receiver.rows();
+    let rows = rows(&receiver);
     assert!(
         rows.iter().all(|r| !r.to_string().contains("null")),
         "typed rows have no nulls: {rows:?}"
     );
 
-    let ddl = flowgate(&config, &["events", "schema"]);
+    let ddl = flowgate_cli(&config, &["events", "schema"]);
     assert!(ddl.status.success(), "{ddl:?}");
     let ddl = String::from_utf8(ddl.stdout).unwrap();
     assert_eq!(
@@ -193,11 +113,7 @@ fn the_current_schema_answers_the_daily_queries_from_the_rows_flowgate_sends() {
         3,
         "the TTL is events.file.retain"
     );
-    let queries_sql = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/clickhouse/queries.sql"),
-    )
-    .unwrap();
-    let queries = named_queries(&queries_sql);
+    let queries = analytics::named_queries("queries.sql");
     let mut plan = vec![serde_json::json!({ "script": ddl })];
     for (target, body) in &posts {
         let (insert, settings) = insert_of(target);
@@ -303,7 +219,7 @@ fn forget_erases_the_files_then_fails_naming_the_clickhouse_that_does_not_answer
     wait_for("three events written", Duration::from_secs(10), || {
         event_lines(&events_dir).len() == 3
     });
-    let out = flowgate(&config, &["events", "forget", "--ip", "198.51.100.7"]);
+    let out = flowgate_cli(&config, &["events", "forget", "--ip", "198.51.100.7"]);
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),

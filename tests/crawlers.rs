@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -98,12 +97,8 @@ fn a_bad_range_file_is_refused_naming_where_and_the_old_ranges_keep_serving() {
         fg.metric(r#"flowgate_reloads_total{outcome="error"}"#) >= 1.0
     });
     assert_eq!(visit(&fg, GOOGLEBOT, "66.249.64.5"), "index", "old ranges");
-    let config = fg.dir.path().join("flowgate.yaml");
-    let out = Command::new(env!("CARGO_BIN_EXE_flowgate"))
-        .args(["check", "-c"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let config = fg.config();
+    let out = flowgate_cli(&config, &["check"]);
     let said = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{said}");
     let want = format!(
@@ -131,11 +126,7 @@ fn a_crawler_flowgate_does_not_know_is_an_error_with_the_nearest_name() {
         data("crawlers/googlebot.json").display()
     );
     let config = write_setup(dir.path(), &extra, RULES);
-    let out = Command::new(env!("CARGO_BIN_EXE_flowgate"))
-        .args(["check", "-c"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = flowgate_cli(&config, &["check"]);
     let said = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(
@@ -161,18 +152,8 @@ fn intel_update_fetches_crawler_ranges_and_refuses_a_bad_download() {
          bingbot: {{ file: bingbot.txt, url: \"http://{server}/bingbot.json\" }}\n"
     );
     let config = write_setup(d, &extra, RULES);
-    let out = Command::new(env!("CARGO_BIN_EXE_flowgate"))
-        .args(["intel", "update", "-c"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    let said =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "bingbot's download fails: {said}"
-    );
+    let (code, said) = flowgate_said(&config, &["intel", "update"]);
+    assert_eq!(code, Some(1), "bingbot's download fails: {said}");
     assert_eq!(std::fs::read(d.join("googlebot.json")).unwrap(), published);
     assert_eq!(
         std::fs::read_to_string(d.join("bingbot.txt")).unwrap(),

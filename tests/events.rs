@@ -3,9 +3,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::process::Command;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -48,33 +47,14 @@ impl Collector {
                 std::thread::spawn(move || {
                     let mut r = BufReader::new(conn.try_clone().unwrap());
                     let mut w = conn;
-                    loop {
-                        let mut line = String::new();
-                        if r.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let (mut len, mut gzip, mut hs) = (0usize, false, Vec::new());
-                        loop {
-                            let mut h = String::new();
-                            r.read_line(&mut h).unwrap();
-                            let h = h.trim_end();
-                            if h.is_empty() {
-                                break;
-                            }
-                            let (k, v) = h.split_once(':').unwrap();
-                            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_string());
-                            if k == "content-length" {
-                                len = v.parse().unwrap();
-                            }
-                            if k == "content-encoding" && v == "gzip" {
-                                gzip = true;
-                            }
-                            hs.push((k, v));
-                        }
-                        let mut body = vec![0; len];
-                        r.read_exact(&mut body).unwrap();
+                    while let Some(post) = read_request(&mut r) {
+                        let gzip = post
+                            .headers
+                            .get("content-encoding")
+                            .is_some_and(|v| v == "gzip");
+                        let mut body = post.body;
                         posts.fetch_add(1, Ordering::SeqCst);
-                        *headers.lock().unwrap() = hs;
+                        *headers.lock().unwrap() = post.headers.into_iter().collect();
                         let status = match mode.load(Ordering::SeqCst) {
                             UP => {
                                 if gzip {
@@ -359,17 +339,7 @@ fn forget_erases_a_visitor_while_flowgate_keeps_writing() {
     }
     let ev = fg.events(3);
     let click = ev[1]["click_id"].as_str().unwrap().to_string();
-    let config = fg.dir.path().join("flowgate.yaml");
-    let forget = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_flowgate"))
-            .args(["events", "forget", "-c"])
-            .arg(&config)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
+    let forget = |args: &[&str]| fg.forget(args).trim().to_string();
     assert!(forget(&["--ip", "198.51.100.1"]).starts_with("removed 2 events\n"));
     // The running writer follows the rewritten file: nothing it writes next is lost.
     fg.get(

@@ -319,8 +319,7 @@ fn intel_update_validates_downloads_and_swaps_them_in_atomically() {
         .env("FLOWGATE_TEST_LICENSE", "k3y")
         .output()
         .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text = said(&out);
     assert_eq!(out.status.code(), Some(1), "two sources failed: {text}");
     assert_eq!(
         std::fs::read(d.join("country.mmdb")).unwrap(),

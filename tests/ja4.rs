@@ -287,14 +287,8 @@ fn explain_and_rule_tests_take_a_fingerprint() {
          - {{ name: other, request: {{ url: \"https://promo.test/\", ja4: t12d4605h2_85626a9a5f7f_aaf95bb78ec9 }}, expect: {{ route: offer }} }}\n"
     );
     write_rule_tests(&config, &tests);
-    let out = Command::new(env!("CARGO_BIN_EXE_flowgate"))
-        .args(["check", "-c"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{text}");
+    let (code, text) = flowgate_said(&config, &["check"]);
+    assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("2 rule tests passed"), "{text}");
 }
 

@@ -58,12 +58,7 @@ fn prometheus_scrapes_flowgate_and_evaluates_every_alert_expression() {
         assert_eq!(fg.get("/lp", &[]).status, 200);
     }
 
-    let exposition = fg.metrics();
-    let (ok, out) = promtool(&["check", "metrics"], Some(&exposition));
-    assert!(
-        ok && out.trim().is_empty(),
-        "promtool check metrics:\n{out}"
-    );
+    let exposition = promtool_accepts(fg.metrics());
     for series in [
         "flowgate_intel_age_seconds{source=\"country\"}",
         "flowgate_last_reload_timestamp_seconds{outcome=\"ok\"}",

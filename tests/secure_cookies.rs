@@ -8,20 +8,6 @@ use std::process::Command;
 
 use common::*;
 
-const UNIQUE: &str = r#"
-routes:
-  offer: { respond: { body: "offer" } }
-  safe: { respond: { body: "safe" } }
-campaigns:
-  - id: spring
-    flows:
-      - name: fresh
-        if: { unique: { window: 24h } }
-        to: offer
-      - name: rest
-        to: safe
-"#;
-
 fn set_cookie(r: &Reply) -> String {
     r.header("set-cookie")
         .expect("a visitor cookie")
@@ -30,7 +16,7 @@ fn set_cookie(r: &Reply) -> String {
 
 #[test]
 fn over_plain_http_the_cookie_is_not_secure_unless_a_trusted_proxy_says_https() {
-    let fg = Flowgate::start("trusted_proxies: [127.0.0.1/32]\n", UNIQUE);
+    let fg = Flowgate::start("trusted_proxies: [127.0.0.1/32]\n", UNIQUE_RULES);
     let plain = fg.get(
         "/",
         &[("User-Agent", CHROME), ("X-Forwarded-For", "203.0.113.7")],
@@ -66,7 +52,7 @@ fn an_untrusted_peer_cannot_claim_https_but_a_tls_visitor_gets_a_secure_cookie()
         pem.display(),
         key_file.display()
     );
-    let fg = Flowgate::start(&config, UNIQUE);
+    let fg = Flowgate::start(&config, UNIQUE_RULES);
 
     // No trusted proxies: the header is the visitor's own claim.
     let claimed = fg.get(

@@ -165,14 +165,8 @@ fn check_refuses_to_keep_a_hashed_parameter_in_clear() {
     let dir = tempfile::tempdir().unwrap();
     let rules = "sources:\n  meta:\n    params: { email: em }\n    hash: [email]\n";
     let config = write_setup(dir.path(), "privacy: { query_params: [utm_*, e*] }", rules);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_flowgate"))
-        .args(["check", "-c"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    let (code, text) = flowgate_said(&config, &["check"]);
+    assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("privacy.query_params"), "{text}");
     assert!(text.contains("sources.meta hashes"), "{text}");
 }
@@ -205,18 +199,7 @@ fn forget_erases_the_visitors_conversions_waiting_for_a_source_that_is_down() {
         "the job waits in the spool"
     );
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_flowgate"))
-        .args(["events", "forget", "-c"])
-        .arg(fg.dir.path().join("flowgate.yaml"))
-        .args(["--ip", "203.0.113.9"])
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{said}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said = fg.forget(&["--ip", "203.0.113.9"]);
     assert!(said.contains("removed 1 postback jobs"), "{said}");
     assert!(!tree_holds(&spool, id.as_bytes()), "the job is gone");
 }

@@ -5,24 +5,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-
-const UNIQUE: &str = r#"
-routes:
-  offer: { respond: { body: "offer" } }
-  safe: { respond: { body: "safe" } }
-campaigns:
-  - id: spring
-    flows:
-      - name: fresh
-        if: { unique: { window: 24h } }
-        to: offer
-      - name: rest
-        to: safe
-"#;
 
 fn visit(addr: std::net::SocketAddr, ip: &str, ua: &str, cookie: Option<&str>) -> Reply {
     let mut h = vec![("User-Agent", ua), ("X-Forwarded-For", ip)];
@@ -48,12 +33,12 @@ fn rows(db: &Path, sql: &str) -> i64 {
 fn restart(fg: &mut Flowgate) -> Process {
     fg.signal("TERM");
     assert!(fg.process.wait().success());
-    spawn(&fg.dir.path().join("flowgate.yaml"))
+    spawn(&fg.config())
 }
 
 #[test]
 fn a_browser_that_keeps_its_cookie_is_unique_once_wherever_it_comes_from() {
-    let fg = Flowgate::start("", UNIQUE);
+    let fg = Flowgate::start("", UNIQUE_RULES);
     let first = visit(fg.addr, "203.0.113.1", CHROME, None);
     assert_eq!(first.body, "offer");
     let cookie = cookie_of(&first);
@@ -88,7 +73,7 @@ fn a_browser_that_keeps_its_cookie_is_unique_once_wherever_it_comes_from() {
 
 #[test]
 fn without_cookies_the_address_and_user_agent_answer_and_survive_a_restart() {
-    let mut fg = Flowgate::start("", UNIQUE);
+    let mut fg = Flowgate::start("", UNIQUE_RULES);
     let ua = "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0";
     assert_eq!(visit(fg.addr, "203.0.113.5", ua, None).body, "offer");
     assert_eq!(visit(fg.addr, "203.0.113.5", ua, None).body, "safe");
@@ -108,34 +93,9 @@ fn without_cookies_the_address_and_user_agent_answer_and_survive_a_restart() {
 
 #[test]
 fn a_cap_of_ten_clicks_serves_exactly_ten_of_thirty_visitors_and_holds_after_a_restart() {
-    let rules = r#"
-routes:
-  offer: { respond: { body: "offer" } }
-  safe: { respond: { body: "safe" } }
-campaigns:
-  - id: spring
-    flows:
-      - name: capped              # its cap is its only condition: it may stand first
-        cap: { clicks: 10, per: day, tz: "+03:00" }
-        to: offer
-      - name: rest
-        to: safe
-"#;
-    let mut fg = Flowgate::start("", rules);
+    let mut fg = Flowgate::start("", CAPPED_RULES);
     let addr = fg.addr;
-    let threads: Vec<_> = (0..3)
-        .map(|t| {
-            std::thread::spawn(move || {
-                (0..10)
-                    .filter(|i| {
-                        let ip = format!("203.0.113.{}", t * 10 + i + 1);
-                        visit(addr, &ip, CHROME, None).body == "offer"
-                    })
-                    .count()
-            })
-        })
-        .collect();
-    let offers: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    let offers = thirty_at_once(move |_, ip| visit(addr, ip, CHROME, None).body == "offer");
     assert_eq!(offers, 10);
     let served = r#"flowgate_requests_total{campaign="spring",flow="capped",route="offer",status_class="2xx",visitor="human"}"#;
     assert_eq!(fg.metric(served), 10.0);
@@ -148,7 +108,7 @@ campaigns:
 
 #[test]
 fn forget_erases_the_visitor_from_the_store_beside_a_running_flowgate() {
-    let fg = Flowgate::start("", UNIQUE);
+    let fg = Flowgate::start("", UNIQUE_RULES);
     let db = fg.dir.path().join("state/state.db");
     for ip in ["198.51.100.1", "198.51.100.2", "198.51.100.1"] {
         visit(fg.addr, ip, CHROME, None);
@@ -159,17 +119,7 @@ fn forget_erases_the_visitor_from_the_store_beside_a_running_flowgate() {
     });
     // Seen in the campaign, and in each flow that served them: 198.51.100.1 in both.
     assert_eq!(rows(&db, "SELECT count(*) FROM seen"), 5);
-    let forget = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_flowgate"))
-            .args(["events", "forget", "-c"])
-            .arg(fg.dir.path().join("flowgate.yaml"))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
-    let said = forget(&["--ip", "198.51.100.1"]);
+    let said = fg.forget(&["--ip", "198.51.100.1"]);
     assert!(
         said.contains("removed 2 clicks and 3 visitor records"),
         "{said}"
@@ -184,11 +134,8 @@ fn forget_erases_the_visitor_from_the_store_beside_a_running_flowgate() {
         clicks(&db) == 2
     });
     let ev = fg.events(2);
-    let id = ev.iter().find(|e| e["ip"] == "198.51.100.2").unwrap()["click_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let said = forget(&["--click-id", &id]);
+    let id = click_id_from(&ev, "198.51.100.2");
+    let said = fg.forget(&["--click-id", &id]);
     assert!(
         said.contains("removed 1 clicks and 2 visitor records"),
         "{said}"
@@ -199,7 +146,7 @@ fn forget_erases_the_visitor_from_the_store_beside_a_running_flowgate() {
 #[test]
 fn a_rule_test_says_what_the_store_would_answer_and_check_holds_it_to_that() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write_setup(dir.path(), "", UNIQUE);
+    let config = write_setup(dir.path(), "", UNIQUE_RULES);
     std::fs::create_dir_all(dir.path().join("rules/tests")).unwrap();
     let test = |state: &str, flow: &str| {
         format!(
@@ -207,13 +154,7 @@ fn a_rule_test_says_what_the_store_would_answer_and_check_holds_it_to_that() {
         )
     };
     let tests = dir.path().join("rules/tests/state.yaml");
-    let check = || {
-        Command::new(env!("CARGO_BIN_EXE_flowgate"))
-            .args(["check", "-c"])
-            .arg(&config)
-            .output()
-            .unwrap()
-    };
+    let check = || flowgate_cli(&config, &["check"]);
     let text = test("state: { unique: false }", "rest") + &test("state: { unique: true }", "fresh");
     std::fs::write(&tests, text + &test("", "fresh")).unwrap();
     let out = check();

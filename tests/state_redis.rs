@@ -6,38 +6,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-
-const UNIQUE: &str = r#"
-routes:
-  offer: { respond: { body: "offer" } }
-  safe: { respond: { body: "safe" } }
-campaigns:
-  - id: spring
-    flows:
-      - name: fresh
-        if: { unique: { window: 24h } }
-        to: offer
-      - name: rest
-        to: safe
-"#;
-
-const CAPPED: &str = r#"
-routes:
-  offer: { respond: { body: "offer" } }
-  safe: { respond: { body: "safe" } }
-campaigns:
-  - id: spring
-    flows:
-      - name: capped
-        cap: { clicks: 10, per: day, tz: "+03:00" }
-        to: offer
-      - name: rest
-        to: safe
-"#;
 
 /// A loaded CI machine may take a while to answer on loopback: the tests that count exactly
 /// give the store time; the outage test keeps the short default.
@@ -65,22 +36,10 @@ const ERRORS: &str = "flowgate_state_errors_total";
 #[test]
 fn two_nodes_on_one_redis_serve_exactly_ten_offers_of_a_cap_of_ten_to_thirty_visitors() {
     let redis = RedisServer::start();
-    let a = node(&redis, CAPPED, "500ms");
-    let b = node(&redis, CAPPED, "500ms");
+    let a = node(&redis, CAPPED_RULES, "500ms");
+    let b = node(&redis, CAPPED_RULES, "500ms");
     let addrs = [a.addr, b.addr];
-    let threads: Vec<_> = (0..3)
-        .map(|t| {
-            std::thread::spawn(move || {
-                (0..10)
-                    .filter(|i| {
-                        let ip = format!("203.0.113.{}", t * 10 + i + 1);
-                        visit(addrs[(t + i) % 2], &ip, None).body == "offer"
-                    })
-                    .count()
-            })
-        })
-        .collect();
-    let offers: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    let offers = thirty_at_once(move |n, ip| visit(addrs[n % 2], ip, None).body == "offer");
     assert_eq!(offers, 10, "exactly the cap, over both nodes");
     let served = |fg: &Flowgate| {
         fg.metric(r#"flowgate_requests_total{campaign="spring",flow="capped",route="offer",status_class="2xx",visitor="human"}"#)
@@ -103,8 +62,8 @@ fn two_nodes_on_one_redis_serve_exactly_ten_offers_of_a_cap_of_ten_to_thirty_vis
 #[test]
 fn a_cookie_one_node_set_is_honoured_by_the_other_and_so_is_a_cookieless_visitor() {
     let redis = RedisServer::start();
-    let a = node(&redis, UNIQUE, "500ms");
-    let b = node(&redis, UNIQUE, "500ms");
+    let a = node(&redis, UNIQUE_RULES, "500ms");
+    let b = node(&redis, UNIQUE_RULES, "500ms");
     let first = visit(a.addr, "203.0.113.1", None);
     assert_eq!(first.body, "offer");
     let cookie = first.header("set-cookie").expect("a visitor cookie");
@@ -125,7 +84,7 @@ fn a_cookie_one_node_set_is_honoured_by_the_other_and_so_is_a_cookieless_visitor
 #[test]
 fn with_redis_gone_flowgate_answers_within_the_deadline_counts_errors_and_reconnects() {
     let mut redis = RedisServer::start();
-    let fg = node(&redis, CAPPED, "5ms");
+    let fg = node(&redis, CAPPED_RULES, "5ms");
     // A capped click and a stored click, so the state is in use before Redis goes.
     assert_eq!(visit(fg.addr, "203.0.113.1", None).body, "offer");
     redis.kill();
@@ -178,7 +137,7 @@ fn with_redis_gone_flowgate_answers_within_the_deadline_counts_errors_and_reconn
 #[test]
 fn forget_erases_the_visitor_from_redis() {
     let redis = RedisServer::start();
-    let fg = node(&redis, UNIQUE, "500ms");
+    let fg = node(&redis, UNIQUE_RULES, "500ms");
     for ip in ["198.51.100.1", "198.51.100.2", "198.51.100.1"] {
         visit(fg.addr, ip, None);
     }
@@ -187,21 +146,8 @@ fn forget_erases_the_visitor_from_redis() {
     });
     // Read before forget, which erases the visitor's events too.
     let ev = fg.events(3);
-    let id = ev.iter().find(|e| e["ip"] == "198.51.100.2").unwrap()["click_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let forget = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_flowgate"))
-            .args(["events", "forget", "-c"])
-            .arg(fg.dir.path().join("flowgate.yaml"))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
-    let said = forget(&["--ip", "198.51.100.1"]);
+    let id = click_id_from(&ev, "198.51.100.2");
+    let said = fg.forget(&["--ip", "198.51.100.1"]);
     // Two clicks; seen in the campaign and in both flows (`fresh`, then `rest`).
     assert!(
         said.contains("removed 2 clicks and 3 visitor records"),
@@ -209,7 +155,7 @@ fn forget_erases_the_visitor_from_redis() {
     );
     assert_eq!(redis.keys("fg:click:*").len(), 1);
     assert_eq!(redis.keys("fg:seen:*").len(), 1);
-    let said = forget(&["--click-id", &id]);
+    let said = fg.forget(&["--click-id", &id]);
     assert!(
         said.contains("removed 1 clicks and 2 visitor records"),
         "{said}"
@@ -283,19 +229,10 @@ fn a_bad_redis_url_or_deadline_is_named_with_its_line_and_a_redis_that_is_down_s
     let config = write_setup_with_state(
         dir.path(),
         "",
-        UNIQUE,
+        UNIQUE_RULES,
         "state:\n  redis: \"http://127.0.0.1:6379\"\n  deadline: 5s\n",
     );
-    let run = |sub: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_flowgate"))
-            .args([sub, "-c"])
-            .arg(&config)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string()
-            + &String::from_utf8_lossy(&out.stderr);
-        (out.status.code(), text)
-    };
+    let run = |sub: &str| flowgate_said(&config, &[sub]);
     let (code, text) = run("check");
     assert_eq!(code, Some(1), "{text}");
     let lines: Vec<&str> = text.lines().collect();
@@ -313,7 +250,7 @@ fn a_bad_redis_url_or_deadline_is_named_with_its_line_and_a_redis_that_is_down_s
     let config = write_setup_with_state(
         dir.path(),
         "",
-        UNIQUE,
+        UNIQUE_RULES,
         &format!("state: {{ redis: \"redis://127.0.0.1:{port}/0\" }}\n"),
     );
     let _ = config;

@@ -3,6 +3,7 @@
 //! so every documented query has numbers to be checked against.
 
 use std::net::SocketAddr;
+use std::path::Path;
 
 use super::client::get;
 use super::CHROME;
@@ -156,4 +157,28 @@ pub fn assert_traffic(rows: &[serde_json::Value]) {
             assert_eq!(*u, want.3, "{key} uniques: {rows:?}");
         }
     }
+}
+
+/// A file of `config/clickhouse/` as shipped.
+pub fn shipped(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("config/clickhouse")
+        .join(name);
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// The `-- name: x` sections of a shipped queries file: (name, statement).
+pub fn named_queries(file: &str) -> Vec<(String, String)> {
+    shipped(file)
+        .split("-- name: ")
+        .skip(1)
+        .map(|part| {
+            let (name, body) = part.split_once('\n').unwrap();
+            let sql: Vec<&str> = body.lines().filter(|l| !l.starts_with("--")).collect();
+            (
+                name.trim().to_string(),
+                sql.join("\n").trim().trim_end_matches(';').to_string(),
+            )
+        })
+        .collect()
 }

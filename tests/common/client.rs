@@ -250,3 +250,19 @@ impl Visitor {
         (h, body)
     }
 }
+
+/// Thirty visitors at once, three threads of ten from 203.0.113.1 to .30: how many of them
+/// `offered` says got the offer. It gets each visitor's number (0 to 29) and address.
+pub fn thirty_at_once(offered: impl Fn(usize, &str) -> bool + Send + Sync + 'static) -> usize {
+    let offered = std::sync::Arc::new(offered);
+    let threads: Vec<_> = (0..3)
+        .map(|t| {
+            let offered = offered.clone();
+            std::thread::spawn(move || {
+                let visitors = (t * 10..t * 10 + 10).map(|n| (n, format!("203.0.113.{}", n + 1)));
+                visitors.filter(|(n, ip)| offered(*n, ip)).count()
+            })
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).sum()
+}

@@ -1,8 +1,10 @@
 //! A static file server for what `flowgate intel update` downloads.
 
+use super::request::read_request;
+
 /// A static HTTP server: path -> bytes, 404 for anything else.
 pub fn serve_files(files: Vec<(&'static str, Vec<u8>)>) -> std::net::SocketAddr {
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::{BufReader, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let files = std::sync::Arc::new(files);
@@ -12,18 +14,10 @@ pub fn serve_files(files: Vec<(&'static str, Vec<u8>)>) -> std::net::SocketAddr 
             std::thread::spawn(move || {
                 let mut r = BufReader::new(conn.try_clone().unwrap());
                 let mut w = conn;
-                let mut line = String::new();
-                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                let Some(request) = read_request(&mut r) else {
                     return;
-                }
-                let target = line.split_whitespace().nth(1).unwrap_or("").to_string();
-                loop {
-                    let mut h = String::new();
-                    if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-                        break;
-                    }
-                }
-                let path = target.split('?').next().unwrap_or("");
+                };
+                let path = request.target.split('?').next().unwrap_or("");
                 match files.iter().find(|(p, _)| *p == path) {
                     Some((_, body)) => {
                         let head = format!(

@@ -13,6 +13,8 @@ mod prometheus_server;
 mod receiver;
 mod redis_server;
 mod relay;
+mod request;
+mod rules;
 mod upstream;
 mod wait;
 
@@ -26,6 +28,8 @@ pub use prometheus_server::*;
 pub use receiver::*;
 pub use redis_server::*;
 pub use relay::*;
+pub use request::*;
+pub use rules::*;
 pub use upstream::*;
 pub use wait::*;
 
@@ -46,27 +50,6 @@ pub fn free_port() -> u16 {
 
 pub const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
 pub const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1";
-
-/// Rules with one campaign whose every visitor gets `body` as the page.
-pub fn page_rules(body: &str) -> String {
-    format!("routes: {{ page: {{ respond: {{ body: \"{body}\" }} }} }}\ncampaigns: [ {{ id: c, flows: [ {{ name: f, to: page }} ] }} ]\n")
-}
-
-/// Rules that send every visitor to one upstream, `up`, with its `read_timeout`.
-pub fn proxy_rules(up: std::net::SocketAddr, read_timeout: &str) -> String {
-    format!(
-        r#"
-upstreams:
-  landing: {{ peers: ["{up}"], connect_timeout: 1s, read_timeout: {read_timeout} }}
-routes:
-  page: {{ proxy: {{ upstream: landing }} }}
-campaigns:
-  - id: c
-    flows:
-      - {{ name: all, to: page }}
-"#
-    )
-}
 
 pub fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))

@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStderr, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -179,6 +179,27 @@ pub fn command(config: &Path, upgrade: bool) -> Command {
     cmd
 }
 
+/// `flowgate ARGS -c CONFIG` (`check`, `events schema`, ...), run to its end.
+pub fn flowgate_cli(config: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_flowgate"))
+        .args(args)
+        .arg("-c")
+        .arg(config)
+        .output()
+        .expect("run flowgate")
+}
+
+/// What a command said: its stdout, then its stderr.
+pub fn said(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// `flowgate_cli`'s exit code and what it said.
+pub fn flowgate_said(config: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = flowgate_cli(config, args);
+    (out.status.code(), said(&out))
+}
+
 /// Starts `flowgate run` on a config and returns once it serves on its main and admin
 /// listeners; the caller owns the process.
 pub fn spawn(config: &Path) -> Process {
@@ -266,6 +287,22 @@ impl Flowgate {
 
     pub fn rules_dir(&self) -> PathBuf {
         self.dir.path().join("rules")
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("flowgate.yaml")
+    }
+
+    /// `flowgate events forget ARGS` on this flowgate's files, beside it running: what it
+    /// said on stdout, once it has succeeded.
+    pub fn forget(&self, args: &[&str]) -> String {
+        let out = flowgate_cli(&self.config(), &[&["events", "forget"], args].concat());
+        assert!(
+            out.status.success(),
+            "{out:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
     }
 }
 

@@ -42,9 +42,18 @@ pub fn promtool(args: &[&str], stdin: Option<&str>) -> (bool, String) {
     }
     drop(child.stdin.take());
     let out = child.wait_with_output().expect("promtool runs");
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
+    (out.status.success(), super::said(&out))
+}
+
+/// `promtool check metrics` finds nothing to say about an exposition: it is returned for the
+/// test to look into.
+pub fn promtool_accepts(exposition: String) -> String {
+    let (ok, out) = promtool(&["check", "metrics"], Some(&exposition));
+    assert!(
+        ok && out.trim().is_empty(),
+        "promtool check metrics:\n{out}"
+    );
+    exposition
 }
 
 pub struct Prometheus {

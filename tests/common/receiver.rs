@@ -1,27 +1,13 @@
 //! A real postback receiver on loopback: an HTTP/1.1 server that keeps every request it
 //! gets (method, target, headers, body) and answers each with the status the test sets.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-#[derive(Debug, Clone)]
-pub struct Received {
-    pub method: String,
-    pub target: String,
-    /// Lower-case names.
-    pub headers: BTreeMap<String, String>,
-    pub body: Vec<u8>,
-}
-
-impl Received {
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).expect("a JSON body")
-    }
-}
+use super::request::{read_request, Received};
 
 pub struct Receiver {
     pub addr: SocketAddr,
@@ -63,43 +49,9 @@ impl Receiver {
 fn serve(conn: TcpStream, got: &Mutex<Vec<Received>>, status: &AtomicU16) {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut conn = conn;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut parts = line.split_whitespace();
-        let method = parts.next().unwrap_or("").to_string();
-        let target = parts.next().unwrap_or("").to_string();
-        let mut headers = BTreeMap::new();
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-            }
-        }
-        let n: usize = headers
-            .get("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let mut body = vec![0u8; n];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
+    while let Some(request) = read_request(&mut reader) {
         let code = status.load(Ordering::SeqCst);
-        got.lock().unwrap().push(Received {
-            method,
-            target,
-            headers,
-            body,
-        });
+        got.lock().unwrap().push(request);
         let answer = format!("HTTP/1.1 {code} X\r\ncontent-length: 2\r\n\r\nok");
         if conn.write_all(answer.as_bytes()).is_err() {
             return;

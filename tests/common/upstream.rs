@@ -1,14 +1,14 @@
 //! Real upstream servers on 127.0.0.1:0: one that echoes each request as JSON, and a raw
 //! one that hands each connection to the test.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use super::request::read_request;
 use super::wait::pace;
 
 /// A real HTTP/1.1 server that answers every request with what it received, as JSON:
@@ -43,36 +43,11 @@ fn serve(conn: TcpStream, name: &str, delay: Duration, hits: &AtomicUsize) {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut conn = conn;
     // Keep-alive: pingora pools upstream connections, so serve requests until EOF.
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut parts = line.split_whitespace();
-        let method = parts.next().unwrap_or("").to_string();
-        let target = parts.next().unwrap_or("").to_string();
-        let mut headers = BTreeMap::new();
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-            }
-        }
-        // The body is read (and dropped), or its bytes would be taken for the next request.
-        if !skip_body(&mut reader, &headers) {
-            return;
-        }
+    while let Some(r) = read_request(&mut reader) {
         hits.fetch_add(1, Ordering::SeqCst);
         pace(delay);
         let body = serde_json::json!({
-            "server": name, "method": method, "target": target, "headers": headers,
+            "server": name, "method": r.method, "target": r.target, "headers": r.headers,
         })
         .to_string();
         let resp = format!(
@@ -83,37 +58,6 @@ fn serve(conn: TcpStream, name: &str, delay: Duration, hits: &AtomicUsize) {
             return;
         }
     }
-}
-
-/// Reads a request body framed by `content-length` or chunked; false if the peer went away.
-fn skip_body(reader: &mut BufReader<TcpStream>, headers: &BTreeMap<String, String>) -> bool {
-    use std::io::{BufRead, Read};
-    if headers
-        .get("transfer-encoding")
-        .is_some_and(|t| t.contains("chunked"))
-    {
-        loop {
-            let mut size = String::new();
-            if reader.read_line(&mut size).unwrap_or(0) == 0 {
-                return false;
-            }
-            let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16);
-            let Ok(n) = n else { return false };
-            // The chunk and its CRLF; the last chunk's CRLF ends the (trailer-less) body.
-            let mut chunk = vec![0u8; n + 2];
-            if reader.read_exact(&mut chunk).is_err() {
-                return false;
-            }
-            if n == 0 {
-                return true;
-            }
-        }
-    }
-    let n: u64 = headers
-        .get("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    std::io::copy(&mut reader.by_ref().take(n), &mut std::io::sink()).is_ok_and(|c| c == n)
 }
 
 /// A raw upstream: `serve` gets each accepted connection on its own thread.

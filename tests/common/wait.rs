@@ -73,3 +73,11 @@ pub fn event_lines(dir: &Path) -> Vec<serde_json::Value> {
     }
     out
 }
+
+/// The click id of the first event from `ip` (as the event has it).
+pub fn click_id_from(events: &[serde_json::Value], ip: &str) -> String {
+    let event = events.iter().find(|e| e["ip"] == ip);
+    let id = event.and_then(|e| e["click_id"].as_str());
+    id.unwrap_or_else(|| panic!("no click from {ip} in {events:?}"))
+        .to_string()
+}

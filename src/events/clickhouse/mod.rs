@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{ClickEvent, ConversionEvent, Event, LpClickEvent};
+use super::{ClickEvent, ConversionEvent, Event};
 use crate::config::ClickHouseConfig;
 pub use erase::{erase, Erased, Server, Whom};
 pub use schema::{schema, Schema};
@@ -38,18 +38,52 @@ pub struct RowEncoder {
     seq: u64,
 }
 
+/// What every row starts with.
 #[derive(Serialize)]
-struct ClickRow<'a> {
+struct Head<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     ts: &'a str,
     version: u64,
     click_id: &'a str,
+}
+
+/// A routing decision's columns: a click-through's whole row, and the start of a click's.
+#[derive(Serialize)]
+struct DecisionRow<'a> {
+    #[serde(flatten)]
+    head: Head<'a>,
     campaign: &'a str,
     flow: &'a str,
     route: &'a str,
     action: &'a str,
     status: u16,
+}
+
+impl<'a> DecisionRow<'a> {
+    fn new(
+        head: Head<'a>,
+        campaign: &'a Option<String>,
+        flow: &'a Option<String>,
+        route: &'a str,
+        action: &'a str,
+        status: u16,
+    ) -> DecisionRow<'a> {
+        DecisionRow {
+            head,
+            campaign: or_empty(campaign),
+            flow: or_empty(flow),
+            route,
+            action,
+            status,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ClickRow<'a> {
+    #[serde(flatten)]
+    decision: DecisionRow<'a>,
     ip: &'a str,
     country: &'a str,
     asn: u32,
@@ -69,13 +103,11 @@ struct ClickRow<'a> {
     rate_limited: bool,
 }
 
+/// A conversion, and a postback in the conversion columns it shares.
 #[derive(Serialize)]
 struct ConversionRow<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    ts: &'a str,
-    version: u64,
-    click_id: &'a str,
+    #[serde(flatten)]
+    head: Head<'a>,
     payout: f64,
     currency: &'a str,
     conversion_status: &'a str,
@@ -84,40 +116,20 @@ struct ConversionRow<'a> {
     route: &'a str,
 }
 
-/// A click-through, in the click columns it shares.
-#[derive(Serialize)]
-struct LpClickRow<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    ts: &'a str,
-    version: u64,
-    click_id: &'a str,
-    campaign: &'a str,
-    flow: &'a str,
-    route: &'a str,
-    action: &'a str,
-    status: u16,
+fn or_empty(v: &Option<String>) -> &str {
+    v.as_deref().unwrap_or("")
 }
 
 impl RowEncoder {
     /// One JSONEachRow line, without its newline.
     pub fn encode(&mut self, event: &Event, out: &mut Vec<u8>) -> serde_json::Result<()> {
         match event {
-            Event::Click(c) => {
-                let row = self.click(c);
-                serde_json::to_writer(out, &row)
-            }
-            Event::Conversion(c) => {
-                let row = self.conversion(c);
-                serde_json::to_writer(out, &row)
-            }
+            Event::Click(c) => serde_json::to_writer(out, &self.click(c)),
+            Event::Conversion(c) => serde_json::to_writer(out, &self.conversion(c)),
             // The table has no postback columns: the outcome goes in as the row's status.
             Event::Postback(p) => {
                 let row = ConversionRow {
-                    kind: "postback",
-                    ts: &p.ts,
-                    version: self.version(&p.ts),
-                    click_id: &p.click_id,
+                    head: self.head("postback", &p.ts, &p.click_id),
                     payout: 0.0,
                     currency: "",
                     conversion_status: &p.outcome,
@@ -128,9 +140,20 @@ impl RowEncoder {
                 serde_json::to_writer(out, &row)
             }
             Event::LpClick(c) => {
-                let row = self.lp_click(c);
+                let head = self.head("lp_click", &c.ts, &c.click_id);
+                let row =
+                    DecisionRow::new(head, &c.campaign, &c.flow, &c.route, &c.action, c.status);
                 serde_json::to_writer(out, &row)
             }
+        }
+    }
+
+    fn head<'a>(&mut self, kind: &'static str, ts: &'a str, click_id: &'a str) -> Head<'a> {
+        Head {
+            kind,
+            ts,
+            version: self.version(ts),
+            click_id,
         }
     }
 
@@ -147,17 +170,10 @@ impl RowEncoder {
     }
 
     fn click<'a>(&mut self, c: &'a ClickEvent) -> ClickRow<'a> {
-        let s = |v: &'a Option<String>| v.as_deref().unwrap_or("");
+        let head = self.head("click", &c.ts, &c.click_id);
+        let s = or_empty;
         ClickRow {
-            kind: "click",
-            ts: &c.ts,
-            version: self.version(&c.ts),
-            click_id: &c.click_id,
-            campaign: s(&c.campaign),
-            flow: s(&c.flow),
-            route: &c.route,
-            action: &c.action,
-            status: c.status,
+            decision: DecisionRow::new(head, &c.campaign, &c.flow, &c.route, &c.action, c.status),
             ip: s(&c.ip),
             country: s(&c.country),
             asn: c.asn.unwrap_or(0),
@@ -180,30 +196,13 @@ impl RowEncoder {
 
     fn conversion<'a>(&mut self, c: &'a ConversionEvent) -> ConversionRow<'a> {
         ConversionRow {
-            kind: "conversion",
-            ts: &c.ts,
-            version: self.version(&c.ts),
-            click_id: &c.click_id,
+            head: self.head("conversion", &c.ts, &c.click_id),
             payout: c.payout.unwrap_or(0.0),
-            currency: c.currency.as_deref().unwrap_or(""),
-            conversion_status: c.conversion_status.as_deref().unwrap_or(""),
-            campaign: c.campaign.as_deref().unwrap_or(""),
-            flow: c.flow.as_deref().unwrap_or(""),
-            route: c.route.as_deref().unwrap_or(""),
-        }
-    }
-
-    fn lp_click<'a>(&mut self, c: &'a LpClickEvent) -> LpClickRow<'a> {
-        LpClickRow {
-            kind: "lp_click",
-            ts: &c.ts,
-            version: self.version(&c.ts),
-            click_id: &c.click_id,
-            campaign: c.campaign.as_deref().unwrap_or(""),
-            flow: c.flow.as_deref().unwrap_or(""),
-            route: &c.route,
-            action: &c.action,
-            status: c.status,
+            currency: or_empty(&c.currency),
+            conversion_status: or_empty(&c.conversion_status),
+            campaign: or_empty(&c.campaign),
+            flow: or_empty(&c.flow),
+            route: or_empty(&c.route),
         }
     }
 }
@@ -259,6 +258,109 @@ mod tests {
         assert_eq!(lines[1]["currency"], "");
         assert_eq!(lines[1]["type"], "conversion");
         assert!(!lines.iter().any(|l| l.to_string().contains("null")));
+    }
+
+    #[test]
+    fn each_event_gives_its_row_with_the_columns_in_their_order() {
+        use crate::events::{LpClickEvent, PostbackEvent};
+        let ts = "2026-05-01T12:00:00.123Z";
+        let click = ClickEvent {
+            ts: ts.into(),
+            click_id: "c1".into(),
+            campaign: Some("spring".into()),
+            flow: None,
+            route: "offer".into(),
+            action: "redirect".into(),
+            status: 302,
+            ip: Some("203.0.113.0".into()),
+            country: Some("GB".into()),
+            asn: Some(64500),
+            as_org: None,
+            ip_lists: vec!["datacenter".into()],
+            anonymous: vec![],
+            bot: false,
+            device: "desktop".into(),
+            ua: Some("UA".into()),
+            referer: None,
+            host: "promo.example.com".into(),
+            path: "/lp".into(),
+            query: BTreeMap::from([("utm_source".into(), "push".into())]),
+            lang: Some("en".into()),
+            upstream: None,
+            duration_ms: 1.5,
+            rate_limited: true,
+            unique: Some(true),
+            source: Some("pushnet".into()),
+            params: BTreeMap::new(),
+            ja4: None,
+            crawler: None,
+            crawler_verified: None,
+        };
+        let lp_click = LpClickEvent {
+            ts: ts.into(),
+            click_id: "c1".into(),
+            campaign: Some("spring".into()),
+            flow: Some("fresh".into()),
+            route: "offer".into(),
+            action: "redirect".into(),
+            status: 302,
+            unknown_click: false,
+        };
+        let conversion = ConversionEvent {
+            ts: ts.into(),
+            click_id: "c1".into(),
+            payout: Some(12.5),
+            currency: Some("USD".into()),
+            conversion_status: Some("approved".into()),
+            campaign: Some("spring".into()),
+            ..ConversionEvent::default()
+        };
+        let postback = PostbackEvent {
+            ts: ts.into(),
+            click_id: "c1".into(),
+            conversion_id: "v1".into(),
+            source: "pushnet".into(),
+            conversion_status: Some("approved".into()),
+            outcome: "delivered".into(),
+            error: None,
+        };
+        let mut enc = RowEncoder::default();
+        let mut line = |e: Event| {
+            let mut out = Vec::new();
+            enc.encode(&e, &mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let head = |kind: &str, n: u64| {
+            format!(
+                r#"{{"type":"{kind}","ts":"{ts}","version":177763680012300{n},"click_id":"c1","#
+            )
+        };
+        assert_eq!(
+            line(Event::Click(click)),
+            head("click", 0)
+                + r#""campaign":"spring","flow":"","route":"offer","action":"redirect","status":302,"#
+                + r#""ip":"203.0.113.0","country":"GB","asn":64500,"as_org":"","ip_lists":["datacenter"],"#
+                + r#""anonymous":[],"bot":false,"device":"desktop","ua":"UA","referer":"","#
+                + r#""host":"promo.example.com","path":"/lp","query":{"utm_source":"push"},"lang":"en","#
+                + r#""upstream":"","duration_ms":1.5,"rate_limited":true}"#
+        );
+        assert_eq!(
+            line(Event::LpClick(lp_click)),
+            head("lp_click", 1)
+                + r#""campaign":"spring","flow":"fresh","route":"offer","action":"redirect","status":302}"#
+        );
+        assert_eq!(
+            line(Event::Conversion(conversion)),
+            head("conversion", 2)
+                + r#""payout":12.5,"currency":"USD","conversion_status":"approved","#
+                + r#""campaign":"spring","flow":"","route":""}"#
+        );
+        assert_eq!(
+            line(Event::Postback(postback)),
+            head("postback", 3)
+                + r#""payout":0.0,"currency":"","conversion_status":"delivered","#
+                + r#""campaign":"","flow":"","route":""}"#
+        );
     }
 
     #[test]
