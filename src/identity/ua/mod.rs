@@ -111,7 +111,11 @@ const I_ANDROID: usize = 5;
 const I_MOBILE: usize = 6;
 const I_DESKTOP: usize = 7;
 const I_ANDROID_APP: usize = 8;
-const I_OS: usize = 9;
+const I_ODD_TAIL: usize = 9;
+const I_TAIL_ENGINE: usize = 10;
+const I_COMPATIBLE: usize = 11;
+const I_COMPATIBLE_BROWSER: usize = 12;
+const I_OS: usize = 13;
 const I_BROWSER: usize = I_OS + patterns::OS.len();
 const BUILT_IN: usize = I_BROWSER + patterns::BROWSERS.len();
 
@@ -158,6 +162,10 @@ impl UaClassifier {
             patterns::MOBILE,
             patterns::DESKTOP,
             patterns::ANDROID_APP,
+            patterns::ODD_TAIL,
+            patterns::TAIL_ENGINE,
+            patterns::COMPATIBLE,
+            patterns::COMPATIBLE_BROWSER,
         ];
         all.extend(patterns::OS.iter().map(|(_, p)| *p));
         all.extend(patterns::BROWSERS.iter().map(|(_, p)| *p));
@@ -186,10 +194,14 @@ impl UaClassifier {
         let allowed = (self.allow..m.len()).any(|i| m.matched(i));
         let added = (self.extra..self.allow).any(|i| m.matched(i));
         // The list last: most bots are caught by the set's tokens before it has to run.
+        let shape = (m.matched(I_ODD_TAIL) && !m.matched(I_TAIL_ENGINE))
+            || (m.matched(I_COMPATIBLE) && !m.matched(I_COMPATIBLE_BROWSER));
         let bot = !allowed
             && (added
                 || (!m.matched(I_NOT_BOT)
-                    && (m.matched(I_BOT) || self.list.as_ref().is_some_and(|l| l.is_match(ua)))));
+                    && (m.matched(I_BOT)
+                        || shape
+                        || self.list.as_ref().is_some_and(|l| l.is_match(ua)))));
         let os = patterns::OS
             .iter()
             .enumerate()

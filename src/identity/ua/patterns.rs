@@ -53,10 +53,30 @@ pub const BOT: &str = r"(?x)
   # or Mozilla with a single comment and nothing after it
   | ^[^/]*$ | ^[\w.-]+/v?[\d.]+$ | ^mozilla/[\d.]+$ | ^mozilla/[\d.]+\ [\w.-]+(/[\w.]+)?$
   | ^mozilla/[\d.]+\ \((compatible;\ )?[^;)]+\)$
+  # a contact in a comment, the way crawlers sign (Googlebot's `+http://...`): `+` then a URL,
+  # an address or a dotted or hyphenated name (TVs list features as `+DRM`, `+mouse`: no dot)
+  | [(;]\s*\+\s*\w+([.:@\[-]|\ at\ )
+  # a bare domain name as a word of its own: a tool naming its site without the URL
+  | (^|[\s;(])[a-z0-9][a-z0-9-]*\.(com|net|org|io|ai|app|co|de|ru|info|biz|me|dev|xyz)([\s;)]|$)
+  # an unfilled template: a browser product or Gecko's `rv:` whose version has no digit
+  | \b(firefox|chrome|safari|applewebkit|gecko|version|opr|edge?|crios|fxios|opera|mozilla)/[^\d\s;)]+([\s;)]|$)
+  | \brv:[^\d\s;)]+[;)]
   # not a user agent at all: a version glued to the next product, a request line, an encoded
   # blob, another header, a prefix
   | \.\d+[a-z]+browser/ | ^(get|post|head|put)\ / | ^[\w+/=]{40,}$ | \bhost:\ | ^\w+\| | ^anonymous, | \(at\)
 ";
+
+/// `Mozilla/x (platform) Product/version` and nothing more: a browser writes its engine there
+/// (`Gecko/`, `AppleWebKit/`, `Presto/`, ...) and more after it; a tool borrowing Mozilla's
+/// prefix writes its own name (`TAIL_ENGINE` lists what a browser writes).
+pub const ODD_TAIL: &str = r"^mozilla/[\d.]+ \([^)]*\) [\w.-]+/[\w.]+$";
+pub const TAIL_ENGINE: &str =
+    r"^mozilla/[\d.]+ \([^)]*\) (gecko|applewebkit|firefox|version|[a-z]*webkit|presto|khtml)";
+/// `(compatible; Name...`: the crawlers' convention (Googlebot, bingbot, ...), which among
+/// browsers only the old ones in `COMPATIBLE_BROWSER` (and apps naming them) used.
+pub const COMPATIBLE: &str = r"\(compatible;\s*[a-z]";
+pub const COMPATIBLE_BROWSER: &str =
+    r"\(compatible;\s*(msie|konqueror|u;|ibrowse|amiga|netpositive|ms-office|polaris|icab|opera)";
 
 /// Humans whose user agents contain bot-like tokens: phones named like bots, and in-app
 /// browsers (a visitor tapping a link in Facebook, Instagram or TikTok is a person).
