@@ -12,7 +12,7 @@ use regex::{Regex, RegexSet};
 
 use crate::identity::Error;
 
-pub use cache::UaCache;
+pub use cache::{UaCache, UaFacts};
 
 macro_rules! family {
     ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),* $(,)? }) => {
