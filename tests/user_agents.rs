@@ -140,20 +140,26 @@ fn bots_are_caught() {
         "recall {measured} on a corpus not tuned on"
     );
     // CrawlerDetect's fixtures, less everything in the corpora above: 94.35 % before the
-    // general rules, 95.39 % after.
-    let untouched = recall("crawlerdetect-bots.tsv");
+    // general rules (never looked at while they were written), 95.39 % after. Then split in
+    // halves: the script marks, library names and tool words were tuned on the odd half.
+    let untouched = recall("crawlerdetect-bots-measure.tsv");
+    let tune = recall("crawlerdetect-bots-tune.tsv");
     assert!(
-        untouched >= 0.953,
+        untouched >= 0.956,
         "recall {untouched} on CrawlerDetect's crawlers"
     );
+    assert!(tune >= 0.974, "recall {tune} on CrawlerDetect's tune half");
 }
 
 #[test]
 fn browsers_are_people() {
     let tuned = [flagged("browsers.yml"), flagged("matomo-tune.tsv")];
     let measured = flagged("matomo-measure.tsv");
-    let untouched = flagged("crawlerdetect-browsers.tsv");
-    for fp in tuned.into_iter().chain([measured, untouched]) {
+    let cd = [
+        flagged("crawlerdetect-browsers-tune.tsv"),
+        flagged("crawlerdetect-browsers-measure.tsv"),
+    ];
+    for fp in tuned.into_iter().chain([measured]).chain(cd) {
         assert!(fp <= 0.005, "browsers flagged {fp}");
     }
 }

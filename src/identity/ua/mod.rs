@@ -398,6 +398,29 @@ mod tests {
     }
 
     #[test]
+    fn how_tools_write_user_agents() {
+        for bot in [
+            "Mozilla/5.0 (compatible; Quillon/0.3; +quillon-team; contact via site)",
+            "Mozilla/5.0 (Windows NT 10.0; rv:{rv}) Gecko/{trail} Firefox/{version}",
+            "quillon.dev - qln/0.1",
+            "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Quillon/2.1",
+            "Mozilla/5.0 (compatible; Quillon/0.3; Linux)",
+            "Quillon/1.0 (ops at quillon dot dev)",
+            "Mozilla/5.0 (Windows NT 10.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36 Quill.js/2.0",
+        ] {
+            assert!(class(bot).bot, "{bot}");
+        }
+        for human in [
+            "Mozilla/5.0 (compatible; MSIE 9.0; Windows NT 6.1; Trident/5.0)",
+            "Mozilla/5.0 (compatible; Konqueror/4.5; Linux) KHTML/4.5.4 (like Gecko)",
+            "Mozilla/5.0 (Web0S; Linux/SmartTV) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/68.0.3440.106 Safari/537.36 HbbTV/1.5.1 (+DRM; LGE; ST-5090; WEBOS5.0 04.50.63;)",
+            "Mozilla/5.0 (X11; Linux x86_64; rv:109.0) Gecko/20100101 Firefox/115.0",
+        ] {
+            assert!(!class(human).bot, "{human}");
+        }
+    }
+
+    #[test]
     fn client_hints_refine() {
         let reduced = class("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36");
         let hinted = reduced.with_hints(ClientHints {

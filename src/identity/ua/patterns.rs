@@ -26,12 +26,19 @@ pub const BOT: &str = r"(?x)
   | \bsplash\b | htmlunit | jsdom | nightmare
   # HTTP libraries and command-line tools
   | curl | wget | httpie | python | aiohttp | httpx | \(java\) | java/ | jakarta | okhttp
-  | apache-httpclient | go-http-client | \bgo/\d | libwww-perl | lwp- | lwp:: | \bperl\b | ruby/ | ^ruby | \bruby$
+  | apache-httpclient | go-http-client | \bgo/(go)?\d | libwww-perl | lwp- | lwp:: | \bperl\b | ruby/ | ^ruby | \bruby$
   | \bphp | guzzle | node-fetch | axios | undici | \bnode/ | node\.js | reqwest | \bhyper/
   | rest-?client | restsharp | postman | insomnia | winhttp | http.?client | httpurlconnection
   | http-kit | [-_]http/ | libcurl | mechanize | grpc- | jersey/ | cryptoapi
+  | \bureq/ | fasthttp | alamofire | \bdocker/ | \bgitlab/
+  # a script's marks: a JavaScript library as the product, a Perl or Ruby module path, a
+  # development build, a word glued before Mozilla's prefix
+  | \.js/\d | [a-z]::[a-z] | \d-snapshot\b | ^[a-z]+,?\ mozilla/
+  # what the tool does, in words
+  | updater\b | tracer\b | tester\b | screen.?shot | suggestion | tracker\b
+  | wkhtmlto | html.?to.?(pdf|image)
   # performance, uptime and load tools
-  | pingdom | statuscake | gtmetrix | lighthouse | page\ ?speed | speedcurve | ptst/ | webpagetest
+  | pingdom | statuscake | gtmetrix | lighthouse | page\ ?speed | speedcurve | \bptst[/\ ]\d | webpagetest
   | catchpoint | gomez | rigor\b | site24x7 | ruxit | dynatrace | newrelic | datadog
   | dareboost | apachebench | \bsiege | jmeter | \bk6/ | collectd | munin | nagios | zabbix
   | xymon | \bmonit/ | prometheus | icinga | hobbit | kube-probe
@@ -48,7 +55,9 @@ pub const BOT: &str = r"(?x)
   | acunetix | arachni | burpcollaborator | sqlmap | nikto | wpscan
   # a URL or e-mail address in the user agent
   | https?:// | \+https?: | \bwww\. | \b[a-z0-9-]+\.(com|net|org|io|ai|app|ly|gy|me|ru|de|co)/
-  | [\w.-]+@[a-z0-9-]+\.[a-z]{2,} | mailto:
+  | [\w.-]+@[a-z0-9-]+\.[a-z]{2,} | mailto: | [\w.-]+@localhost\b
+  # an address spelt out against harvesters: `name at example dot com`
+  | \ at\ [\w-]+\ dot\ [a-z]{2,}
   # shapes no browser sends: no product/version at all, a bare product token, a bare Mozilla,
   # or Mozilla with a single comment and nothing after it
   | ^[^/]*$ | ^[\w.-]+/v?[\d.]+$ | ^mozilla/[\d.]+$ | ^mozilla/[\d.]+\ [\w.-]+(/[\w.]+)?$

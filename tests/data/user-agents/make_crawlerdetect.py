@@ -1,9 +1,10 @@
-"""Makes crawlerdetect-bots.tsv and crawlerdetect-browsers.tsv, the untouched check: the
+"""Makes crawlerdetect-{bots,browsers}-{tune,measure}.tsv: the
 fixtures of JayBizzle's CrawlerDetect as PyPI `crawlerdetect` 0.4.2 ships them (sdist,
 tests/fixtures/user_agent/crawlers.txt and devices.txt; MIT, LICENSE-crawlerdetect-MIT).
 Every user agent already in another corpus of this folder is left out, so nothing here was
 seen while the patterns were written; devices.txt (165,639 lines) is thinned to every n-th
-distinct entry to keep the repo small. Lines are `bot<TAB>ua` or `human<TAB>ua`.
+distinct entry to keep the repo small. The entries alternate between a tune half and a
+measure half, as Matomo's bots do. Lines are `bot<TAB>ua` or `human<TAB>ua`.
 
     python3 make_crawlerdetect.py FIXTURES_DIR   # .../tests/fixtures/user_agent
 """
@@ -37,11 +38,12 @@ def write(name, label, fixture, cap):
     fresh = [ua for ua in rows if ua not in seen]
     step = max(1, -(-len(fresh) // cap))
     kept = fresh[::step]
-    with open(os.path.join(here, name), "w", encoding="utf-8") as out:
-        out.writelines(f"{label}\t{ua}\n" for ua in kept)
+    for half, part in (("tune", kept[1::2]), ("measure", kept[0::2])):
+        with open(os.path.join(here, f"{name}-{half}.tsv"), "w", encoding="utf-8") as out:
+            out.writelines(f"{label}\t{ua}\n" for ua in part)
     print(f"{name}: {len(rows)} distinct, {len(rows) - len(fresh)} already in another corpus, "
-          f"{len(kept)} kept (every {step})")
+          f"{len(kept)} kept (every {step}), half of them to tune on")
 
 
-write("crawlerdetect-bots.tsv", "bot", "crawlers.txt", 100000)
-write("crawlerdetect-browsers.tsv", "human", "devices.txt", 12000)
+write("crawlerdetect-bots", "bot", "crawlers.txt", 100000)
+write("crawlerdetect-browsers", "human", "devices.txt", 12000)
