@@ -1,7 +1,8 @@
 //! The user-agent classifier against labelled corpora from the package registries (see
 //! tests/data/user-agents/README in the repo README's "Visitor intelligence"): bot recall,
 //! browsers flagged, and device class against Matomo's device detector. The patterns were
-//! tuned on isbot's fixtures and the odd-numbered Matomo files; the rest is measured only.
+//! tuned on isbot's fixtures, the odd-numbered Matomo files and CrawlerDetect's odd half; the
+//! rest is measured only.
 //! `FLOWGATE_UA_MISSES=1` prints every disagreement.
 
 use std::collections::BTreeMap;
