@@ -76,6 +76,41 @@ fn bench(c: &mut Criterion) {
     g.bench_function("crawler_judge (curl, no claim)", |b| {
         b.iter(|| black_box(snap.intel.crawlers.judge(black_box("curl/8.5.0"), outside)))
     });
+    // What a request pays for a known bot's claim. Before the claim was cached with the user
+    // agent's class, the visitor ran the literal search every time (`old`); now a cached user
+    // agent pays only the range check (`cached`).
+    let hints = flowgate::identity::ClientHints::default();
+    let claim = snap.intel.ua_facts(Some(GOOGLEBOT)).claim;
+    g.bench_function(
+        "crawler claim cached, range check only (Googlebot, elsewhere)",
+        |b| b.iter(|| black_box(snap.intel.crawlers.verdict(black_box(claim), outside))),
+    );
+    g.bench_function(
+        "ua + crawler, old: cached class then judge (Googlebot)",
+        |b| {
+            b.iter(|| {
+                let class = snap.intel.classify_ua(black_box(Some(GOOGLEBOT)));
+                black_box((class, snap.intel.crawlers.judge(GOOGLEBOT, outside)))
+            })
+        },
+    );
+    g.bench_function("ua + crawler, cached together (Googlebot)", |b| {
+        b.iter(|| {
+            let facts = snap.intel.ua_facts(black_box(Some(GOOGLEBOT)));
+            black_box((
+                facts.class,
+                snap.intel.crawlers.verdict(facts.claim, outside),
+            ))
+        })
+    });
+    g.bench_function("visitor (Googlebot, cached)", |b| {
+        b.iter(|| {
+            black_box(
+                snap.intel
+                    .visitor(outside, black_box(Some(GOOGLEBOT)), hints),
+            )
+        })
+    });
     // Whole evaluations: visitor built once, the rules' four flows each time.
     let cases = [
         (

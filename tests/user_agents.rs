@@ -1,7 +1,8 @@
 //! The user-agent classifier against labelled corpora from the package registries (see
 //! tests/data/user-agents/README in the repo README's "Visitor intelligence"): bot recall,
 //! browsers flagged, and device class against Matomo's device detector. The patterns were
-//! tuned on isbot's fixtures and the odd-numbered Matomo files; the rest is measured only.
+//! tuned on isbot's fixtures, the odd-numbered Matomo files and CrawlerDetect's odd half; the
+//! rest is measured only.
 //! `FLOWGATE_UA_MISSES=1` prints every disagreement.
 
 use std::collections::BTreeMap;
@@ -131,20 +132,35 @@ fn bots_are_caught() {
     for r in tuned.into_iter().chain([tuned_too]) {
         assert!(r >= 0.99, "recall {r}");
     }
-    // The goal is 99 %; measured, it is 98.8 % (8 of 674 missed, every one a real bot: see
-    // README), held here so it cannot slip further.
+    // Measured 98.81 % before the general rules of patterns.rs (contact marker, bare domain,
+    // unfilled template, odd tail, `compatible;` crawler); its misses were seen before they
+    // were written, so CrawlerDetect's corpus below is the check nobody looked at.
     let measured = recall("matomo-bots-measure.tsv");
     assert!(
-        measured >= 0.988,
+        measured >= 0.995,
         "recall {measured} on a corpus not tuned on"
     );
+    // CrawlerDetect's fixtures, less everything in the corpora above: 94.35 % before the
+    // general rules (never looked at while they were written), 95.39 % after. Then split in
+    // halves: the script marks, library names and tool words were tuned on the odd half.
+    let untouched = recall("crawlerdetect-bots-measure.tsv");
+    let tune = recall("crawlerdetect-bots-tune.tsv");
+    assert!(
+        untouched >= 0.956,
+        "recall {untouched} on CrawlerDetect's crawlers"
+    );
+    assert!(tune >= 0.974, "recall {tune} on CrawlerDetect's tune half");
 }
 
 #[test]
 fn browsers_are_people() {
     let tuned = [flagged("browsers.yml"), flagged("matomo-tune.tsv")];
     let measured = flagged("matomo-measure.tsv");
-    for fp in tuned.into_iter().chain([measured]) {
+    let cd = [
+        flagged("crawlerdetect-browsers-tune.tsv"),
+        flagged("crawlerdetect-browsers-measure.tsv"),
+    ];
+    for fp in tuned.into_iter().chain([measured]).chain(cd) {
         assert!(fp <= 0.005, "browsers flagged {fp}");
     }
 }

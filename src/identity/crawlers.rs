@@ -150,21 +150,30 @@ impl Crawlers {
         (CLAIMS.iter().zip(&self.ranges)).filter_map(|((n, _), r)| r.as_ref().map(|r| (*n, r)))
     }
 
-    /// The verdict on a user agent from `ip`: one literal search over the user agent. Its
-    /// caller asks only for user agents the classifier took for bots.
-    pub fn judge(&self, ua: &str, ip: std::net::IpAddr) -> CrawlerVerdict {
-        let Some(m) = self.claims.find(ua) else {
+    /// The crawler a user agent claims, by index into `CLAIMS`: one literal search over it.
+    /// Asked only of user agents the classifier took for bots, and cached beside their class.
+    pub fn claim(&self, ua: &str) -> Option<u8> {
+        let found = self.claims.find(ua)?.as_str();
+        (self.tokens.iter())
+            .find(|(t, _)| t.eq_ignore_ascii_case(found))
+            .map(|&(_, index)| index)
+    }
+
+    /// The verdict on a claim from `ip`: verified only inside that crawler's ranges.
+    pub fn verdict(&self, claim: Option<u8>, ip: std::net::IpAddr) -> CrawlerVerdict {
+        let Some(index) = claim else {
             return CrawlerVerdict::None;
         };
-        let found = m.as_str();
-        let Some(&(_, index)) = (self.tokens.iter()).find(|(t, _)| t.eq_ignore_ascii_case(found))
-        else {
-            return CrawlerVerdict::None;
-        };
-        match &self.ranges[usize::from(index)] {
-            Some(set) if set.contains(ip) => CrawlerVerdict::Verified(index),
-            _ => CrawlerVerdict::Claimed(index),
+        match self.ranges.get(usize::from(index)) {
+            Some(Some(set)) if set.contains(ip) => CrawlerVerdict::Verified(index),
+            Some(_) => CrawlerVerdict::Claimed(index),
+            None => CrawlerVerdict::None,
         }
+    }
+
+    /// `verdict` of `claim`: what a user agent from `ip` is, uncached.
+    pub fn judge(&self, ua: &str, ip: std::net::IpAddr) -> CrawlerVerdict {
+        self.verdict(self.claim(ua), ip)
     }
 }
 

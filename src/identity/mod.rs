@@ -23,7 +23,7 @@ pub use config::{BotsConfig, DataSource, IntelConfig};
 pub use crawlers::{CrawlerVerdict, Crawlers};
 pub use geo::{Anonymous, CountryCode, Mmdb, MmdbError};
 pub use ja4::Ja4;
-pub use ua::{Browser, ClientHints, Device, Os, UaCache, UaClass, UaClassifier};
+pub use ua::{Browser, ClientHints, Device, Os, UaCache, UaClass, UaClassifier, UaFacts};
 
 /// How a missing data file comes: `flowgate intel update` fetches what has a url.
 fn fetch_hint(src: &DataSource) -> &'static str {
@@ -199,9 +199,22 @@ impl Intel {
 
     /// What the user agent says, through the cache when there is one.
     pub fn classify_ua(&self, ua: Option<&str>) -> UaClass {
+        self.ua_facts(ua).class
+    }
+
+    /// The user agent's class and, for a bot, the crawler it claims: both cached, so a
+    /// known user agent costs one lookup and its address only the range check.
+    pub fn ua_facts(&self, ua: Option<&str>) -> UaFacts {
+        let compute = |ua: Option<&str>| {
+            let class = self.ua.classify(ua);
+            let claim = ua
+                .filter(|_| class.bot)
+                .and_then(|u| self.crawlers.claim(u));
+            UaFacts { class, claim }
+        };
         match &self.ua_cache {
-            Some(cache) => cache.classify(&self.ua, ua),
-            None => self.ua.classify(ua),
+            Some(cache) => cache.facts(ua, compute),
+            None => compute(ua),
         }
     }
 
@@ -234,11 +247,10 @@ impl Intel {
                 anonymous.0 |= l.anonymous.0;
             }
         }
-        let class = self.classify_ua(ua).with_hints(hints);
-        let crawler = match ua {
-            Some(ua) if class.bot => self.crawlers.judge(ua, ip),
-            _ => CrawlerVerdict::None,
-        };
+        let facts = self.ua_facts(ua);
+        // Hints never make a bot human, so the claim (asked of bots only) still holds.
+        let class = facts.class.with_hints(hints);
+        let crawler = self.crawlers.verdict(facts.claim, ip);
         Visitor {
             ip,
             country,
@@ -254,5 +266,56 @@ impl Intel {
             browser: class.browser,
             crawler,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOGLEBOT: &str =
+        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+
+    fn intel(allow: &[&str]) -> Intel {
+        let mut cfg = IntelConfig::default();
+        cfg.bots.allow = allow.iter().map(|s| s.to_string()).collect();
+        let mut problems = Problems::new();
+        let intel = Intel::load(&cfg, &mut problems);
+        assert!(problems.is_empty(), "{problems}");
+        intel
+    }
+
+    #[test]
+    fn the_cached_claim_is_the_snapshots_own() {
+        let ip: IpAddr = "66.249.64.5".parse().unwrap();
+        let mut before = intel(&[]);
+        let google = Crawlers::index("googlebot").unwrap();
+        before
+            .crawlers
+            .set_ranges(google, CidrSet::new(["66.249.64.0/27".parse().unwrap()]));
+        for _ in 0..2 {
+            let v = before.visitor(ip, Some(GOOGLEBOT), ClientHints::default());
+            assert!(v.bot);
+            assert_eq!(v.crawler, CrawlerVerdict::Verified(google as u8));
+            let elsewhere = "203.0.113.9".parse().unwrap();
+            let v = before.visitor(elsewhere, Some(GOOGLEBOT), ClientHints::default());
+            assert_eq!(v.crawler, CrawlerVerdict::Claimed(google as u8));
+        }
+        // A reload whose bot list makes this user agent human: no claim, however the last
+        // snapshot's cache had it.
+        let after = intel(&["(?i)googlebot"]);
+        for _ in 0..2 {
+            let v = after.visitor(ip, Some(GOOGLEBOT), ClientHints::default());
+            assert_eq!((v.bot, v.crawler), (false, CrawlerVerdict::None));
+        }
+        let uncached = Intel {
+            ua_cache: None,
+            ..intel(&[])
+        };
+        assert_eq!(
+            uncached.ua_facts(Some(GOOGLEBOT)),
+            before.ua_facts(Some(GOOGLEBOT))
+        );
+        assert_eq!(before.ua_facts(Some("curl/8.5.0")).claim, None);
     }
 }

@@ -12,7 +12,7 @@ use regex::{Regex, RegexSet};
 
 use crate::identity::Error;
 
-pub use cache::UaCache;
+pub use cache::{UaCache, UaFacts};
 
 macro_rules! family {
     ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),* $(,)? }) => {
@@ -111,7 +111,11 @@ const I_ANDROID: usize = 5;
 const I_MOBILE: usize = 6;
 const I_DESKTOP: usize = 7;
 const I_ANDROID_APP: usize = 8;
-const I_OS: usize = 9;
+const I_ODD_TAIL: usize = 9;
+const I_TAIL_ENGINE: usize = 10;
+const I_COMPATIBLE: usize = 11;
+const I_COMPATIBLE_BROWSER: usize = 12;
+const I_OS: usize = 13;
 const I_BROWSER: usize = I_OS + patterns::OS.len();
 const BUILT_IN: usize = I_BROWSER + patterns::BROWSERS.len();
 
@@ -158,6 +162,10 @@ impl UaClassifier {
             patterns::MOBILE,
             patterns::DESKTOP,
             patterns::ANDROID_APP,
+            patterns::ODD_TAIL,
+            patterns::TAIL_ENGINE,
+            patterns::COMPATIBLE,
+            patterns::COMPATIBLE_BROWSER,
         ];
         all.extend(patterns::OS.iter().map(|(_, p)| *p));
         all.extend(patterns::BROWSERS.iter().map(|(_, p)| *p));
@@ -186,10 +194,14 @@ impl UaClassifier {
         let allowed = (self.allow..m.len()).any(|i| m.matched(i));
         let added = (self.extra..self.allow).any(|i| m.matched(i));
         // The list last: most bots are caught by the set's tokens before it has to run.
+        let shape = (m.matched(I_ODD_TAIL) && !m.matched(I_TAIL_ENGINE))
+            || (m.matched(I_COMPATIBLE) && !m.matched(I_COMPATIBLE_BROWSER));
         let bot = !allowed
             && (added
                 || (!m.matched(I_NOT_BOT)
-                    && (m.matched(I_BOT) || self.list.as_ref().is_some_and(|l| l.is_match(ua)))));
+                    && (m.matched(I_BOT)
+                        || shape
+                        || self.list.as_ref().is_some_and(|l| l.is_match(ua)))));
         let os = patterns::OS
             .iter()
             .enumerate()
@@ -383,6 +395,29 @@ mod tests {
         assert!(errors[0]
             .to_string()
             .starts_with("bad regex \"(unclosed\": "));
+    }
+
+    #[test]
+    fn how_tools_write_user_agents() {
+        for bot in [
+            "Mozilla/5.0 (compatible; Quillon/0.3; +quillon-team; contact via site)",
+            "Mozilla/5.0 (Windows NT 10.0; rv:{rv}) Gecko/{trail} Firefox/{version}",
+            "quillon.dev - qln/0.1",
+            "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Quillon/2.1",
+            "Mozilla/5.0 (compatible; Quillon/0.3; Linux)",
+            "Quillon/1.0 (ops at quillon dot dev)",
+            "Mozilla/5.0 (Windows NT 10.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36 Quill.js/2.0",
+        ] {
+            assert!(class(bot).bot, "{bot}");
+        }
+        for human in [
+            "Mozilla/5.0 (compatible; MSIE 9.0; Windows NT 6.1; Trident/5.0)",
+            "Mozilla/5.0 (compatible; Konqueror/4.5; Linux) KHTML/4.5.4 (like Gecko)",
+            "Mozilla/5.0 (Web0S; Linux/SmartTV) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/68.0.3440.106 Safari/537.36 HbbTV/1.5.1 (+DRM; LGE; ST-5090; WEBOS5.0 04.50.63;)",
+            "Mozilla/5.0 (X11; Linux x86_64; rv:109.0) Gecko/20100101 Firefox/115.0",
+        ] {
+            assert!(!class(human).bot, "{human}");
+        }
     }
 
     #[test]

@@ -26,12 +26,19 @@ pub const BOT: &str = r"(?x)
   | \bsplash\b | htmlunit | jsdom | nightmare
   # HTTP libraries and command-line tools
   | curl | wget | httpie | python | aiohttp | httpx | \(java\) | java/ | jakarta | okhttp
-  | apache-httpclient | go-http-client | \bgo/\d | libwww-perl | lwp- | lwp:: | \bperl\b | ruby/ | ^ruby | \bruby$
+  | apache-httpclient | go-http-client | \bgo/(go)?\d | libwww-perl | lwp- | lwp:: | \bperl\b | ruby/ | ^ruby | \bruby$
   | \bphp | guzzle | node-fetch | axios | undici | \bnode/ | node\.js | reqwest | \bhyper/
   | rest-?client | restsharp | postman | insomnia | winhttp | http.?client | httpurlconnection
   | http-kit | [-_]http/ | libcurl | mechanize | grpc- | jersey/ | cryptoapi
+  | \bureq/ | fasthttp | alamofire | \bdocker/ | \bgitlab/
+  # a script's marks: a JavaScript library as the product, a Perl or Ruby module path, a
+  # development build, a word glued before Mozilla's prefix
+  | \.js/\d | [a-z]::[a-z] | \d-snapshot\b | ^[a-z]+,?\ mozilla/
+  # what the tool does, in words
+  | updater\b | tracer\b | tester\b | screen.?shot | suggestion | tracker\b
+  | wkhtmlto | html.?to.?(pdf|image)
   # performance, uptime and load tools
-  | pingdom | statuscake | gtmetrix | lighthouse | page\ ?speed | speedcurve | ptst/ | webpagetest
+  | pingdom | statuscake | gtmetrix | lighthouse | page\ ?speed | speedcurve | \bptst[/\ ]\d | webpagetest
   | catchpoint | gomez | rigor\b | site24x7 | ruxit | dynatrace | newrelic | datadog
   | dareboost | apachebench | \bsiege | jmeter | \bk6/ | collectd | munin | nagios | zabbix
   | xymon | \bmonit/ | prometheus | icinga | hobbit | kube-probe
@@ -48,15 +55,37 @@ pub const BOT: &str = r"(?x)
   | acunetix | arachni | burpcollaborator | sqlmap | nikto | wpscan
   # a URL or e-mail address in the user agent
   | https?:// | \+https?: | \bwww\. | \b[a-z0-9-]+\.(com|net|org|io|ai|app|ly|gy|me|ru|de|co)/
-  | [\w.-]+@[a-z0-9-]+\.[a-z]{2,} | mailto:
+  | [\w.-]+@[a-z0-9-]+\.[a-z]{2,} | mailto: | [\w.-]+@localhost\b
+  # an address spelt out against harvesters: `name at example dot com`
+  | \ at\ [\w-]+\ dot\ [a-z]{2,}
   # shapes no browser sends: no product/version at all, a bare product token, a bare Mozilla,
   # or Mozilla with a single comment and nothing after it
   | ^[^/]*$ | ^[\w.-]+/v?[\d.]+$ | ^mozilla/[\d.]+$ | ^mozilla/[\d.]+\ [\w.-]+(/[\w.]+)?$
   | ^mozilla/[\d.]+\ \((compatible;\ )?[^;)]+\)$
+  # a contact in a comment, the way crawlers sign (Googlebot's `+http://...`): `+` then a URL,
+  # an address or a dotted or hyphenated name (TVs list features as `+DRM`, `+mouse`: no dot)
+  | [(;]\s*\+\s*\w+([.:@\[-]|\ at\ )
+  # a bare domain name as a word of its own: a tool naming its site without the URL
+  | (^|[\s;(])[a-z0-9][a-z0-9-]*\.(com|net|org|io|ai|app|co|de|ru|info|biz|me|dev|xyz)([\s;)]|$)
+  # an unfilled template: a browser product or Gecko's `rv:` whose version has no digit
+  | \b(firefox|chrome|safari|applewebkit|gecko|version|opr|edge?|crios|fxios|opera|mozilla)/[^\d\s;)]+([\s;)]|$)
+  | \brv:[^\d\s;)]+[;)]
   # not a user agent at all: a version glued to the next product, a request line, an encoded
   # blob, another header, a prefix
   | \.\d+[a-z]+browser/ | ^(get|post|head|put)\ / | ^[\w+/=]{40,}$ | \bhost:\ | ^\w+\| | ^anonymous, | \(at\)
 ";
+
+/// `Mozilla/x (platform) Product/version` and nothing more: a browser writes its engine there
+/// (`Gecko/`, `AppleWebKit/`, `Presto/`, ...) and more after it; a tool borrowing Mozilla's
+/// prefix writes its own name (`TAIL_ENGINE` lists what a browser writes).
+pub const ODD_TAIL: &str = r"^mozilla/[\d.]+ \([^)]*\) [\w.-]+/[\w.]+$";
+pub const TAIL_ENGINE: &str =
+    r"^mozilla/[\d.]+ \([^)]*\) (gecko|applewebkit|firefox|version|[a-z]*webkit|presto|khtml)";
+/// `(compatible; Name...`: the crawlers' convention (Googlebot, bingbot, ...), which among
+/// browsers only the old ones in `COMPATIBLE_BROWSER` (and apps naming them) used.
+pub const COMPATIBLE: &str = r"\(compatible;\s*[a-z]";
+pub const COMPATIBLE_BROWSER: &str =
+    r"\(compatible;\s*(msie|konqueror|u;|ibrowse|amiga|netpositive|ms-office|polaris|icab|opera)";
 
 /// Humans whose user agents contain bot-like tokens: phones named like bots, and in-app
 /// browsers (a visitor tapping a link in Facebook, Instagram or TikTok is a person).
