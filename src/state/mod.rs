@@ -312,12 +312,11 @@ impl State {
 
     /// `Set-Cookie: fg_uv=...; Path=/; ...`, built in one buffer.
     fn set_cookie(&self, cookie: &VisitorCookie) -> Option<HeaderValue> {
-        let value = cookie.encode(self.keys.cookie());
-        let mut header =
-            Vec::with_capacity(COOKIE_NAME.len() + 1 + value.len() + self.cookie_attrs.len());
+        let len = COOKIE_NAME.len() + 1 + cookie.encoded_len() + self.cookie_attrs.len();
+        let mut header = Vec::with_capacity(len);
         header.extend_from_slice(COOKIE_NAME.as_bytes());
         header.push(b'=');
-        header.extend_from_slice(value.as_bytes());
+        cookie.encode_into(self.keys.cookie(), &mut header);
         header.extend_from_slice(self.cookie_attrs.as_bytes());
         HeaderValue::from_maybe_shared(bytes::Bytes::from(header)).ok()
     }
