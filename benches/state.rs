@@ -15,13 +15,31 @@ use http::{HeaderMap, HeaderValue};
 const UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
                   (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
 
+/// The names a click carries, made once as a snapshot makes them (the request path clones
+/// the snapshot's `Arc<str>`, it never allocates a name).
+struct Names {
+    campaign: Arc<str>,
+    flow: Arc<str>,
+    route: Arc<str>,
+}
+
+thread_local! {
+    static NAMES: Names = Names {
+        campaign: "spring".into(),
+        flow: "fresh".into(),
+        route: "offer".into(),
+    };
+}
+
 fn click(ip: IpAddr, scopes: [u64; 2]) -> Click {
+    let (campaign, flow, route) =
+        NAMES.with(|n| (n.campaign.clone(), n.flow.clone(), n.route.clone()));
     Click {
         click_id: uuid::Uuid::nil(),
         ts_ms: 0,
-        campaign: Some("spring".into()),
-        flow: Some("fresh".into()),
-        route: "offer".into(),
+        campaign: Some(campaign),
+        flow: Some(flow),
+        route,
         query: Some("utm_source=push&gclid=abc".into()),
         visitor: None,
         ua: None,
@@ -33,6 +51,45 @@ fn click(ip: IpAddr, scopes: [u64; 2]) -> Click {
     }
 }
 
+/// What the request path does with state for one click: the visitor looked at, `unique`
+/// answered, the click handed on. Never inlined, so callgrind can count it alone.
+#[inline(never)]
+fn one_request(state: &State, ip: IpAddr, headers: &HeaderMap, scopes: [u64; 2]) {
+    let visit = state.visit(ip, Some(UA), headers);
+    black_box(visit.unique(scopes[0], 86_400_000));
+    black_box(state.clicked(&visit, click(ip, scopes)));
+}
+
+/// `STATE_BENCH_CALLS=N`: each request case exactly N times, without criterion, for
+/// `valgrind --tool=callgrind --toggle-collect='*calls_*'` (instructions per call: the
+/// function's inclusive count over N; the writer's thread is not counted).
+fn calls(state: &State, n: u32, none: &HeaderMap, cookie: &HeaderMap, scopes: [u64; 2]) {
+    #[inline(never)]
+    fn calls_new_visitor(state: &State, n: u32, none: &HeaderMap, scopes: [u64; 2]) {
+        for i in 0..n {
+            let ip = IpAddr::from((0xc633_6400u32 | (i & 0xff_ffff)).to_be_bytes());
+            one_request(state, ip, none, scopes);
+        }
+    }
+    #[inline(never)]
+    fn calls_with_cookie(state: &State, n: u32, headers: &HeaderMap, scopes: [u64; 2]) {
+        let ip: IpAddr = "203.0.113.7".parse().unwrap();
+        for _ in 0..n {
+            one_request(state, ip, headers, scopes);
+        }
+    }
+    #[inline(never)]
+    fn calls_without_cookie(state: &State, n: u32, headers: &HeaderMap, scopes: [u64; 2]) {
+        let ip: IpAddr = "203.0.113.7".parse().unwrap();
+        for _ in 0..n {
+            one_request(state, ip, headers, scopes);
+        }
+    }
+    calls_new_visitor(state, n, none, scopes);
+    calls_with_cookie(state, n, cookie, scopes);
+    calls_without_cookie(state, n, none, scopes);
+}
+
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = StateConfig {
@@ -42,25 +99,12 @@ fn bench(c: &mut Criterion) {
     let metrics = Arc::new(Metrics::new().unwrap());
     let state = State::open(&cfg, &["utm_*".to_string()], metrics.clone()).unwrap();
     let scopes = [scope("spring", None), scope("spring", Some("fresh"))];
-    let window = 86_400_000;
     let none = HeaderMap::new();
     let mut n: u32 = 0;
     let mut next_ip = || {
         n = n.wrapping_add(1);
         IpAddr::from((0xcb00_7100u32 | (n & 0xff_ffff)).to_be_bytes())
     };
-
-    c.bench_function(
-        "state: a new visitor without a cookie (unique, click, cookie made)",
-        |b| {
-            b.iter(|| {
-                let ip = next_ip();
-                let visit = state.visit(ip, Some(UA), &none);
-                black_box(visit.unique(scopes[0], window));
-                black_box(state.clicked(&visit, click(ip, scopes)));
-            })
-        },
-    );
 
     let ip: IpAddr = "203.0.113.7".parse().unwrap();
     let first = state.clicked(&state.visit(ip, Some(UA), &none), click(ip, scopes));
@@ -71,26 +115,27 @@ fn bench(c: &mut Criterion) {
         http::header::COOKIE,
         HeaderValue::from_str(&cookie).unwrap(),
     );
+    if let Some(n) = std::env::var("STATE_BENCH_CALLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        calls(&state, n, &none, &with_cookie, scopes);
+        state.close();
+        return;
+    }
+    c.bench_function(
+        "state: a new visitor without a cookie (unique, click, cookie made)",
+        |b| b.iter(|| one_request(&state, next_ip(), &none, scopes)),
+    );
+
     c.bench_function(
         "state: a returning browser with its cookie (unique, click)",
-        |b| {
-            b.iter(|| {
-                let visit = state.visit(ip, Some(UA), &with_cookie);
-                black_box(visit.unique(scopes[0], window));
-                black_box(state.clicked(&visit, click(ip, scopes)));
-            })
-        },
+        |b| b.iter(|| one_request(&state, ip, &with_cookie, scopes)),
     );
 
     c.bench_function(
         "state: a returning visitor without a cookie (unique, click)",
-        |b| {
-            b.iter(|| {
-                let visit = state.visit(ip, Some(UA), &none);
-                black_box(visit.unique(scopes[0], window));
-                black_box(state.clicked(&visit, click(ip, scopes)));
-            })
-        },
+        |b| b.iter(|| one_request(&state, ip, &none, scopes)),
     );
 
     let keys =

@@ -59,6 +59,14 @@ impl VisitorCookie {
 
     /// The signed value, for `Set-Cookie`.
     pub fn encode(&self, key: &Hmac<Sha256>) -> String {
+        let mut out = Vec::new();
+        self.encode_into(key, &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// The signed value appended to `out` (the `Set-Cookie` header's buffer: no value of
+    /// its own to allocate and copy).
+    pub fn encode_into(&self, key: &Hmac<Sha256>, out: &mut Vec<u8>) {
         let mut raw = [0u8; 2 + MAX_ENTRIES * 8 + TAG];
         raw[0] = VERSION;
         raw[1] = self.len as u8;
@@ -71,7 +79,12 @@ impl VisitorCookie {
         let mut mac = key.clone();
         mac.update(&raw[..n]);
         raw[n..n + TAG].copy_from_slice(&mac.finalize().into_bytes()[..TAG]);
-        base64url(&raw[..n + TAG])
+        base64url_into(&raw[..n + TAG], out);
+    }
+
+    /// At most how long `encode`'s value is, in bytes (for a buffer's capacity).
+    pub fn encoded_len(&self) -> usize {
+        (2 + self.len * 8 + TAG).div_ceil(3) * 4
     }
 
     /// The cookie a value holds, if `key` signed it.
@@ -148,7 +161,14 @@ pub fn find_named<'h>(headers: &'h HeaderMap, wanted: &str) -> Option<&'h str> {
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 fn base64url(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    let mut out = Vec::new();
+    base64url_into(bytes, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Unpadded base64url of `bytes`, appended to `s`.
+fn base64url_into(bytes: &[u8], s: &mut Vec<u8>) {
+    s.reserve(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
         let b = [
             chunk[0],
@@ -157,10 +177,9 @@ fn base64url(bytes: &[u8]) -> String {
         ];
         let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
         for i in 0..=chunk.len() {
-            s.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            s.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]);
         }
     }
-    s
 }
 
 /// Decodes unpadded base64url into `out`; `None` for anything else or too much of it.
@@ -206,6 +225,7 @@ mod tests {
         let mut c = VisitorCookie::default();
         assert!(c.mark(7, 1_000) && c.mark(9, 1_010));
         let v = c.encode(&k);
+        assert!(v.len() <= c.encoded_len() && v.len() + 3 > c.encoded_len());
         assert!(v
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));

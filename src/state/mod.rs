@@ -75,13 +75,15 @@ pub struct State {
     /// The shared store's request-path client, with `state.redis`.
     shared: Option<SharedLive>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// The writer's thread, woken by a lookup waiting on it (`Message::Sync`).
+    writer_thread: std::thread::Thread,
     /// `flowgate_state_clicks_total{outcome="dropped"}`, looked up once.
     dropped: prometheus::IntCounter,
     /// `flowgate_state_errors_total`: a lookup, or a shared store's call, that failed or
     /// was late.
     errors: prometheus::IntCounter,
     /// Clicks served in the last seconds, which the writer may not have written yet.
-    recent: Recent,
+    recent: Arc<Recent>,
     readers: Arc<Readers>,
     /// `privacy.query_params`, for clicks found in memory.
     keep: Vec<String>,
@@ -166,12 +168,14 @@ impl State {
         let keys = Arc::new(keys);
         // One slot is kept for `Close`, so shutdown never waits on a full queue forever.
         let (tx, rx) = mpsc::sync_channel(cfg.queue.value + 1);
+        let recent = Arc::new(Recent::new(cfg.queue.value));
         let writer = Writer {
             store,
             keys: keys.clone(),
             index: index.clone(),
             caps: caps.clone(),
             metrics: metrics.clone(),
+            recent: recent.clone(),
             keep: query_params.to_vec(),
             retention,
         };
@@ -187,10 +191,11 @@ impl State {
             caps,
             tx,
             shared,
+            writer_thread: thread.thread().clone(),
             writer: Mutex::new(Some(thread)),
             dropped: metrics.state_clicks.with_label_values(&["dropped"]),
             errors: metrics.state_errors.clone(),
-            recent: Recent::new(cfg.queue.value),
+            recent,
             readers: Arc::new(Readers::new(readers)),
             keep: query_params.to_vec(),
             unique_window_ms: cfg.unique_window.0.as_millis() as u64,
@@ -290,15 +295,14 @@ impl State {
                 set_cookie = self.set_cookie(&cookie);
             }
         }
-        let record = Arc::new(Click {
+        let record = Click {
             visitor,
             ua: visitor
                 .is_none()
                 .then(|| Box::from(keys::clip_ua(visit.ua))),
             unique,
             ..click
-        });
-        self.recent.insert(record.clone());
+        };
         match self.tx.try_send(Message::Click(record)) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => self.dropped.inc(),
@@ -308,12 +312,11 @@ impl State {
 
     /// `Set-Cookie: fg_uv=...; Path=/; ...`, built in one buffer.
     fn set_cookie(&self, cookie: &VisitorCookie) -> Option<HeaderValue> {
-        let value = cookie.encode(self.keys.cookie());
-        let mut header =
-            Vec::with_capacity(COOKIE_NAME.len() + 1 + value.len() + self.cookie_attrs.len());
+        let len = COOKIE_NAME.len() + 1 + cookie.encoded_len() + self.cookie_attrs.len();
+        let mut header = Vec::with_capacity(len);
         header.extend_from_slice(COOKIE_NAME.as_bytes());
         header.push(b'=');
-        header.extend_from_slice(value.as_bytes());
+        cookie.encode_into(self.keys.cookie(), &mut header);
         header.extend_from_slice(self.cookie_attrs.as_bytes());
         HeaderValue::from_maybe_shared(bytes::Bytes::from(header)).ok()
     }
