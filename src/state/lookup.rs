@@ -4,30 +4,15 @@
 //! the click is unknown. Conversions are recorded the same way, so a repeat counts once.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::store::{Store, StoreError, StoredClick};
-use super::worker::{self, Message};
-use super::{cookie, State};
+use super::{cookie, worker, State};
 
 /// How long a visitor's request waits for the store to find a click.
 pub const VISITOR_DEADLINE: Duration = Duration::from_millis(5);
 /// How long a postback (a tracker's server, not a visitor) waits for the store.
 pub const POSTBACK_DEADLINE: Duration = Duration::from_millis(500);
-
-/// A click id made in the last minute (its UUIDv7 time): the writer may not have taken it
-/// yet. Older ids, and ids that are no v7, go straight to the store.
-fn may_be_queued(id: uuid::Uuid) -> bool {
-    const QUEUED_MS: u64 = 60_000;
-    let Some(ts) = id.get_timestamp().filter(|_| id.get_version_num() == 7) else {
-        return false;
-    };
-    let (secs, nanos) = ts.to_unix();
-    let made_ms = secs.saturating_mul(1000) + u64::from(nanos / 1_000_000);
-    let now = crate::time::now_ms();
-    // A little ahead is allowed: another node's clock may be.
-    made_ms <= now + 1_000 && now.saturating_sub(made_ms) <= QUEUED_MS
-}
 
 /// Stores that only lookups use, never the writer's: each blocking lookup takes one, and
 /// when every one is busy the lookup fails at once instead of queueing behind a slow store.
@@ -74,46 +59,20 @@ impl State {
     /// `flowgate_state_errors_total`).
     pub async fn click(&self, id: &str, deadline: Duration) -> Option<StoredClick> {
         let uuid = uuid::Uuid::try_parse(id.trim()).ok()?;
-        if let Some(c) = self.recent_click(uuid) {
-            return Some(c);
-        }
-        // The writer fills the recent clicks as it takes them from its queue: one made a
-        // moment ago may still be queued. Once the writer answers a `Sync` sent now, it has
-        // taken every click sent before.
-        let started = Instant::now();
-        if may_be_queued(uuid) && self.writer_caught_up(deadline).await {
-            if let Some(c) = self.recent_click(uuid) {
-                return Some(c);
-            }
+        if let Some(c) = self.recent.get(uuid.as_u128()) {
+            let visitor = c
+                .visitor
+                .unwrap_or_else(|| (self.keys).pseudonym(c.ip, c.ua.as_deref().unwrap_or("")));
+            // As the store answers: scopes are written, never read back.
+            let stored = worker::stored(&c, &visitor, &self.keys, &self.keep);
+            return Some(StoredClick {
+                scopes: Vec::new(),
+                ..stored
+            });
         }
         let mut buf = [0u8; 36];
         let id = uuid.hyphenated().encode_lower(&mut buf).to_string();
-        let left = deadline.saturating_sub(started.elapsed());
-        self.ask(left, move |s| s.click(&id)).await.flatten()
-    }
-
-    fn recent_click(&self, id: uuid::Uuid) -> Option<StoredClick> {
-        let c = self.recent.get(id.as_u128())?;
-        let visitor = c
-            .visitor
-            .unwrap_or_else(|| (self.keys).pseudonym(c.ip, c.ua.as_deref().unwrap_or("")));
-        // As the store answers: scopes are written, never read back.
-        let stored = worker::stored(&c, &visitor, &self.keys, &self.keep);
-        Some(StoredClick {
-            scopes: Vec::new(),
-            ..stored
-        })
-    }
-
-    /// Whether the writer took everything queued before now, within `deadline`. A full
-    /// queue (the writer is behind and clicks are being dropped) or a stopped writer: no.
-    async fn writer_caught_up(&self, deadline: Duration) -> bool {
-        let (done, taken) = tokio::sync::oneshot::channel();
-        if self.tx.try_send(Message::Sync(done)).is_err() {
-            return false;
-        }
-        self.writer_thread.unpark();
-        matches!(tokio::time::timeout(deadline, taken).await, Ok(Ok(())))
+        self.ask(deadline, move |s| s.click(&id)).await.flatten()
     }
 
     /// Records that `click_id` converted with `status`: `Some(true)` the first time,

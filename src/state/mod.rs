@@ -75,15 +75,13 @@ pub struct State {
     /// The shared store's request-path client, with `state.redis`.
     shared: Option<SharedLive>,
     writer: Mutex<Option<JoinHandle<()>>>,
-    /// The writer's thread, woken by a lookup waiting on it (`Message::Sync`).
-    writer_thread: std::thread::Thread,
     /// `flowgate_state_clicks_total{outcome="dropped"}`, looked up once.
     dropped: prometheus::IntCounter,
     /// `flowgate_state_errors_total`: a lookup, or a shared store's call, that failed or
     /// was late.
     errors: prometheus::IntCounter,
     /// Clicks served in the last seconds, which the writer may not have written yet.
-    recent: Arc<Recent>,
+    recent: Recent,
     readers: Arc<Readers>,
     /// `privacy.query_params`, for clicks found in memory.
     keep: Vec<String>,
@@ -168,14 +166,12 @@ impl State {
         let keys = Arc::new(keys);
         // One slot is kept for `Close`, so shutdown never waits on a full queue forever.
         let (tx, rx) = mpsc::sync_channel(cfg.queue.value + 1);
-        let recent = Arc::new(Recent::new(cfg.queue.value));
         let writer = Writer {
             store,
             keys: keys.clone(),
             index: index.clone(),
             caps: caps.clone(),
             metrics: metrics.clone(),
-            recent: recent.clone(),
             keep: query_params.to_vec(),
             retention,
         };
@@ -191,11 +187,10 @@ impl State {
             caps,
             tx,
             shared,
-            writer_thread: thread.thread().clone(),
             writer: Mutex::new(Some(thread)),
             dropped: metrics.state_clicks.with_label_values(&["dropped"]),
             errors: metrics.state_errors.clone(),
-            recent,
+            recent: Recent::new(cfg.queue.value),
             readers: Arc::new(Readers::new(readers)),
             keep: query_params.to_vec(),
             unique_window_ms: cfg.unique_window.0.as_millis() as u64,
@@ -295,14 +290,15 @@ impl State {
                 set_cookie = self.set_cookie(&cookie);
             }
         }
-        let record = Click {
+        let record = Arc::new(Click {
             visitor,
             ua: visitor
                 .is_none()
                 .then(|| Box::from(keys::clip_ua(visit.ua))),
             unique,
             ..click
-        };
+        });
+        self.recent.insert(record.clone());
         match self.tx.try_send(Message::Click(record)) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => self.dropped.inc(),

@@ -179,28 +179,3 @@ async fn a_click_is_found_at_once_from_memory_and_after_a_restart_from_the_store
     );
     again.close();
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_click_is_found_the_moment_after_it_was_made_while_the_writer_takes_the_queue() {
-    // The writer takes clicks on its own time (it sleeps while the queue is empty), so most
-    // of these lookups come before it took their click: they wait on it, never miss.
-    let dir = tempfile::tempdir().unwrap();
-    let state = open(dir.path());
-    let ip: IpAddr = "203.0.113.7".parse().unwrap();
-    let visit = state.visit(ip, Some("ua"), &HeaderMap::new());
-    for _ in 0..200 {
-        let c = click([scope("c", None), 0]);
-        let id = c.click_id.hyphenated().to_string();
-        state.clicked(&visit, c);
-        let found = state.click(&id, POSTBACK_DEADLINE).await;
-        assert_eq!(found.map(|f| f.click_id), Some(id));
-    }
-    // An id of a minute and more ago that nobody made is not waited for: unknown at once.
-    let old = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
-        uuid::NoContext,
-        crate::time::now_ms() / 1000 - 120,
-        0,
-    ));
-    assert_eq!(state.click(&old.to_string(), VISITOR_DEADLINE).await, None);
-    state.close();
-}

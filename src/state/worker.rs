@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use super::caps::Caps;
 use super::index::{self, SeenIndex};
 use super::keys::{hex, Keys, Pseudonym};
-use super::recent::Recent;
 use super::store::{CountDelta, Store, StoredClick};
 use crate::metrics::Metrics;
 use crate::url::{percent_decode, query_pairs};
@@ -41,12 +40,8 @@ pub struct Click {
 }
 
 pub(super) enum Message {
-    /// Moved, not shared: the writer puts it in the recent clicks' map as it takes it, so
-    /// the request path pays for neither an allocation nor a lock.
-    Click(Click),
-    /// Answered once every message sent before it is taken: a lookup that missed the recent
-    /// clicks waits on it for a click that was still queued.
-    Sync(tokio::sync::oneshot::Sender<()>),
+    /// Shared with the recent clicks' map, which answers lookups until the batch is written.
+    Click(Arc<Click>),
     /// Write out what is queued, then stop.
     Close,
 }
@@ -57,8 +52,7 @@ const MAX_WAIT: Duration = Duration::from_millis(200);
 /// How often caps' counts go to the store (and other processes' come back) without clicks.
 const SYNC_EVERY: Duration = Duration::from_secs(1);
 const PURGE_EVERY: Duration = Duration::from_secs(600);
-/// How long the writer sleeps when the queue is empty (polled: a click never wakes it; only
-/// a lookup waiting on `Sync` does).
+/// How long the writer sleeps when the queue is empty (polled: a request never wakes it).
 const POLL: Duration = Duration::from_millis(5);
 /// Clicks kept for another try while the store refuses writes, before they are dropped.
 const MAX_PENDING: usize = 20 * MAX_BATCH;
@@ -69,8 +63,6 @@ pub(super) struct Writer {
     pub index: Arc<SeenIndex>,
     pub caps: Arc<Caps>,
     pub metrics: Arc<Metrics>,
-    /// Where lookups find the clicks taken but maybe not written yet.
-    pub recent: Arc<Recent>,
     /// `privacy.query_params`: names, a trailing `*` for a prefix.
     pub keep: Vec<String>,
     pub retention: Duration,
@@ -86,17 +78,12 @@ impl Writer {
             let closing = match rx.try_recv() {
                 Ok(Message::Click(c)) => {
                     pending.push(self.row(&c));
-                    self.recent.insert(c);
                     first.get_or_insert_with(Instant::now);
-                    false
-                }
-                Ok(Message::Sync(done)) => {
-                    let _ = done.send(());
                     false
                 }
                 Ok(Message::Close) | Err(TryRecvError::Disconnected) => true,
                 Err(TryRecvError::Empty) => {
-                    std::thread::park_timeout(POLL);
+                    std::thread::sleep(POLL);
                     false
                 }
             };
