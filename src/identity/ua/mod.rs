@@ -415,6 +415,8 @@ mod tests {
             "Mozilla/5.0 (compatible; Konqueror/4.5; Linux) KHTML/4.5.4 (like Gecko)",
             "Mozilla/5.0 (Web0S; Linux/SmartTV) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/68.0.3440.106 Safari/537.36 HbbTV/1.5.1 (+DRM; LGE; ST-5090; WEBOS5.0 04.50.63;)",
             "Mozilla/5.0 (X11; Linux x86_64; rv:109.0) Gecko/20100101 Firefox/115.0",
+            "Mozilla/4.0 (compatible; GoogleToolbar 5.0.2124.2070; Windows 6.0; MSIE 8.0.6001.18241)",
+            "Mozilla/4.0 (compatible; Lotus-Notes/6.0; Windows-NT)",
         ] {
             assert!(!class(human).bot, "{human}");
         }

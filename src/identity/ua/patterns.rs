@@ -82,10 +82,14 @@ pub const ODD_TAIL: &str = r"^mozilla/[\d.]+ \([^)]*\) [\w.-]+/[\w.]+$";
 pub const TAIL_ENGINE: &str =
     r"^mozilla/[\d.]+ \([^)]*\) (gecko|applewebkit|firefox|version|[a-z]*webkit|presto|khtml)";
 /// `(compatible; Name...`: the crawlers' convention (Googlebot, bingbot, ...), which among
-/// browsers only the old ones in `COMPATIBLE_BROWSER` (and apps naming them) used.
+/// browsers only the old ones in `COMPATIBLE_BROWSER` (and apps naming them) used, Internet
+/// Explorer's toolbars and add-ons among them (`(compatible; GoogleToolbar 5.0; MSIE 6.0; ...`).
 pub const COMPATIBLE: &str = r"\(compatible;\s*[a-z]";
-pub const COMPATIBLE_BROWSER: &str =
-    r"\(compatible;\s*(msie|konqueror|u;|ibrowse|amiga|netpositive|ms-office|polaris|icab|opera)";
+pub const COMPATIBLE_BROWSER: &str = r"(?x)
+    \(compatible;\s*(msie|konqueror|u;|ibrowse|amiga|netpositive|ms-office|polaris|icab|opera
+      |lotus-notes/)
+  | \(compatible;[^)]*;\s*(msie\ \d|trident/\d)
+";
 
 /// Humans whose user agents contain bot-like tokens: phones named like bots, and in-app
 /// browsers (a visitor tapping a link in Facebook, Instagram or TikTok is a person).
